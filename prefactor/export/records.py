@@ -1,0 +1,285 @@
+"""Frozen operation records: what tracing hands to the exporter.
+
+Tracing makes one small record per user-visible event and appends it to the
+queue; the background exporter batches records and a sink turns them into
+wire items. A sink never sees a live span. Each record knows its own wire form
+(:meth:`to_bulk_item`, the item of ``POST /api/v1/bulk``), so no dispatcher
+switches on a type tag.
+
+Timestamps are integer nanoseconds since the epoch, taken on the caller's path
+for the price of one clock read, and formatted as ISO-8601 only here, in the
+background. Idempotency keys derive from the record's resource id and its
+operation, so a retried batch repeats exactly the same keys.
+
+A span payload may be a :class:`Deferred`: a frozen recipe (for ``@traced``,
+the function's binder and the already-snapshotted arguments) that the
+exporter resolves off the caller's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeAlias
+
+__all__ = [
+    "CreateSpan",
+    "Deferred",
+    "FinishInstance",
+    "FinishSpan",
+    "Record",
+    "RecordQuality",
+    "RegisterInstance",
+    "StartInstance",
+    "Violation",
+    "iso_from_ns",
+]
+
+FinishStatus: TypeAlias = Literal["complete", "failed", "cancelled"]
+SpanCreateStatus: TypeAlias = Literal["active", "pending", "complete", "failed", "cancelled"]
+JSONDict: TypeAlias = dict[str, Any]
+
+
+def iso_from_ns(ns: int) -> str:
+    """Format epoch nanoseconds as ISO-8601 UTC with microseconds."""
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One schema violation found on a span: which side, where, and why."""
+
+    side: Literal["params", "result"]
+    path: str
+    reason: str
+
+    def to_wire(self) -> JSONDict:
+        return {"side": self.side, "path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A payload computed in the background: ``resolve()`` calls ``fn(*args)``.
+
+    ``fn`` must return ``(payload, violations)``. The arguments must already be
+    safe to read from another thread (immutable, or snapshotted at call time).
+    """
+
+    fn: Callable[..., tuple[JSONDict, tuple[Violation, ...]]]
+    args: tuple[Any, ...]
+
+    def resolve(self) -> tuple[JSONDict, tuple[Violation, ...]]:
+        return self.fn(*self.args)
+
+
+Payload: TypeAlias = "Mapping[str, Any] | Deferred | None"
+
+
+def _resolve(payload: Payload) -> tuple[JSONDict | None, tuple[Violation, ...]]:
+    if payload is None:
+        return None, ()
+    if isinstance(payload, Deferred):
+        return payload.resolve()
+    return dict(payload), ()
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterInstance:
+    """Register an agent instance (and its agent, version and schema version)."""
+
+    kind: ClassVar[str] = "agent_instances/register"
+    instance_id: str
+    agent_id: str | None
+    agent_version: Mapping[str, Any]
+    agent_schema_version: Mapping[str, Any] | None = None
+    environment_id: str | None = None
+    purpose: str | None = None
+    external_identifier: str | None = None
+    update_current_version: bool = True
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.instance_id}-register"
+
+    def to_bulk_item(self) -> JSONDict:
+        item: JSONDict = {
+            "_type": self.kind,
+            "idempotency_key": self.idempotency_key,
+            "id": self.instance_id,
+            "agent_version": dict(self.agent_version),
+            "agent_schema_version": (
+                dict(self.agent_schema_version) if self.agent_schema_version is not None else None
+            ),
+            "update_current_version": self.update_current_version,
+        }
+        for key in ("agent_id", "environment_id", "purpose", "external_identifier"):
+            value = getattr(self, key)
+            if value is not None:
+                item[key] = value
+        if item["agent_schema_version"] is None:
+            del item["agent_schema_version"]
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class StartInstance:
+    """Move an instance from ``pending`` to ``active``."""
+
+    kind: ClassVar[str] = "agent_instances/start"
+    instance_id: str
+    timestamp_ns: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.instance_id}-start"
+
+    def to_bulk_item(self) -> JSONDict:
+        return {
+            "_type": self.kind,
+            "idempotency_key": self.idempotency_key,
+            "agent_instance_id": self.instance_id,
+            "timestamp": iso_from_ns(self.timestamp_ns),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FinishInstance:
+    """Finish an instance with a terminal status."""
+
+    kind: ClassVar[str] = "agent_instances/finish"
+    instance_id: str
+    status: FinishStatus
+    timestamp_ns: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.instance_id}-finish"
+
+    def to_bulk_item(self) -> JSONDict:
+        return {
+            "_type": self.kind,
+            "idempotency_key": self.idempotency_key,
+            "agent_instance_id": self.instance_id,
+            "status": self.status,
+            "timestamp": iso_from_ns(self.timestamp_ns),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuality:
+    """Record (or, with ``payload=None``, remove) a named quality payload."""
+
+    kind: ClassVar[str] = "agent_instances/record_quality"
+    instance_id: str
+    name: str
+    payload: Mapping[str, Any] | None
+    key: str
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.key
+
+    def to_bulk_item(self) -> JSONDict:
+        return {
+            "_type": self.kind,
+            "idempotency_key": self.idempotency_key,
+            "agent_instance_id": self.instance_id,
+            "name": self.name,
+            "payload": dict(self.payload) if self.payload is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSpan:
+    """Create a span: ``active`` (normal), ``pending`` (only cancellable) or terminal.
+
+    A span created and finished within one batch may be sent as one create in
+    its final state; :meth:`merged_with` builds that record.
+    """
+
+    kind: ClassVar[str] = "agent_spans/create"
+    span_id: str
+    instance_id: str
+    schema_name: str
+    status: SpanCreateStatus
+    started_at_ns: int
+    payload: Payload = None
+    parent_span_id: str | None = None
+    finished_at_ns: int | None = None
+    result_payload: Payload = None
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.span_id}-create"
+
+    def merged_with(self, finish: FinishSpan) -> CreateSpan:
+        """This create, carrying ``finish``'s final state (the pair becomes one item)."""
+        return dataclasses.replace(
+            self,
+            status=finish.status,
+            finished_at_ns=finish.timestamp_ns,
+            result_payload=finish.result_payload,
+            violations=self.violations + finish.violations,
+        )
+
+    def to_bulk_item(self) -> JSONDict:
+        payload, params_violations = _resolve(self.payload)
+        result, result_violations = _resolve(self.result_payload)
+        details: JSONDict = {
+            "id": self.span_id,
+            "agent_instance_id": self.instance_id,
+            "schema_name": self.schema_name,
+            "status": self.status,
+            "payload": payload if payload is not None else {},
+            "parent_span_id": self.parent_span_id,
+            "started_at": iso_from_ns(self.started_at_ns),
+        }
+        if self.finished_at_ns is not None:
+            details["finished_at"] = iso_from_ns(self.finished_at_ns)
+        if result is not None:
+            details["result_payload"] = result
+        violations = self.violations + params_violations + result_violations
+        if violations:
+            details["schema_violations"] = [v.to_wire() for v in violations]
+        return {"_type": self.kind, "idempotency_key": self.idempotency_key, "details": details}
+
+
+@dataclass(frozen=True, slots=True)
+class FinishSpan:
+    """Finish an open span with a terminal status and its result."""
+
+    kind: ClassVar[str] = "agent_spans/finish"
+    span_id: str
+    instance_id: str
+    status: FinishStatus
+    timestamp_ns: int
+    result_payload: Payload = None
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.span_id}-finish"
+
+    def to_bulk_item(self) -> JSONDict:
+        result, result_violations = _resolve(self.result_payload)
+        item: JSONDict = {
+            "_type": self.kind,
+            "idempotency_key": self.idempotency_key,
+            "agent_span_id": self.span_id,
+            "status": self.status,
+            "timestamp": iso_from_ns(self.timestamp_ns),
+        }
+        if result is not None:
+            item["result_payload"] = result
+        violations = self.violations + result_violations
+        if violations:
+            item["schema_violations"] = [v.to_wire() for v in violations]
+        return item
+
+
+Record: TypeAlias = (
+    RegisterInstance | StartInstance | FinishInstance | RecordQuality | CreateSpan | FinishSpan
+)
