@@ -1,0 +1,19 @@
+"""Sinks: where the background exporter delivers batches of records."""
+
+from prefactor.export.sinks.base import (
+    ExportResult,
+    Rejection,
+    Sink,
+    Termination,
+    TransientExportError,
+)
+from prefactor.export.sinks.memory import MemorySink
+
+__all__ = [
+    "ExportResult",
+    "MemorySink",
+    "Rejection",
+    "Sink",
+    "Termination",
+    "TransientExportError",
+]

@@ -1,0 +1,108 @@
+"""Helpers of the exporter tests: record factories and a scriptable test-only sink."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from prefactor.export.records import CreateSpan, FinishSpan, Record
+from prefactor.export.sinks.base import ExportResult, Rejection, Termination
+from prefactor.ids import generate_pfid
+
+
+def span_pair(
+    instance_id: str, parent_span_id: str | None = None, span_id: str | None = None
+) -> tuple[CreateSpan, FinishSpan]:
+    """A create and a finish of one short span."""
+    span_id = span_id or generate_pfid()
+    now = time.time_ns()
+    create = CreateSpan(
+        span_id=span_id,
+        instance_id=instance_id,
+        schema_name="agent:llm",
+        status="active",
+        started_at_ns=now,
+        payload={"prompt": "hi"},
+        parent_span_id=parent_span_id,
+    )
+    finish = FinishSpan(
+        span_id=span_id,
+        instance_id=instance_id,
+        status="complete",
+        timestamp_ns=now + 1000,
+        result_payload={"text": "hello"},
+    )
+    return create, finish
+
+
+def spans(instance_id: str, count: int) -> list[Record]:
+    """``count`` create+finish pairs of one instance, in order."""
+    out: list[Record] = []
+    for _ in range(count):
+        out.extend(span_pair(instance_id))
+    return out
+
+
+class ScriptedSink:
+    """A test sink whose behaviour per batch is a function; it records what it accepted.
+
+    ``behaviour(batch)`` may be async; it returns an ExportResult (or None for
+    success) or raises. ``delivered`` holds accepted records in delivery order.
+    """
+
+    def __init__(
+        self,
+        behaviour: Callable[[Sequence[Record]], object] | None = None,
+    ) -> None:
+        self.behaviour = behaviour
+        self.lock = threading.Lock()
+        self.delivered: list[Record] = []
+        self.attempts: list[list[Record]] = []
+        self.attempt_times: list[float] = []
+        self.closed = False
+        self.active: dict[str, int] = {}
+        self.max_active_per_instance = 0
+        self.max_active = 0
+        self.delivered_event = threading.Event()
+
+    async def export(self, batch: Sequence[Record]) -> ExportResult:
+        instance = batch[0].instance_id
+        with self.lock:
+            self.attempts.append(list(batch))
+            self.attempt_times.append(time.monotonic())
+            self.active[instance] = self.active.get(instance, 0) + 1
+            self.max_active_per_instance = max(self.max_active_per_instance, self.active[instance])
+            self.max_active = max(self.max_active, sum(self.active.values()))
+        try:
+            result = self.behaviour(batch) if self.behaviour is not None else None
+            if asyncio.iscoroutine(result):
+                result = await result
+            await asyncio.sleep(0)
+        finally:
+            with self.lock:
+                self.active[instance] -= 1
+        out = result if isinstance(result, ExportResult) else ExportResult()
+        refused = {id(r.record) for r in out.rejected}
+        with self.lock:
+            self.delivered.extend(r for r in batch if id(r) not in refused)
+        self.delivered_event.set()
+        return out
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def reject_finishes(batch: Sequence[Record]) -> ExportResult:
+    """Refuse every FinishSpan of the batch for good."""
+    return ExportResult(
+        rejected=tuple(
+            Rejection(r, "invalid_action", "no") for r in batch if isinstance(r, FinishSpan)
+        )
+    )
+
+
+def terminate_each(batch: Sequence[Record]) -> ExportResult:
+    """Ask to terminate the batch's instance."""
+    return ExportResult(terminations=(Termination(batch[0].instance_id, "budget"),))
