@@ -6,8 +6,16 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from prefactor.export.records import CreateSpan, FinishSpan, Record
+from prefactor.export.records import (
+    CreateSpan,
+    FinishInstance,
+    FinishSpan,
+    Record,
+    RegisterInstance,
+    StartInstance,
+)
 from prefactor.export.sinks.base import ExportResult, Rejection, Termination
 from prefactor.ids import generate_pfid
 
@@ -106,3 +114,33 @@ def reject_finishes(batch: Sequence[Record]) -> ExportResult:
 def terminate_each(batch: Sequence[Record]) -> ExportResult:
     """Ask to terminate the batch's instance."""
     return ExportResult(terminations=(Termination(batch[0].instance_id, "budget"),))
+
+
+def instance_opening(instance_id: str, agent_id: str = "agent-test") -> list[Record]:
+    """Register and start an instance (an open schema version: any span type)."""
+    return [
+        RegisterInstance(
+            instance_id=instance_id,
+            agent_id=agent_id,
+            agent_version={"name": "test agent", "external_identifier": "v1"},
+        ),
+        StartInstance(instance_id=instance_id, timestamp_ns=time.time_ns()),
+    ]
+
+
+def instance_closing(instance_id: str) -> FinishInstance:
+    """Finish an instance as complete."""
+    return FinishInstance(instance_id=instance_id, status="complete", timestamp_ns=time.time_ns())
+
+
+def stored_spans(store: Any, instance_id: str) -> dict[str, tuple[str | None, str]]:
+    """span id -> (parent span id, status) of every span the store holds for an instance."""
+    out: dict[str, tuple[str | None, str]] = {}
+    offset = 0
+    while True:
+        page = store.list_spans(agent_instance_id=instance_id, offset=offset, page_size=10_000)
+        for span in page["summaries"]:
+            out[span["id"]] = (span["parent_span_id"], span["status"])
+        if len(page["summaries"]) < 10_000:
+            return out
+        offset += 10_000

@@ -7,10 +7,12 @@ from prefactor.export.sinks.base import (
     Termination,
     TransientExportError,
 )
+from prefactor.export.sinks.local import LocalSink
 from prefactor.export.sinks.memory import MemorySink
 
 __all__ = [
     "ExportResult",
+    "LocalSink",
     "MemorySink",
     "Rejection",
     "Sink",

@@ -1,0 +1,121 @@
+"""The exporter across process boundaries: a forked child, and the interpreter's exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+from export_helpers import instance_opening, span_pair, stored_spans
+
+from prefactor.config import QueueConfig
+from prefactor.export.exporter import Exporter
+from prefactor.export.records import CreateSpan, Record
+from prefactor.export.sinks import LocalSink
+from prefactor.ids import generate_pfid
+from prefactor.server.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_script(source: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def test_a_forked_child_exports_its_own_records_and_not_the_parents(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    parent_instance, child_instance = generate_pfid(), generate_pfid()
+    exporter = Exporter(LocalSink(path), QueueConfig(flush_interval=30))
+    for record in instance_opening(parent_instance):
+        exporter.submit(record)
+    assert exporter.flush(10)  # the sink's store is now open in the parent
+    parent_spans: list[Record] = [*span_pair(parent_instance)]
+    for record in parent_spans:
+        exporter.submit(record)  # still queued when the fork happens
+    child_spans: list[Record] = [*instance_opening(child_instance), *span_pair(child_instance)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            for record in child_spans:
+                exporter.submit(record)
+            flushed = exporter.flush(20)
+            if flushed and exporter.stats().submitted == len(child_spans):
+                code = 0
+            exporter.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert exporter.flush(10)
+    assert exporter.stats().submitted == 4
+    exporter.close()
+    store = Store(path)
+    parent_create, child_create = parent_spans[0], child_spans[2]
+    assert isinstance(parent_create, CreateSpan)
+    assert isinstance(child_create, CreateSpan)
+    assert stored_spans(store, parent_instance) == {parent_create.span_id: (None, "complete")}
+    assert stored_spans(store, child_instance) == {child_create.span_id: (None, "complete")}
+    store.close()
+
+
+def test_the_exit_hook_flushes_what_is_queued(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    result = run_script(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from export_helpers import instance_opening, span_pair
+        from prefactor.config import QueueConfig
+        from prefactor.export.exporter import Exporter
+        from prefactor.export.sinks import LocalSink
+
+        exporter = Exporter(LocalSink("traces.db"), QueueConfig(flush_interval=60))
+        for record in [*instance_opening({instance!r}), *span_pair({instance!r})]:
+            exporter.submit(record)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lost" not in result.stderr
+    store = Store(tmp_path / "traces.db")
+    assert [status for _, status in stored_spans(store, instance).values()] == ["complete"]
+    store.close()
+
+
+def test_the_exit_hook_warns_how_many_records_were_lost(tmp_path: Path) -> None:
+    result = run_script(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from export_helpers import ScriptedSink, spans
+        from prefactor.config import QueueConfig
+        from prefactor.export.exporter import Exporter
+
+        async def hang(batch):
+            await asyncio.sleep(3600)
+
+        exporter = Exporter(ScriptedSink(hang), QueueConfig(shutdown_timeout=0.2))
+        for record in spans("0" * 32, 3):
+            exporter.submit(record)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prefactor: 6 telemetry records were lost (shutdown=6); 0 were sent" in result.stderr

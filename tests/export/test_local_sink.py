@@ -1,0 +1,131 @@
+"""LocalSink applies batches to a real SQLite file through the server's store."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
+
+from prefactor.config import QueueConfig
+from prefactor.export.exporter import Exporter
+from prefactor.export.records import CreateSpan, FinishSpan, Record
+from prefactor.export.sinks import LocalSink
+from prefactor.ids import generate_pfid
+from prefactor.server.store import Store
+
+
+def deliver(path: Path, records: list[Record]) -> Exporter:
+    exporter = Exporter(LocalSink(path), QueueConfig(batch_size=50))
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert exporter.close()
+    return exporter
+
+
+def test_local_sink_creates_the_file_and_stores_spans_with_their_parents(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "traces.db"
+    instance = generate_pfid()
+    root_create, root_finish = span_pair(instance)
+    child_create, child_finish = span_pair(instance, root_create.span_id)
+    records = [
+        *instance_opening(instance),
+        root_create,
+        child_create,
+        child_finish,
+        root_finish,
+        instance_closing(instance),
+    ]
+    exporter = deliver(path, records)
+    store = Store(path)
+    assert stored_spans(store, instance) == {
+        root_create.span_id: (None, "complete"),
+        child_create.span_id: (root_create.span_id, "complete"),
+    }
+    assert store.get_instance(instance)["details"]["status"] == "complete"
+    assert exporter.stats().sent == len(records)
+    store.close()
+
+
+def test_a_refused_item_is_rejected_and_the_items_after_it_are_still_applied(
+    tmp_path: Path,
+) -> None:
+    instance = generate_pfid()
+    orphan_create, orphan_finish = span_pair(instance, parent_span_id=generate_pfid())
+    good_create, good_finish = span_pair(instance)
+    records = [*instance_opening(instance), orphan_create, orphan_finish, good_create, good_finish]
+    exporter = deliver(tmp_path / "t.db", records)
+    stats = exporter.stats()
+    assert (stats.sent, stats.rejected) == (4, 2)
+    store = Store(tmp_path / "t.db")
+    assert stored_spans(store, instance) == {good_create.span_id: (None, "complete")}
+    store.close()
+
+
+def test_finishing_an_instance_the_server_already_ended_counts_as_sent(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    deliver(tmp_path / "t.db", instance_opening(instance))
+    store = Store(tmp_path / "t.db")
+    store.terminate_instance(instance, {"reason": "budget"})
+    store.close()
+    exporter = deliver(tmp_path / "t.db", [instance_closing(instance)])
+    stats = exporter.stats()
+    assert (stats.sent, stats.rejected) == (1, 0)
+
+
+def test_finishing_a_span_created_finished_counts_as_sent(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    create, finish = span_pair(instance)
+    finished_create = dataclasses.replace(create, status="complete", finished_at_ns=time.time_ns())
+    exporter = deliver(tmp_path / "t.db", [*instance_opening(instance), finished_create, finish])
+    stats = exporter.stats()
+    assert (stats.sent, stats.rejected) == (4, 0)
+
+
+def test_a_span_of_a_terminated_instance_reports_the_termination(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    deliver(tmp_path / "t.db", instance_opening(instance))
+    store = Store(tmp_path / "t.db")
+    store.terminate_instance(instance, {"reason": "over budget"})
+    store.close()
+    calls: list[tuple[str, str | None]] = []
+    exporter = Exporter(
+        LocalSink(tmp_path / "t.db"), on_terminate=lambda i, r: calls.append((i, r))
+    )
+    for record in span_pair(instance):
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert calls == [(instance, "over budget")]
+    exporter.close()
+
+
+def test_a_replayed_batch_changes_nothing(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    records: list[Record] = [*instance_opening(instance), *span_pair(instance)]
+    deliver(tmp_path / "t.db", records)
+    exporter = deliver(tmp_path / "t.db", records)
+    assert (exporter.stats().sent, exporter.stats().rejected) == (4, 0)
+    store = Store(tmp_path / "t.db")
+    create = records[2]
+    assert isinstance(create, CreateSpan)
+    assert stored_spans(store, instance) == {create.span_id: (None, "complete")}
+    store.close()
+
+
+def test_a_span_finished_in_a_later_batch_is_finished_by_its_own_item(tmp_path: Path) -> None:
+    instance = generate_pfid()
+    create, finish = span_pair(instance)
+    exporter = Exporter(LocalSink(tmp_path / "t.db"))
+    for record in [*instance_opening(instance), create]:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    store = Store(tmp_path / "t.db")
+    assert stored_spans(store, instance) == {create.span_id: (None, "active")}
+    exporter.submit(finish)
+    assert exporter.flush(10)
+    assert stored_spans(store, instance) == {create.span_id: (None, "complete")}
+    assert isinstance(finish, FinishSpan)
+    exporter.close()
+    store.close()
