@@ -1,0 +1,382 @@
+"""The span rules of the store: create, finish and list, with schema checks and control.
+
+This is the hot path of bulk ingestion, so it avoids per-span work that can be
+shared: compiled validators come from the per-version cache, statements from
+the connection's statement cache, and a span's answer is built from the
+values in hand instead of read back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prefactor.api.models import FinishSpanRequest, SpanDetailsForCreate
+from prefactor.ids import generate_pfid, is_pfid
+from prefactor.server.store_base import JSON, StoreBase, not_found
+from prefactor.server.store_common import (
+    ApiProblem,
+    dumps,
+    fingerprint,
+    idempotency_conflict,
+    loads,
+    now_iso,
+    pagination,
+    parse,
+)
+from prefactor.server.store_schemas import SpanType, render_template
+
+__all__ = ["SpanRules"]
+
+_TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
+_SPAN_COLUMNS = (
+    "s.id, s.agent_instance_id, s.schema_name, s.status, s.payload, s.result_payload,"
+    " s.parent_span_id, s.schema_title, s.summary, s.started_at, s.finished_at, s.inserted_at,"
+    " s.updated_at, s.schema_violations, i.account_id, i.agent_id"
+)
+
+
+def _span_details(row: tuple[Any, ...] | sqlite3.Row) -> JSON:
+    return {
+        "type": "agent_span",
+        "id": row[0],
+        "agent_instance_id": row[1],
+        "schema_name": row[2],
+        "status": row[3],
+        "payload": loads(row[4]),
+        "result_payload": loads(row[5]) if row[5] is not None else None,
+        "parent_span_id": row[6],
+        "schema_title": row[7],
+        "summary": row[8],
+        "started_at": row[9],
+        "finished_at": row[10],
+        "inserted_at": row[11],
+        "updated_at": row[12],
+        "schema_violations": loads(row[13]) if row[13] is not None else None,
+        "account_id": row[14],
+        "agent_id": row[15],
+    }
+
+
+def _check(
+    side: str,
+    field: str,
+    *,
+    stype: SpanType | None,
+    value: JSON | None,
+    errors: dict[str, list[str]],
+    found: list[JSON],
+) -> None:
+    schema = None if stype is None else (stype.params if side == "params" else stype.result)
+    if schema is None or value is None or schema.is_valid(value):
+        return
+    for path, reason in schema.errors(value):
+        errors.setdefault(field + path[1:], []).append(reason)
+        found.append({"side": side, "path": path, "reason": reason})
+
+
+def _respond(details: JSON, instance_status: str, reason: str | None) -> JSON:
+    response: JSON = {"status": "success", "details": details}
+    if instance_status == "terminated":
+        response["control"] = {"terminate": True, "reason": reason}
+    return response
+
+
+class _SpanBatch:
+    """The state of one run of span creates: prefetched facts and the rows to write."""
+
+    __slots__ = ("idem_rows", "instances", "known", "now", "replays", "span_rows", "store")
+
+    def __init__(self, store: SpanRules, now: str) -> None:
+        self.store = store
+        self.now = now
+        self.replays: dict[str, tuple[str, str]] = {}
+        self.known: dict[str, str] = {}
+        self.instances: dict[str, tuple[Any, ...]] = {}
+        self.span_rows: list[tuple[Any, ...]] = []
+        self.idem_rows: list[tuple[str, str, str, str]] = []
+
+    def _instance(self, instance_id: str) -> tuple[Any, ...]:
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            inst = self.store._conn.execute(
+                "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
+                " FROM instances WHERE id = ?",
+                (instance_id,),
+            ).fetchone()
+            if inst is None:
+                raise not_found("agent instance", instance_id)
+            self.instances[instance_id] = inst
+        return inst
+
+    def add(self, details: JSON, top_key: str | None) -> JSON:
+        """Check one span and queue its rows; its answer, or the stored one on a replay.
+
+        Raises:
+            ApiProblem: the span is refused; nothing was queued for it.
+        """
+        req = parse(SpanDetailsForCreate, details)
+        if req.id is not None and not is_pfid(req.id):
+            raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
+        key = top_key if top_key is not None else req.idempotency_key
+        digest = ""
+        if key is not None:
+            body = {k: v for k, v in details.items() if k != "idempotency_key"}
+            digest = fingerprint("agent_spans/create", None, body)
+            replay = self.replays.get(key)
+            if replay is not None:
+                if replay[0] != digest:
+                    raise idempotency_conflict(key)
+                stored: JSON = loads(replay[1])
+                return stored
+        inst = self._instance(req.agent_instance_id)
+        parent = req.parent_span_id
+        if parent is not None and self.known.get(parent) != req.agent_instance_id:
+            raise ApiProblem(
+                422,
+                "validation_error",
+                "parent_span_id is not a span of this instance",
+                {"parent_span_id": [f"no span {parent!r} in this instance"]},
+            )
+        schemas = self.store._schema_set(inst[3])
+        stype = schemas.span_types.get(req.schema_name)
+        errors: dict[str, list[str]] = {}
+        found: list[JSON] = []
+        if stype is None and not schemas.open:
+            reason = f"{req.schema_name!r} is not a span type of this schema version"
+            errors["schema_name"] = [reason]
+            found.append({"side": "params", "path": "$", "reason": reason})
+        payload = req.payload if req.payload is not None else {}
+        _check("params", "payload", stype=stype, value=payload, errors=errors, found=found)
+        result = req.result_payload
+        _check("result", "result_payload", stype=stype, value=result, errors=errors, found=found)
+        violations: list[JSON] | None = None
+        if req.schema_violations is not None:
+            violations = found or [v.model_dump() for v in req.schema_violations]
+        elif errors:
+            raise ApiProblem(422, "validation_error", "the span does not match its schema", errors)
+        span_id = req.id or generate_pfid()
+        if span_id in self.known:
+            raise ApiProblem(409, "conflict", f"agent span {span_id!r} already exists")
+        now = self.now
+        started = req.started_at or now
+        finished = None
+        if req.status in _TERMINAL_SPAN:
+            finished = req.finished_at or now
+        title = stype.title if stype is not None else req.schema_name
+        summary = render_template(stype.template, payload) if stype is not None else None
+        self.span_rows.append(
+            (
+                span_id,
+                req.agent_instance_id,
+                parent,
+                req.schema_name,
+                title,
+                summary,
+                req.status,
+                dumps(payload),
+                dumps(result) if result is not None else None,
+                dumps(violations) if violations is not None else None,
+                started,
+                finished,
+                now,
+                now,
+            )
+        )
+        self.known[span_id] = req.agent_instance_id
+        response = _respond(
+            {
+                "type": "agent_span",
+                "id": span_id,
+                "agent_instance_id": req.agent_instance_id,
+                "schema_name": req.schema_name,
+                "status": req.status,
+                "payload": payload,
+                "result_payload": result,
+                "parent_span_id": parent,
+                "schema_title": title,
+                "summary": summary,
+                "started_at": started,
+                "finished_at": finished,
+                "inserted_at": now,
+                "updated_at": now,
+                "schema_violations": violations,
+                "account_id": inst[0],
+                "agent_id": inst[1],
+            },
+            inst[2],
+            inst[4],
+        )
+        if key is not None:
+            self.idem_rows.append(("agent_spans/create", key, digest, dumps(response)))
+            self.replays[key] = (digest, self.idem_rows[-1][3])
+        return response
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Insert every queued row."""
+        if self.span_rows:
+            conn.executemany(
+                "INSERT INTO spans (id, agent_instance_id, parent_span_id, schema_name,"
+                " schema_title, summary, status, payload, result_payload, schema_violations,"
+                " started_at, finished_at, inserted_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.span_rows,
+            )
+        if self.idem_rows:
+            conn.executemany(
+                "INSERT INTO idempotency (scope, key, fingerprint, response) VALUES (?, ?, ?, ?)",
+                self.idem_rows,
+            )
+
+
+class SpanRules(StoreBase):
+    """Span create/finish/list on top of :class:`StoreBase`."""
+
+    def _create_spans(
+        self, entries: Sequence[tuple[JSON, str | None]]
+    ) -> tuple[list[JSON], ApiProblem | None]:
+        """Create spans in order, stopping at the first that fails.
+
+        Reads are made up front in a few ``IN`` queries and writes at the end in
+        two ``executemany`` calls, so a run of N spans costs a handful of
+        statements instead of about 6N. Nothing is written for the failing entry
+        or any after it.
+
+        Args:
+            entries: ``(details, idempotency_key)`` pairs; the key given here wins
+                over ``details["idempotency_key"]``.
+
+        Returns:
+            The answers of the spans created (or replayed), and the problem that
+            stopped the run, if any.
+        """
+        keys: list[str] = []
+        ids: set[str] = set()
+        for details, key in entries:
+            k = key if key is not None else details.get("idempotency_key")
+            if isinstance(k, str):
+                keys.append(k)
+            for ref in (details.get("id"), details.get("parent_span_id")):
+                if isinstance(ref, str):
+                    ids.add(ref)
+        batch = _SpanBatch(self, now_iso())
+        for key, digest, response in self._select_in(
+            "SELECT key, fingerprint, response FROM idempotency"
+            " WHERE scope = 'agent_spans/create' AND key IN ({})",
+            keys,
+        ):
+            batch.replays[key] = (digest, response)
+        for span_id, instance_id in self._select_in(
+            "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", ids
+        ):
+            batch.known[span_id] = instance_id
+        responses: list[JSON] = []
+        problem: ApiProblem | None = None
+        for details, key in entries:
+            try:
+                responses.append(batch.add(details, key))
+            except ApiProblem as exc:
+                problem = exc
+                break
+        batch.write(self._conn)
+        return responses, problem
+
+    def _select_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
+        unique = list(dict.fromkeys(values))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            query = sql.format(", ".join("?" * len(chunk)))
+            rows.extend(self._conn.execute(query, chunk).fetchall())
+        return rows
+
+    def _finish_span(self, span_id: str, body: JSON) -> JSON:
+        req = parse(FinishSpanRequest, body)
+
+        def op() -> JSON:
+            conn = self._conn
+            row = conn.execute(
+                f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
+                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id WHERE s.id = ?",
+                (span_id,),
+            ).fetchone()
+            if row is None:
+                raise not_found("agent span", span_id)
+            status = req.status or "complete"
+            if row[3] in _TERMINAL_SPAN:
+                raise ApiProblem(409, "invalid_action", f"agent span is already {row[3]}")
+            if row[3] == "pending" and status != "cancelled":
+                raise ApiProblem(
+                    409, "invalid_action", "a pending span can only be finished as cancelled"
+                )
+            schemas = self._schema_set(row[18])
+            stype = schemas.span_types.get(row[2])
+            errors: dict[str, list[str]] = {}
+            found: list[JSON] = []
+            _check(
+                "result",
+                "result_payload",
+                stype=stype,
+                value=req.result_payload,
+                errors=errors,
+                found=found,
+            )
+            if errors and req.schema_violations is None:
+                raise ApiProblem(
+                    422, "validation_error", "the result does not match its schema", errors
+                )
+            violations = loads(row[13]) if row[13] is not None else None
+            if req.schema_violations is not None:
+                added = found or [v.model_dump() for v in req.schema_violations]
+                violations = (violations or []) + added
+            now = now_iso()
+            finished = req.timestamp or now
+            result = dumps(req.result_payload) if req.result_payload is not None else None
+            encoded = dumps(violations) if violations is not None else None
+            conn.execute(
+                "UPDATE spans SET status = ?, finished_at = ?, result_payload = ?,"
+                " schema_violations = ?, updated_at = ? WHERE id = ?",
+                (status, finished, result, encoded, now, span_id),
+            )
+            updated = (
+                *row[:3],
+                status,
+                row[4],
+                result,
+                *row[6:10],
+                finished,
+                row[11],
+                now,
+                encoded,
+                row[14],
+                row[15],
+            )
+            return _respond(_span_details(updated), row[16], row[17])
+
+        return self._idempotent(
+            "agent_spans/finish",
+            req.idempotency_key,
+            span_id,
+            {k: v for k, v in body.items() if k != "idempotency_key"},
+            op,
+        )
+
+    def _list_spans(self, agent_instance_id: str, offset: int, page_size: int) -> JSON:
+        conn = self._conn
+        self._instance_row(agent_instance_id)
+        total = conn.execute(
+            "SELECT count(*) FROM spans WHERE agent_instance_id = ?", (agent_instance_id,)
+        ).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
+            " WHERE s.agent_instance_id = ? ORDER BY s.started_at, s.rowid LIMIT ? OFFSET ?",
+            (agent_instance_id, page_size, offset),
+        ).fetchall()
+        summaries = [_span_details(r) for r in rows]
+        return {
+            "status": "success",
+            "summaries": summaries,
+            "pagination": pagination(offset, page_size, total, len(summaries)),
+            "sorting": {"field": "started_at", "direction": "asc"},
+        }
