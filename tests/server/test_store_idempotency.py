@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Register, span_body
+from server_helpers import Register, span_body
 
 from prefactor.server.store import ApiProblem, Store
 

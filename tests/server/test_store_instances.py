@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCHEMA_VERSION, Register
+from server_helpers import SCHEMA_VERSION, Register
 
 from prefactor.ids import generate_pfid, is_pfid
 from prefactor.server.store import ApiProblem, Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import GOOD_PAYLOAD, Register, span_body
+from server_helpers import GOOD_PAYLOAD, Register, span_body
 
 from prefactor.ids import generate_pfid
 from prefactor.server.store import ApiProblem, Store

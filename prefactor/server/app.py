@@ -1,0 +1,229 @@
+"""The local Prefactor API over HTTP: a thin FastAPI layer over the store.
+
+The store owns every rule; this layer only authenticates, reads bodies with a
+size limit, and turns answers and problems into JSON. Parsing, the store call
+and serialising run together in a worker thread, so a large bulk request never
+stalls the event loop. Every error, including unknown routes, wrong methods,
+malformed JSON and oversized bodies, uses the contract's error envelope.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from prefactor.server.store import ApiProblem, Store
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_log = logging.getLogger(__name__)
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _problem_response(problem: ApiProblem) -> Response:
+    return _json_response(problem.status, problem.to_body())
+
+
+class _BearerAuth:
+    """Answers 401 before routing unless the request carries the bearer token."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                given = value
+                break
+        if not hmac.compare_digest(given, self._expected):
+            problem = ApiProblem(401, "unauthorized", "Missing or invalid bearer token")
+            await _problem_response(problem)(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiProblem(413, "payload_too_large", f"The body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # a chunked body without a length: stop reading at the limit
+            raise ApiProblem(413, "payload_too_large", f"The body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiProblem(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+
+
+def _query_int(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiProblem(
+            422, "validation_error", f"{name} must be an integer", {name: ["must be an integer"]}
+        ) from None
+
+
+def create_app(
+    store: Store, *, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """Build the HTTP API over ``store``.
+
+    Args:
+        store: the store that answers every request.
+        token: the bearer token every request must carry.
+        max_body_bytes: larger bodies are answered 413 without being read whole.
+    """
+    if not token:
+        raise ValueError("token must not be empty")
+    app = FastAPI(title="Prefactor local API", docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def run(func: Callable[[], Any]) -> Response:
+        def call() -> bytes:
+            return json.dumps(func(), separators=(",", ":")).encode()
+
+        try:
+            content = await run_in_threadpool(call)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        return Response(content, media_type="application/json")
+
+    async def with_body(request: Request, func: Callable[[Any], Any]) -> Response:
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        return await run(lambda: func(_decode(raw)))
+
+    def post(path: str) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
+        return app.post(path, response_class=Response)
+
+    def get(path: str) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
+        return app.get(path, response_class=Response)
+
+    @get("/api/v1/ping")
+    async def ping() -> Response:
+        return _json_response(200, {"status": "success"})
+
+    @post("/api/v1/agent_instance/register")
+    async def register(request: Request) -> Response:
+        return await with_body(request, store.register_instance)
+
+    @post("/api/v1/agent_instance/{instance_id}/start")
+    async def start(instance_id: str, request: Request) -> Response:
+        return await with_body(request, lambda b: store.start_instance(instance_id, b))
+
+    @post("/api/v1/agent_instance/{instance_id}/finish")
+    async def finish(instance_id: str, request: Request) -> Response:
+        return await with_body(request, lambda b: store.finish_instance(instance_id, b))
+
+    @post("/api/v1/agent_instance/{instance_id}/record_quality")
+    async def record_quality(instance_id: str, request: Request) -> Response:
+        return await with_body(request, lambda b: store.record_quality(instance_id, b))
+
+    @post("/api/v1/agent_instance/{instance_id}/terminate")
+    async def terminate(instance_id: str, request: Request) -> Response:
+        return await with_body(request, lambda b: store.terminate_instance(instance_id, b))
+
+    @get("/api/v1/agent_instance/{instance_id}")
+    async def get_instance(instance_id: str) -> Response:
+        return await run(lambda: store.get_instance(instance_id))
+
+    @get("/api/v1/agent_instance")
+    async def list_instances(request: Request) -> Response:
+        try:
+            offset = _query_int(request, "pagination[offset]", 0)
+            size = _query_int(request, "pagination[page_size]", 50)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        agent_id = request.query_params.get("agent_id") or None
+        return await run(
+            lambda: store.list_instances(agent_id=agent_id, offset=offset, page_size=size)
+        )
+
+    @post("/api/v1/agent_spans")
+    async def create_span(request: Request) -> Response:
+        return await with_body(request, store.create_span)
+
+    @post("/api/v1/agent_spans/{span_id}/finish")
+    async def finish_span(span_id: str, request: Request) -> Response:
+        return await with_body(request, lambda b: store.finish_span(span_id, b))
+
+    @get("/api/v1/agent_spans")
+    async def list_spans(request: Request) -> Response:
+        instance_id = request.query_params.get("agent_instance_id")
+        try:
+            if not instance_id:
+                raise ApiProblem(
+                    422,
+                    "validation_error",
+                    "agent_instance_id is required",
+                    {"agent_instance_id": ["required"]},
+                )
+            offset = _query_int(request, "pagination[offset]", 0)
+            size = _query_int(request, "pagination[page_size]", 1000)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        return await run(
+            lambda: store.list_spans(agent_instance_id=instance_id, offset=offset, page_size=size)
+        )
+
+    @post("/api/v1/bulk")
+    async def bulk(request: Request) -> Response:
+        return await with_body(request, store.bulk)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = "No such route" if exc.status_code == 404 else str(exc.detail)
+        body = {"status": "error", "code": code, "message": message}
+        return _json_response(exc.status_code, body, dict(exc.headers or {}))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        _log.error(
+            "unexpected error answering %s %s", request.method, request.url.path, exc_info=exc
+        )
+        body = {"status": "error", "code": "internal_error", "message": "Internal server error"}
+        return _json_response(500, body)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+    app.add_middleware(_BearerAuth, token=token)
+    return app
