@@ -7,11 +7,13 @@ from prefactor.export.sinks.base import (
     Termination,
     TransientExportError,
 )
+from prefactor.export.sinks.http import HttpSink
 from prefactor.export.sinks.local import LocalSink
 from prefactor.export.sinks.memory import MemorySink
 
 __all__ = [
     "ExportResult",
+    "HttpSink",
     "LocalSink",
     "MemorySink",
     "Rejection",
