@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,3 +115,36 @@ class Server:
 def make_server(path: Path) -> Server:
     store = Store(path)
     return Server(path, store, create_app(store, token=TOKEN))
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def serve_process(db: Path, token: str = TOKEN) -> Iterator[str]:
+    """``prefactor serve`` on a free loopback port in a subprocess; yields its base URL."""
+    command = [
+        sys.executable,
+        "-c",
+        "from prefactor.cli import main; raise SystemExit(main())",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--token",
+        token,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", line)
+        assert match, f"prefactor serve said {line!r}"
+        yield match.group(0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -10,11 +10,12 @@ import warnings
 from pathlib import Path
 
 from export_helpers import instance_opening, span_pair, stored_spans
+from http_helpers import api_config, serve_process
 
 from prefactor.config import QueueConfig
 from prefactor.export.exporter import Exporter
 from prefactor.export.records import CreateSpan, Record
-from prefactor.export.sinks import LocalSink
+from prefactor.export.sinks import HttpSink, LocalSink
 from prefactor.ids import generate_pfid
 from prefactor.server.store import Store
 
@@ -84,7 +85,7 @@ def test_the_exit_hook_flushes_what_is_queued(tmp_path: Path) -> None:
         from export_helpers import instance_opening, span_pair
         from prefactor.config import QueueConfig
         from prefactor.export.exporter import Exporter
-        from prefactor.export.sinks import LocalSink
+        from prefactor.export.sinks import HttpSink, LocalSink
 
         exporter = Exporter(LocalSink("traces.db"), QueueConfig(flush_interval=60))
         for record in [*instance_opening({instance!r}), *span_pair({instance!r})]:
@@ -119,3 +120,40 @@ def test_the_exit_hook_warns_how_many_records_were_lost(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "prefactor: 6 telemetry records were lost (shutdown=6); 0 were sent" in result.stderr
+
+
+def test_a_forked_child_sends_through_its_own_http_client(tmp_path: Path) -> None:
+    db = tmp_path / "served.db"
+    parent_instance, child_instance = generate_pfid(), generate_pfid()
+    with serve_process(db) as url:
+        exporter = Exporter(HttpSink(api_config().model_copy(update={"api_url": url})))
+        for record in instance_opening(parent_instance):
+            exporter.submit(record)
+        assert exporter.flush(10)  # the parent's client now holds a pooled connection
+        child_spans: list[Record] = [*instance_opening(child_instance), *span_pair(child_instance)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                for record in child_spans:
+                    exporter.submit(record)
+                if exporter.flush(20) and exporter.stats().sent == len(child_spans):
+                    code = 0
+                exporter.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        parent_spans = span_pair(parent_instance)
+        for record in parent_spans:
+            exporter.submit(record)  # the parent's pooled connection still works
+        assert exporter.flush(10)
+        exporter.close()
+    store = Store(db)
+    child_create = child_spans[2]
+    assert isinstance(child_create, CreateSpan)
+    assert stored_spans(store, child_instance) == {child_create.span_id: (None, "complete")}
+    assert stored_spans(store, parent_instance) == {parent_spans[0].span_id: (None, "complete")}
+    store.close()
