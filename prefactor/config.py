@@ -3,16 +3,16 @@
 Every setting can come from code or from the environment; code wins. The
 environment variables, all in one place:
 
-=============================  ==========================================  =====================
-variable                       meaning                                     default
-=============================  ==========================================  =====================
-``PREFACTOR_API_URL``          base URL of the Prefactor API               unset: embedded store
-``PREFACTOR_API_TOKEN``        bearer token for the API                    unset: embedded store
-``PREFACTOR_AGENT_ID``         agent for instances made without one        ``default-agent``
-``PREFACTOR_ENVIRONMENT_ID``   environment sent on register                unset
-``PREFACTOR_DB``               file of the embedded store                  ``./.prefactor/traces.db``
-``PREFACTOR_STRICT``           ``1``/``true``: schema violations raise     off
-=============================  ==========================================  =====================
+============================  =======================================  ==========================
+variable                      meaning                                  default
+============================  =======================================  ==========================
+``PREFACTOR_API_URL``         base URL of the Prefactor API            unset: embedded store
+``PREFACTOR_API_TOKEN``       bearer token for the API                 unset: embedded store
+``PREFACTOR_AGENT_ID``        agent for instances made without one     ``default-agent``
+``PREFACTOR_ENVIRONMENT_ID``  environment sent on register             unset
+``PREFACTOR_DB``              file of the embedded store               ``.prefactor/traces.db``
+``PREFACTOR_STRICT``          ``1``/``true``: violations raise         off
+============================  =======================================  ==========================
 
 With both ``PREFACTOR_API_URL`` and ``PREFACTOR_API_TOKEN`` set (in code or
 in the environment) spans go to the API; otherwise they go to the embedded

