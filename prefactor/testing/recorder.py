@@ -1,0 +1,97 @@
+"""``Recorder``: route the process-wide tracer to memory and read back what it recorded."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefactor import runtime
+from prefactor.export.sinks import MemorySink
+from prefactor.schemas.registry import SchemaRegistry
+from prefactor.testing.spans import InstanceRecord, SpanRecord, Trace
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """A :class:`MemorySink` behind the process-wide tracer, read back as a :class:`Trace`.
+
+    ``Recorder.install(strict=True)`` configures the tracer; every read
+    flushes first, so a test sees everything its code did.
+    """
+
+    def __init__(self, sink: MemorySink) -> None:
+        self.sink = sink
+
+    @classmethod
+    def install(
+        cls,
+        *,
+        strict: bool = True,
+        agent_id: str = "test-agent",
+        registry: SchemaRegistry | None = None,
+        on_full: Literal["drop", "block"] | None = None,
+    ) -> Recorder:
+        """Configure the process-wide tracer to record into a fresh memory sink.
+
+        Args:
+            strict: raise :class:`prefactor.errors.SchemaValidationError` on violations.
+            agent_id: the agent of instances made without one.
+            registry: the schema registry (default: the process-wide one).
+            on_full: what a full export queue does (``"block"`` loses nothing).
+        """
+        sink = MemorySink()
+        runtime.configure(
+            sink=sink, agent_id=agent_id, strict=strict, registry=registry, on_full=on_full
+        )
+        return cls(sink)
+
+    def trace(self, timeout: float = 10.0) -> Trace:
+        """Everything recorded so far (after a flush), folded into instances and spans.
+
+        Raises:
+            TimeoutError: the exporter did not drain within ``timeout`` seconds.
+        """
+        if not runtime.flush(timeout):
+            raise TimeoutError(f"the exporter did not drain within {timeout} s")
+        return Trace(self.sink.items)
+
+    @property
+    def spans(self) -> list[SpanRecord]:
+        """Every span recorded so far."""
+        return self.trace().spans
+
+    @property
+    def instances(self) -> list[InstanceRecord]:
+        """Every agent instance recorded so far."""
+        return self.trace().instances
+
+    def span(self, span_type: str) -> SpanRecord:
+        """The one span of ``span_type`` (``LookupError`` naming the tree if not exactly one)."""
+        return self.trace().span(span_type)
+
+    def spans_of_type(self, span_type: str) -> list[SpanRecord]:
+        """The spans of one type, in creation order."""
+        return self.trace().spans_of_type(span_type)
+
+    def find(
+        self, *, type: str | None = None, name: str | None = None, status: str | None = None
+    ) -> list[SpanRecord]:
+        """The spans matching every given criterion (see :meth:`Trace.find`)."""
+        return self.trace().find(type=type, name=name, status=status)
+
+    def parent(self, span: SpanRecord) -> SpanRecord | None:
+        """``span``'s parent, if it has one."""
+        return self.trace().parent(span)
+
+    def render(self, *, durations: bool = False) -> str:
+        """The span trees as indented text (see :meth:`Trace.render`)."""
+        return self.trace().render(durations=durations)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every span as a deterministic plain dict (see :meth:`Trace.records`)."""
+        return self.trace().records()
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        runtime.flush(10.0)
+        self.sink.clear()

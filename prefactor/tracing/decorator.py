@@ -1,0 +1,630 @@
+"""``@traced``: one span per call of a function, coroutine, generator or method.
+
+The decorator decides at decoration time what kind of callable it wraps
+(following ``__wrapped__`` and unwrapping ``classmethod``/``staticmethod``),
+so the per-call path does no introspection. It finds its tracer when called:
+the open span's, else the process-wide one (see :mod:`prefactor.runtime`), so
+it may be applied at import time, before any configuration.
+
+Per call, the caller's path does only what must happen there: make the span
+id, read the clock, snapshot arguments that could change later, and queue two
+records. Binding arguments to names, capturing and (in lenient mode)
+validating happen in the exporter's thread, through a :class:`Deferred`
+payload. In strict mode, params are bound, captured and validated before the
+function body runs, and the result after it returns, so a violation raises
+:class:`prefactor.SchemaValidationError` in the caller.
+
+A call made outside any agent instance becomes the root span of an instance
+of its own, for the configured agent, so nothing is lost for want of one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+import wrapt
+
+from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
+from prefactor.export.records import CreateSpan, Deferred, FinishSpan, FinishStatus, Violation
+from prefactor.ids import generate_pfid
+from prefactor.runtime import get_tracer
+from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
+from prefactor.schemas.registry import SchemaRegistry, default_registry
+from prefactor.tracing.binding import Binder
+from prefactor.tracing.capture import is_atomic
+from prefactor.tracing.context import CURRENT_SPAN
+from prefactor.tracing.generators import traced_async_generator, traced_generator
+from prefactor.tracing.span_context import error_result
+from prefactor.tracing.state import InstanceState, SpanState
+from prefactor.tracing.tracer import Tracer
+
+__all__ = ["SpanSpec", "TracedFunction", "decorate", "traced"]
+
+logger = logging.getLogger("prefactor.tracing")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Kind = Literal["sync", "async", "gen", "agen"]
+ParamsExtractor = Callable[[dict[str, Any]], Mapping[str, Any]]
+ResultExtractor = Callable[[Any], Mapping[str, Any]]
+
+
+def _kind(func: Callable[..., Any]) -> Kind:
+    target = inspect.unwrap(func)
+    if inspect.isasyncgenfunction(target):
+        return "agen"
+    if inspect.isgeneratorfunction(target):
+        return "gen"
+    if inspect.iscoroutinefunction(target):
+        return "async"
+    call = getattr(type(target), "__call__", None)  # noqa: B004 (a callable object's method)
+    if call is not None and not inspect.isfunction(target) and not inspect.ismethod(target):
+        return _kind(call) if inspect.isfunction(call) else "sync"
+    return "sync"
+
+
+class SpanSpec:
+    """What every call of one decorated function shares: its span type, schemas and binder.
+
+    Args:
+        func: the undecorated callable.
+        span_type: the span's schema name; ``None`` derives ``function:<qualname>``.
+        auto_register: register the span type with schemas derived from the
+            type hints (when not already registered).
+        exclude: parameter names left out of the params.
+        params: custom extractor: gets the bound params dict, returns the payload.
+        result: custom extractor: gets the return value, returns the payload.
+        title: the span type's title.
+        description: the span type's description (default: the docstring).
+    """
+
+    __slots__ = (
+        "_registered",
+        "auto_register",
+        "binder",
+        "custom",
+        "definition",
+        "func",
+        "kind",
+        "params_extractor",
+        "result_extractor",
+        "span_type",
+    )
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        span_type: str | None = None,
+        *,
+        auto_register: bool | None = None,
+        exclude: Collection[str] = (),
+        params: ParamsExtractor | None = None,
+        result: ResultExtractor | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        self.func = func
+        qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+        self.span_type = span_type or f"function:{qualname}"
+        self.auto_register = span_type is None if auto_register is None else auto_register
+        self.kind = _kind(func)
+        self.binder = Binder(func, exclude)
+        self.params_extractor = params
+        self.result_extractor = result
+        # Custom extractors read live objects, so they must run on the caller's path.
+        self.custom = params is not None or result is not None
+        self.definition: dict[str, Any] | None = None
+        if self.auto_register:
+            self.definition = {
+                "params_schema": params_schema_for(func, exclude=exclude),
+                "result_schema": result_schema_for(func),
+                "title": title or self.span_type,
+                "description": description if description is not None else description_for(func),
+            }
+        self._registered: SchemaRegistry | None = None
+        if self.definition is not None:
+            self.ensure_registered(default_registry())
+
+    def ensure_registered(self, registry: SchemaRegistry | None) -> None:
+        """Register the derived span type in ``registry`` once (cheap when already done)."""
+        if registry is None or registry is self._registered or self.definition is None:
+            return
+        try:
+            if not registry.is_registered(self.span_type):
+                registry.register_type(self.span_type, **self.definition)
+        except ValueError:
+            logger.warning("span type %s is already registered differently", self.span_type)
+        self._registered = registry
+
+    # --- payloads -------------------------------------------------------------------------
+
+    def params_now(
+        self, tracer: Tracer, bound: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Bind and capture the params on the caller's path."""
+        named = self.binder.bind(bound, args, kwargs)
+        if self.params_extractor is not None:
+            try:
+                return tracer.capturer.capture_mapping(self.params_extractor(named))
+            except Exception as exc:
+                logger.warning("params extractor of %s failed: %r", self.span_type, exc)
+                return {"extractor_error": repr(exc)}
+        return tracer.capturer.capture_mapping(named)
+
+    def result_now(self, tracer: Tracer, value: Any) -> dict[str, Any]:
+        """Capture the result on the caller's path."""
+        if self.result_extractor is not None:
+            try:
+                return tracer.capturer.capture_mapping(self.result_extractor(value))
+            except Exception as exc:
+                logger.warning("result extractor of %s failed: %r", self.span_type, exc)
+                return {"extractor_error": repr(exc)}
+        return tracer.capturer.capture_result(value)
+
+    def deferred_params(
+        self, inst: InstanceState, bound: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], tuple[Violation, ...]]:
+        tracer = inst.tracer
+        payload = self.params_now(tracer, bound, args, kwargs)
+        return payload, tracer.check(inst, self.span_type, "params", payload)
+
+    def params_payload(
+        self, inst: InstanceState, bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, tuple[Violation, ...]]:
+        """The params of one call: checked now (strict), or a deferred snapshot (lenient)."""
+        tracer = inst.tracer
+        if tracer.strict or self.params_extractor is not None:
+            payload = self.params_now(tracer, bound, args, kwargs)
+            return payload, tracer.check(inst, self.span_type, "params", payload)
+        # Atomic values cannot change later; anything else is snapshotted now.
+        for value in args:
+            if not is_atomic(value):
+                args = tuple(tracer.capturer.capture(v) for v in args)
+                break
+        for value in kwargs.values():
+            if not is_atomic(value):
+                kwargs = {k: tracer.capturer.capture(v) for k, v in kwargs.items()}
+                break
+        return Deferred(self.deferred_params, (inst, bound, args, kwargs)), ()
+
+    def result_payload(self, inst: InstanceState, value: Any) -> tuple[Any, tuple[Violation, ...]]:
+        """The result of one call: checked now (strict), or a deferred snapshot (lenient)."""
+        tracer = inst.tracer
+        if tracer.strict or self.result_extractor is not None:
+            payload = self.result_now(tracer, value)
+            return payload, tracer.check(inst, self.span_type, "result", payload)
+        if not is_atomic(value):
+            value = _Snapshot(self.result_now(tracer, value))
+        return Deferred(self.deferred_result, (inst, value)), ()
+
+    def deferred_result(
+        self, inst: InstanceState, value: Any
+    ) -> tuple[dict[str, Any], tuple[Violation, ...]]:
+        """Capture (unless snapshotted already) and check a result, in the background."""
+        payload = (
+            value.payload if isinstance(value, _Snapshot) else self.result_now(inst.tracer, value)
+        )
+        return payload, inst.tracer.check(inst, self.span_type, "result", payload)
+
+
+class _Snapshot:
+    """A result already captured on the caller's path (it was mutable)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+
+# --- the span around one call -----------------------------------------------------------
+
+
+class OpenSpan:
+    """The caller-side handle of one traced call: starts, then finishes exactly once."""
+
+    __slots__ = ("done", "inst", "iterating", "own_instance", "spec", "state")
+
+    def __init__(
+        self, spec: SpanSpec, inst: InstanceState, state: SpanState, own_instance: bool
+    ) -> None:
+        self.spec = spec
+        self.inst = inst
+        self.state = state
+        self.own_instance = own_instance
+        self.done = False
+        # Set by a generator wrapper once its body runs (its own finally then finishes it).
+        self.iterating = False
+
+    def finish(
+        self, status: FinishStatus, payload: Any, violations: tuple[Violation, ...] = ()
+    ) -> None:
+        if self.done:
+            return
+        self.done = True
+        inst = self.inst
+        inst.tracer.submit(
+            FinishSpan(self.state.id, inst.id, status, time.time_ns(), payload, violations)
+        )
+        if self.own_instance:
+            inst.tracer.finish_instance(inst, "complete" if status == "complete" else "failed")
+
+    def finish_if_open(self) -> None:
+        """Finish ``cancelled`` a generator's span that was dropped before it ever ran."""
+        if not self.done and not self.iterating:
+            self.finish("cancelled", {"value": []})
+
+    def fail(self, exc: BaseException) -> None:
+        status: FinishStatus = "failed" if isinstance(exc, Exception) else "cancelled"
+        self.finish(status, error_result(exc))
+
+    def complete(self, value: Any) -> None:
+        """Finish ``complete`` with ``value`` as the result.
+
+        Raises:
+            SchemaValidationError: strict mode and the result breaks the schema
+                (the span is then finished ``failed``).
+        """
+        try:
+            payload, violations = self.spec.result_payload(self.inst, value)
+        except SchemaValidationError as exc:
+            self.fail(exc)
+            raise
+        self.finish("complete", payload, violations)
+
+    def complete_payload(self, payload: dict[str, Any]) -> None:
+        """Finish ``complete`` with an already shaped, JSON-safe result payload.
+
+        Raises:
+            SchemaValidationError: strict mode and the result breaks the schema.
+        """
+        try:
+            violations = self.inst.tracer.check(self.inst, self.spec.span_type, "result", payload)
+        except SchemaValidationError as exc:
+            self.fail(exc)
+            raise
+        self.finish("complete", payload, violations)
+
+
+def open_span(
+    spec: SpanSpec,
+    bound: bool,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    new_instance: Callable[[Tracer], InstanceState] | None = None,
+) -> OpenSpan:
+    """Start the span of one call and return its handle; the caller activates ``state``.
+
+    Raises:
+        PrefactorTerminatedError: the instance was terminated by the platform.
+        SchemaValidationError: strict mode and the params break the schema.
+    """
+    parent = CURRENT_SPAN.get()
+    own = False
+    if parent is not None:  # nested, an agent entry included: a span of the open instance
+        inst = parent.instance
+        parent_id: str | None = parent.id
+    else:
+        tracer = get_tracer()
+        spec.ensure_registered(tracer.registry)
+        inst = new_instance(tracer) if new_instance is not None else _implicit_instance(tracer)
+        parent_id, own = None, True
+    if inst.terminated:
+        raise PrefactorTerminatedError(inst.termination_reason)
+    tracer = inst.tracer
+    if spec._registered is not tracer.registry and spec.definition is not None:
+        spec.ensure_registered(tracer.registry)
+    try:
+        payload, violations = spec.params_payload(inst, bound, args, kwargs)
+    except SchemaValidationError:
+        if own:
+            tracer.finish_instance(inst, "failed")
+        raise
+    span_id = generate_pfid(inst.partition)
+    tracer.submit(
+        CreateSpan(
+            span_id,
+            inst.id,
+            spec.span_type,
+            "active",
+            time.time_ns(),
+            payload,
+            parent_id,
+            violations=violations,
+        )
+    )
+    return OpenSpan(spec, inst, SpanState(span_id, inst, spec.span_type), own)
+
+
+def _implicit_instance(tracer: Tracer) -> InstanceState:
+    inst = tracer.new_instance(
+        agent_version={"name": tracer.agent_id, "external_identifier": "unversioned"}
+    )
+    tracer.start_instance(inst)
+    return inst
+
+
+# --- the wrappers -----------------------------------------------------------------------
+
+_get_span = CURRENT_SPAN.get
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def _lenient_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
+    spec: SpanSpec,
+    parent: SpanState,
+    inst: InstanceState,
+    tracer: Tracer,
+    wrapped: Any,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The hot path: a sync call inside an open span, lenient mode, default extractors.
+
+    It does the same as :func:`open_span` plus :class:`OpenSpan`, inlined: the
+    caller pays for an id, two clock reads, two records and a snapshot of
+    any argument that could change later; binding, capture and validation run
+    in the exporter's thread.
+    """
+    try:
+        snap_args, snap_kwargs = args, kwargs
+        for value in args:
+            if type(value) not in _ATOMIC:
+                capture = tracer.capturer.capture
+                snap_args = tuple(capture(v) for v in args)
+                break
+        for value in kwargs.values():
+            if type(value) not in _ATOMIC:
+                capture = tracer.capturer.capture
+                snap_kwargs = {k: capture(v) for k, v in kwargs.items()}
+                break
+        span_id = generate_pfid(inst.partition)
+        span_type = spec.span_type
+        submit = tracer.submit
+        submit(
+            CreateSpan(
+                span_id,
+                inst.id,
+                span_type,
+                "active",
+                time.time_ns(),
+                Deferred(
+                    spec.deferred_params, (inst, instance is not None, snap_args, snap_kwargs)
+                ),
+                parent.id,
+            )
+        )
+        token = CURRENT_SPAN.set(SpanState(span_id, inst, span_type))
+    except Exception:  # an SDK bug must not break the call
+        logger.exception("prefactor could not open a span for %s", spec.span_type)
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        CURRENT_SPAN.reset(token)
+        submit(
+            FinishSpan(
+                span_id,
+                inst.id,
+                "failed" if isinstance(exc, Exception) else "cancelled",
+                time.time_ns(),
+                error_result(exc),
+            )
+        )
+        raise
+    CURRENT_SPAN.reset(token)
+    try:
+        snap = result if type(result) in _ATOMIC else _Snapshot(spec.result_now(tracer, result))
+        submit(
+            FinishSpan(
+                span_id,
+                inst.id,
+                "complete",
+                time.time_ns(),
+                Deferred(spec.deferred_result, (inst, snap)),
+            )
+        )
+    except Exception:
+        logger.exception("prefactor could not finish a span for %s", spec.span_type)
+    return result
+
+
+def make_wrapper(
+    spec: SpanSpec, new_instance: Callable[[Tracer], InstanceState] | None = None
+) -> Callable[..., Any]:
+    """The wrapt wrapper for ``spec.kind``; ``new_instance`` makes each call an agent instance."""
+
+    if spec.kind == "sync":
+
+        def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            parent = _get_span()
+            if parent is not None:
+                inst = parent.instance
+                tracer = inst.tracer
+                if not (tracer.strict or inst.terminated or spec.custom):
+                    return _lenient_sync_call(
+                        spec, parent, inst, tracer, wrapped, instance, args, kwargs
+                    )
+            try:
+                span = open_span(
+                    spec, instance is not None, args, kwargs, new_instance=new_instance
+                )
+            except (SchemaValidationError, PrefactorTerminatedError):
+                raise
+            except Exception:  # an SDK bug must not break the call
+                logger.exception("prefactor could not open a span for %s", spec.span_type)
+                return wrapped(*args, **kwargs)
+            token = CURRENT_SPAN.set(span.state)
+            try:
+                value = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                span.fail(exc)
+                raise
+            finally:
+                CURRENT_SPAN.reset(token)
+            span.complete(value)
+            return value
+
+        return sync_wrapper
+
+    if spec.kind == "async":
+
+        def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            async def run() -> Any:
+                try:
+                    span = open_span(
+                        spec, instance is not None, args, kwargs, new_instance=new_instance
+                    )
+                except (SchemaValidationError, PrefactorTerminatedError):
+                    raise
+                except Exception:
+                    logger.exception("prefactor could not open a span for %s", spec.span_type)
+                    return await wrapped(*args, **kwargs)
+                token = CURRENT_SPAN.set(span.state)
+                try:
+                    value = await wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    span.fail(exc)
+                    raise
+                finally:
+                    CURRENT_SPAN.reset(token)
+                span.complete(value)
+                return value
+
+            return run()
+
+        return async_wrapper
+
+    if spec.kind == "gen":
+
+        def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            span = open_span(spec, instance is not None, args, kwargs, new_instance=new_instance)
+            token = CURRENT_SPAN.set(span.state)
+            try:
+                gen = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                span.fail(exc)
+                raise
+            finally:
+                CURRENT_SPAN.reset(token)
+            wrapper = traced_generator(gen, span)
+            # A generator never started runs no finally block: finish it when collected.
+            weakref.finalize(wrapper, span.finish_if_open)
+            return wrapper
+
+        return gen_wrapper
+
+    def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = open_span(spec, instance is not None, args, kwargs, new_instance=new_instance)
+        wrapper = traced_async_generator(wrapped(*args, **kwargs), span)
+        weakref.finalize(wrapper, span.finish_if_open)
+        return wrapper
+
+    return agen_wrapper
+
+
+def decorate(
+    func: Any,
+    spec_kwargs: dict[str, Any],
+    new_instance: Callable[[Tracer], InstanceState] | None = None,
+) -> Any:
+    """Wrap ``func`` (function, method, classmethod, staticmethod or callable object)."""
+    if isinstance(func, classmethod | staticmethod):
+        return type(func)(decorate(func.__func__, spec_kwargs, new_instance))
+    spec = SpanSpec(func, **spec_kwargs)
+    return TracedFunction(func, make_wrapper(spec, new_instance), spec)
+
+
+class TracedFunction(wrapt.FunctionWrapper[Any, Any]):
+    """A callable wrapped by ``@traced`` (and friends); ``__prefactor_spec__`` says how."""
+
+    def __init__(self, wrapped: Any, wrapper: Any, spec: SpanSpec) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_spec = spec
+
+    @property
+    def __prefactor_spec__(self) -> SpanSpec:
+        spec: SpanSpec = self._self_spec
+        return spec
+
+
+@overload
+def traced(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def traced(
+    name: str | None = None,
+    /,
+    *,
+    span_type: str | None = None,
+    exclude: Collection[str] = (),
+    params: ParamsExtractor | None = None,
+    result: ResultExtractor | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    auto_register: bool | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def traced(
+    func_or_name: Any = None,
+    /,
+    *,
+    span_type: str | None = None,
+    name: str | None = None,
+    exclude: Collection[str] = (),
+    params: ParamsExtractor | None = None,
+    result: ResultExtractor | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    auto_register: bool | None = None,
+) -> Any:
+    """Record every call of the decorated callable as a span.
+
+    Forms: ``@traced``, ``@traced("agent:llm")`` (a span type of the schema
+    registry) and ``@traced(span_type=..., exclude=..., params=..., result=...)``.
+
+    Args:
+        span_type: the span's schema name. Given, it must be registered in the
+            schema registry (strict mode raises if not; lenient mode warns). Not
+            given, it is ``function:<qualname>``, registered automatically with
+            params and result schemas derived from the type hints.
+        name: alias of ``span_type``.
+        exclude: parameter names left out of the recorded params.
+        params: custom extractor: receives the bound params dict, returns the
+            mapping to record.
+        result: custom extractor: receives the return value, returns the
+            mapping to record.
+        title: the span type's title when registered automatically.
+        description: its description (default: the docstring's first paragraph).
+        auto_register: force (or prevent) automatic registration.
+
+    The recorded ``params`` are the arguments bound to their names, defaults
+    applied, ``self``/``cls`` left out, ``*args`` under ``"args"`` and
+    ``**kwargs`` under ``"kwargs"``. The ``result`` is a returned mapping,
+    pydantic model or dataclass's fields, else ``{"value": <value>}``; a
+    generator's result is ``{"value": [...yielded]}`` (strings joined).
+    """
+    kwargs: dict[str, Any] = {
+        "span_type": span_type or name,
+        "exclude": exclude,
+        "params": params,
+        "result": result,
+        "title": title,
+        "description": description,
+        "auto_register": auto_register,
+    }
+    if isinstance(func_or_name, str):
+        kwargs["span_type"] = func_or_name
+        return lambda func: decorate(func, kwargs)
+    if func_or_name is None:
+        return lambda func: decorate(func, kwargs)
+    return decorate(func_or_name, kwargs)

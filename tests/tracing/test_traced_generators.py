@@ -1,0 +1,134 @@
+"""Generator spans cover the whole iteration and are never left open."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from prefactor.testing.recorder import Recorder
+from prefactor.tracing.decorator import traced
+
+
+@traced
+def tokens(n: int) -> Iterator[str]:
+    for i in range(n):
+        yield f"t{i} "
+
+
+@traced
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@traced
+async def atokens(n: int) -> AsyncIterator[str]:
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield f"a{i}"
+
+
+def test_exhausted_generator_completes_with_joined_strings(recorder: Recorder) -> None:
+    assert list(tokens(3)) == ["t0 ", "t1 ", "t2 "]
+    (span,) = recorder.trace().spans
+    assert (span.status, span.result) == ("complete", {"value": "t0 t1 t2 "})
+
+
+def test_non_string_items_are_recorded_as_a_list(recorder: Recorder) -> None:
+    assert list(numbers(3)) == [0, 1, 2]
+    assert recorder.trace().spans[0].result == {"value": [0, 1, 2]}
+
+
+def test_break_cancels_the_span_with_what_was_yielded(recorder: Recorder) -> None:
+    for item in tokens(10):
+        if item == "t1 ":
+            break
+    gc.collect()
+    (span,) = recorder.trace().spans
+    assert (span.status, span.result) == ("cancelled", {"value": "t0 t1 "})
+
+
+def test_explicit_close_cancels_the_span(recorder: Recorder) -> None:
+    gen = numbers(5)
+    next(gen)
+    gen.close()
+    (span,) = recorder.trace().spans
+    assert (span.status, span.result) == ("cancelled", {"value": [0]})
+
+
+def test_never_iterated_generator_is_finished_when_collected(recorder: Recorder) -> None:
+    gen = numbers(5)
+    del gen
+    gc.collect()
+    (span,) = recorder.trace().spans
+    assert span.status == "cancelled"
+
+
+def test_exception_inside_generator_fails_the_span(recorder: Recorder) -> None:
+    @traced
+    def broken() -> Iterator[int]:
+        yield 1
+        raise ValueError("mid-stream")
+
+    with pytest.raises(ValueError, match="mid-stream"):
+        list(broken())
+    (span,) = recorder.trace().spans
+    assert span.status == "failed"
+    assert span.result == {"error": {"type": "ValueError", "message": "mid-stream"}}
+
+
+def test_send_and_return_value_pass_through(recorder: Recorder) -> None:
+    @traced
+    def echo() -> Iterator[int]:
+        got = yield 0
+        while got is not None:
+            got = yield got * 2
+        return None
+
+    gen = echo()
+    assert next(gen) == 0
+    assert gen.send(5) == 10
+    with pytest.raises(StopIteration):
+        gen.send(None)
+    assert recorder.trace().spans[0].result == {"value": [0, 10]}
+
+
+def test_spans_opened_inside_a_generator_nest_under_it(recorder: Recorder) -> None:
+    @traced
+    def step(i: int) -> int:
+        return i
+
+    @traced
+    def stepper() -> Iterator[int]:
+        for i in range(2):
+            yield step(i)
+
+    list(stepper())
+    trace = recorder.trace()
+    root = [s for s in trace.spans if s.parent_id is None]
+    assert len(root) == 1
+    assert len(root[0].children) == 2
+
+
+def test_async_generator_completes_and_joins(recorder: Recorder) -> None:
+    async def main() -> list[str]:
+        return [x async for x in atokens(3)]
+
+    assert asyncio.run(main()) == ["a0", "a1", "a2"]
+    (span,) = recorder.trace().spans
+    assert (span.status, span.result) == ("complete", {"value": "a0a1a2"})
+
+
+def test_async_generator_early_exit_is_cancelled(recorder: Recorder) -> None:
+    async def main() -> None:
+        agen = atokens(10)
+        async for item in agen:
+            if item == "a0":
+                break
+        await agen.aclose()
+
+    asyncio.run(main())
+    (span,) = recorder.trace().spans
+    assert (span.status, span.result) == ("cancelled", {"value": "a0"})
