@@ -10,11 +10,11 @@ malformed JSON and oversized bodies, uses the contract's error envelope.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +32,7 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
+        orjson.dumps(body),
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -84,8 +84,8 @@ def _decode(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise ApiProblem(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
 
 
@@ -117,7 +117,7 @@ def create_app(
 
     async def run(func: Callable[[], Any]) -> Response:
         def call() -> bytes:
-            return json.dumps(func(), separators=(",", ":")).encode()
+            return orjson.dumps(func())
 
         try:
             content = await run_in_threadpool(call)

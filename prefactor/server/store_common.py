@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS spans (
 CREATE INDEX IF NOT EXISTS spans_by_instance ON spans (agent_instance_id, started_at);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    response TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID;
+    response TEXT NOT NULL, PRIMARY KEY (scope, key));
 """
 
 
