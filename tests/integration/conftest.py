@@ -1,0 +1,25 @@
+"""Fixtures for the end-to-end tests: the real server in process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from integration_helpers import TOKEN, Server
+
+from prefactor import runtime
+from prefactor.export._internal import set_raise_internal_errors
+from prefactor.server.app import create_app
+from prefactor.server.store import Store
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    set_raise_internal_errors(True)
+    store = Store(tmp_path / "server.db")
+    yield Server(store, httpx.ASGITransport(app=create_app(store, token=TOKEN)))
+    runtime.shutdown()
+    store.close()
+    set_raise_internal_errors(None)
