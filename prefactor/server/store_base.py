@@ -88,17 +88,22 @@ class StoreBase:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is not None:
             return str(row[0])
-        value = generate_pfid()
-        self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-        return value
+        # Another process may open the same new file at the same moment: first one wins.
+        self._conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, generate_pfid())
+        )
+        return str(self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        # Writers take the write lock up front (IMMEDIATE) so they never fail halfway
+        # on a lock upgrade; readers stay deferred and never block a writer in another
+        # process (e.g. the SDK's sink writing while `prefactor serve` reads the file).
         with self._lock:
             if self._closed:
                 raise RuntimeError("the store is closed")
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
             except BaseException:

@@ -1,0 +1,286 @@
+"""The instance rules of the store: register, start/finish/terminate, quality.
+
+The decisions they implement are listed in :mod:`prefactor.server.store`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from prefactor.api.models import (
+    FinishInstanceRequest,
+    RecordQualityRequest,
+    RegisterInstanceRequest,
+    StartInstanceRequest,
+    TerminateInstanceRequest,
+)
+from prefactor.config import DEFAULT_AGENT_ID
+from prefactor.ids import generate_pfid, is_pfid, partition_for
+from prefactor.server.store_base import JSON, StoreBase
+from prefactor.server.store_common import (
+    ApiProblem,
+    dumps,
+    fingerprint,
+    loads,
+    now_iso,
+    parse,
+)
+from prefactor.server.store_schemas import SchemaProblems, SchemaSet, render_template
+
+__all__ = ["InstanceRules", "without_key"]
+
+TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
+
+
+def without_key(body: JSON) -> JSON:
+    """``body`` without its ``idempotency_key`` (what a key's fingerprint covers)."""
+    return {k: v for k, v in body.items() if k != "idempotency_key"}
+
+
+def _raise_for(side: str, errors: list[tuple[str, str]]) -> None:
+    if errors:
+        found: dict[str, list[str]] = {}
+        for path, reason in errors:
+            found.setdefault(side + path[1:], []).append(reason)
+        raise ApiProblem(422, "validation_error", f"{side} does not match its schema", found)
+
+
+class InstanceRules(StoreBase):
+    """Instance endpoints on top of :class:`StoreBase`."""
+
+    def _instance_details(self, row: tuple[Any, ...]) -> JSON:
+        counts = dict.fromkeys(("pending", "active", "complete", "failed", "cancelled"), 0)
+        for status, n in self._conn.execute(
+            "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
+            (row[0],),
+        ):
+            counts[status] = n
+        finished = counts["complete"] + counts["failed"] + counts["cancelled"]
+        return {
+            "type": "agent_instance",
+            "id": row[0],
+            "account_id": row[1],
+            "agent_id": row[2],
+            "agent_version_id": row[3],
+            "environment_id": row[4],
+            "agent_deployment_id": row[5],
+            "status": row[6],
+            "purpose": row[7],
+            "external_identifier": row[8],
+            "started_at": row[9],
+            "finished_at": row[10],
+            "termination_reason": row[11],
+            "quality_payloads": loads(row[12]),
+            "quality_summaries": loads(row[13]),
+            "inserted_at": row[14],
+            "updated_at": row[15],
+            "span_counts": {
+                "total": finished + counts["pending"] + counts["active"],
+                **counts,
+                "finished": finished,
+            },
+        }
+
+    def _instance_response(self, instance_id: str) -> JSON:
+        return {
+            "status": "success",
+            "details": self._instance_details(self._instance_row(instance_id)),
+        }
+
+    def _register(self, body: JSON) -> JSON:
+        req = parse(RegisterInstanceRequest, body)
+        if req.id is not None and not is_pfid(req.id):
+            raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
+        schema_set: SchemaSet | None = None
+        if req.agent_schema_version is not None:
+            try:
+                schema_set = SchemaSet.from_definition(req.agent_schema_version)
+            except SchemaProblems as exc:
+                raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
+
+        def op() -> JSON:
+            conn = self._conn
+            agent_id = req.agent_id or DEFAULT_AGENT_ID
+            now = now_iso()
+            instance_id = req.id or generate_pfid(partition_for(agent_id))
+            if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
+                raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
+            conn.execute(
+                "INSERT OR IGNORE INTO agents (id, inserted_at) VALUES (?, ?)", (agent_id, now)
+            )
+            environment_id = req.environment_id or self.default_environment_id
+            deployment_id = self._get_or_insert(
+                "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?",
+                (agent_id, environment_id),
+                "INSERT INTO deployments (agent_id, environment_id, id) VALUES (?, ?, ?)",
+            )
+            version = body.get("agent_version") or {}
+            version_id = self._get_or_insert(
+                "SELECT id FROM agent_versions WHERE agent_id = ? AND external_identifier = ?",
+                (agent_id, req.agent_version.external_identifier or ""),
+                "INSERT INTO agent_versions (agent_id, external_identifier, id, body, inserted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (dumps(version), now),
+            )
+            schema_version_id = None
+            if schema_set is not None:
+                schema_version_id = self._schema_version(agent_id, body, schema_set, now)
+            if (
+                req.external_identifier is not None
+                and conn.execute(
+                    "SELECT 1 FROM instances WHERE agent_id = ? AND external_identifier = ?",
+                    (agent_id, req.external_identifier),
+                ).fetchone()
+            ):
+                raise ApiProblem(
+                    409,
+                    "conflict",
+                    f"external_identifier {req.external_identifier!r} is already used",
+                    {"external_identifier": ["already used by another instance of this agent"]},
+                )
+            conn.execute(
+                "INSERT INTO instances (id, account_id, agent_id, agent_version_id, environment_id,"
+                " agent_deployment_id, schema_version_id, status, purpose, external_identifier,"
+                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (
+                    instance_id,
+                    self.account_id,
+                    agent_id,
+                    version_id,
+                    environment_id,
+                    deployment_id,
+                    schema_version_id,
+                    req.purpose or "live",
+                    req.external_identifier,
+                    now,
+                    now,
+                ),
+            )
+            return self._instance_response(instance_id)
+
+        return self._idempotent(
+            "agent_instances/register", req.idempotency_key, None, without_key(body), op
+        )
+
+    def _get_or_insert(
+        self, select: str, params: tuple[Any, ...], insert: str, extra: tuple[Any, ...] = ()
+    ) -> str:
+        row = self._conn.execute(select, params).fetchone()
+        if row is not None:
+            return str(row[0])
+        new_id = generate_pfid()
+        self._conn.execute(insert, (*params, new_id, *extra))
+        return new_id
+
+    def _schema_version(self, agent_id: str, body: JSON, schema_set: SchemaSet, now: str) -> str:
+        raw = body["agent_schema_version"]
+        content = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+        ident = raw.get("external_identifier") or "sha-" + fingerprint("schema", None, raw)
+        row = self._conn.execute(
+            "SELECT id, body FROM schema_versions WHERE agent_id = ? AND external_identifier = ?",
+            (agent_id, ident),
+        ).fetchone()
+        if row is not None:
+            if row[1] != content:
+                raise ApiProblem(
+                    409,
+                    "conflict",
+                    f"agent_schema_version {ident!r} is already registered with different content",
+                    {
+                        "agent_schema_version.external_identifier": [
+                            f"{ident!r} already names a different schema version"
+                        ]
+                    },
+                )
+            return str(row[0])
+        new_id = generate_pfid()
+        self._conn.execute(
+            "INSERT INTO schema_versions (id, agent_id, external_identifier, body, inserted_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (new_id, agent_id, ident, content, now),
+        )
+        self._schema_sets[new_id] = schema_set
+        return new_id
+
+    def _transition(self, scope: str, instance_id: str, body: JSON) -> JSON:
+        req: StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest
+        if scope == "agent_instances/start":
+            req = parse(StartInstanceRequest, body)
+        elif scope == "agent_instances/finish":
+            req = parse(FinishInstanceRequest, body)
+        else:
+            req = parse(TerminateInstanceRequest, body)
+
+        def op() -> JSON:
+            row = self._instance_row(instance_id)
+            status, now = row[6], now_iso()
+            if isinstance(req, StartInstanceRequest):
+                if status == "active":
+                    return self._instance_response(instance_id)
+                if status != "pending":
+                    raise ApiProblem(409, "conflict", f"agent instance is already {status}")
+                started = req.timestamp or now
+                self._conn.execute(
+                    "UPDATE instances SET status = 'active', started_at = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (started, now, instance_id),
+                )
+            elif status in TERMINAL:
+                raise ApiProblem(409, "conflict", f"agent instance is already {status}")
+            elif isinstance(req, FinishInstanceRequest):
+                finished = req.timestamp or now
+                self._conn.execute(
+                    "UPDATE instances SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+                    (req.status or "complete", finished, now, instance_id),
+                )
+            else:
+                self._conn.execute(
+                    "UPDATE instances SET status = 'terminated', termination_reason = ?,"
+                    " finished_at = ?, updated_at = ? WHERE id = ?",
+                    (req.reason, now, now, instance_id),
+                )
+            return self._instance_response(instance_id)
+
+        return self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
+
+    def _record_quality(self, instance_id: str, body: JSON) -> JSON:
+        req = parse(RecordQualityRequest, body)
+
+        def op() -> JSON:
+            row = self._instance_row(instance_id)
+            schemas = self._schema_set(row[16])
+            quality = schemas.quality.get(req.name)
+            if not schemas.open and quality is None:
+                raise ApiProblem(
+                    422,
+                    "validation_error",
+                    f"unknown quality name {req.name!r}",
+                    {"name": [f"{req.name!r} is not a quality schema of this version"]},
+                )
+            payloads, summaries = loads(row[12]), loads(row[13])
+            if req.payload is None:
+                payloads.pop(req.name, None)
+                summaries.pop(req.name, None)
+            else:
+                if quality is not None:
+                    _raise_for("payload", quality.schema.errors(req.payload))
+                payloads[req.name] = req.payload
+                summary = render_template(quality.template if quality else None, req.payload)
+                if summary is not None:
+                    summaries[req.name] = summary
+            self._conn.execute(
+                "UPDATE instances SET quality_payloads = ?, quality_summaries = ?, updated_at = ?"
+                " WHERE id = ?",
+                (dumps(payloads), dumps(summaries), now_iso(), instance_id),
+            )
+            return self._instance_response(instance_id)
+
+        return self._idempotent(
+            "agent_instances/record_quality",
+            req.idempotency_key,
+            instance_id,
+            without_key(body),
+            op,
+        )
