@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import bisect
 import collections
 import contextlib
 import logging
@@ -51,6 +52,10 @@ logger = logging.getLogger("prefactor.export")
 TerminateCallback = Callable[[str, str | None], None]
 _Entry = tuple[int, Record]  # (drain sequence number, record)
 _LIVENESS_SLICE = 1.0
+
+
+def _seq_of(entry: _Entry) -> int:
+    return entry[0]
 
 
 class _FlushMarker:
@@ -243,9 +248,9 @@ class Exporter:
         if threading.current_thread() is self._thread:
             return False
         thread = self._thread
-        if thread is None or not thread.is_alive():
+        if thread is None or not thread.is_alive() or (not self._queue and not self._held):
             self._surface_internal_errors()
-            return not self._queue
+            return not self._queue and not self._held
         marker = _FlushMarker()
         self._queue.append(marker)
         self._wake_worker()
@@ -382,11 +387,17 @@ class Exporter:
         queue, lanes, now = self._queue, self._lanes, time.monotonic()
         popleft = queue.popleft
         while True:
+            # Count the record as held before it leaves the queue, so that
+            # len(queue) + held never under-counts what is pending (flush and
+            # the capacity check read both from other threads).
+            self._held += 1
             try:
                 item = popleft()
             except IndexError:
+                self._held -= 1
                 break
             if isinstance(item, _FlushMarker):
+                self._held -= 1
                 item.seq, item.remaining = self._seq, self._held
                 if item.remaining == 0:
                     item.done.set()
@@ -394,7 +405,6 @@ class Exporter:
                     self._markers.append(item)
                 continue
             self._seq += 1
-            self._held += 1
             lane = lanes.get(item.instance_id)
             if lane is None:
                 lane = lanes[item.instance_id] = _Lane(since=now)
@@ -523,7 +533,11 @@ class Exporter:
         self._held -= len(batch)
         if self._markers:
             for marker in list(self._markers):
-                marker.remaining -= sum(1 for seq, _ in batch if seq <= marker.seq)
+                # Sequence numbers rise within a batch: count those up to the marker's.
+                if batch[-1][0] <= marker.seq:
+                    marker.remaining -= len(batch)
+                elif batch[0][0] <= marker.seq:
+                    marker.remaining -= bisect.bisect_right(batch, marker.seq, key=_seq_of)
                 if marker.remaining <= 0:
                     marker.done.set()
                     self._markers.remove(marker)

@@ -165,3 +165,13 @@ async def test_aflush_waits_without_blocking_the_event_loop() -> None:
     assert len(sink.records) == 6
     assert ticks > 0
     assert await exporter.aclose()
+
+
+def test_flush_with_everything_delivered_returns_true_even_with_a_zero_timeout() -> None:
+    sink = MemorySink()
+    exporter = Exporter(sink)
+    for record in spans(generate_pfid(), 2):
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert exporter.flush(0)
+    exporter.close()

@@ -37,6 +37,7 @@ from prefactor.export.sinks.bulk import (
 __all__ = ["HttpSink"]
 
 SDK_HEADER = f"prefactor@{__version__}"
+_SUCCESS: Output = {"status": "success"}
 
 # Clients made before a fork: the child neither uses nor closes them (their
 # connections belong to the parent), it keeps them referenced and makes its own.
@@ -119,10 +120,13 @@ class HttpSink(BulkSink):
                     exc.status_code or 0, exc.code, exc.message, exc.errors
                 ) from None
             raise BulkRequestError(0, "client_error", str(exc)) from None
-        return {
-            key: output.model_dump(mode="json", exclude={"details"})
-            for key, output in answer.outputs.items()
-        }
+        outputs: dict[str, Output] = {}
+        for key, output in answer.outputs.items():
+            if output.status == "success" and output.control is None:
+                outputs[key] = _SUCCESS  # the common case, without a copy per item
+            else:
+                outputs[key] = output.model_dump(mode="json", exclude={"details"})
+        return outputs
 
     async def _single(self, item: dict[str, Any]) -> Output:
         kind = item["_type"]

@@ -1,0 +1,275 @@
+"""The export pipeline, end to end: caller cost, throughput, requests per span, memory.
+
+Run from the repository root:
+
+    /work/venv/bin/python benchmarks/bench_pipeline.py [--spans 50000] [--memory-spans 200000]
+
+Sections:
+  (a) caller-side cost of ``async with instance.span(...)``: left for the
+      tracing layer (see :func:`bench_caller_span`); meanwhile the cost of
+      ``Exporter.submit`` alone is measured.
+  (b) spans/s delivered to ``prefactor serve`` over loopback (a subprocess on
+      a free port with a temporary database), timed from the first submit
+      until ``flush()`` returns True; the count is verified through the API.
+  (c) HTTP requests per span in (b), counted by a transport wrapper.
+  (d) memory growth (RSS) over many spans into a discarding sink, after flush.
+
+Targets: (b) >= 10,000 spans/s, (c) <= 0.01 requests/span, (d) flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from pydantic import SecretStr
+
+from prefactor.api.client import PrefactorApiClient
+from prefactor.config import HttpClientConfig, QueueConfig
+from prefactor.export.exporter import Exporter
+from prefactor.export.records import (
+    CreateSpan,
+    FinishSpan,
+    Record,
+    RegisterInstance,
+    StartInstance,
+)
+from prefactor.export.sinks import HttpSink
+from prefactor.export.sinks.base import OK, ExportResult
+from prefactor.ids import generate_pfid
+
+TOKEN = "bench-token-0123456789"
+INSTANCES = 10
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class DiscardSink:
+    """Accepts every batch and keeps nothing."""
+
+    async def export(self, batch: Sequence[Record]) -> ExportResult:
+        return OK
+
+    async def aclose(self) -> None:
+        return None
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the requests that reach the network."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def span_records(instance_id: str, parent: str | None = None) -> tuple[CreateSpan, FinishSpan]:
+    span_id = generate_pfid()
+    now = time.time_ns()
+    return (
+        CreateSpan(span_id, instance_id, "agent:llm", "active", now, {"prompt": "hi"}, parent),
+        FinishSpan(span_id, instance_id, "complete", now + 1000, {"text": "hello"}),
+    )
+
+
+def opening(instance_id: str) -> list[Record]:
+    return [
+        RegisterInstance(instance_id, "bench-agent", {"name": "bench", "external_identifier": "1"}),
+        StartInstance(instance_id, time.time_ns()),
+    ]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Served:
+    """``prefactor serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, db: Path) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from prefactor.cli import main; raise SystemExit(main())",
+                *("serve", "--port", "0", "--db", str(db), "--token", TOKEN),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", line)
+        if match is None:
+            self.close()
+            raise RuntimeError(f"prefactor serve did not start: {line!r}")
+        self.url = match.group(0)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+# --- (a) ----------------------------------------------------------------------------------
+
+
+def bench_caller_span() -> float | None:
+    """(a) ns per ``async with instance.span(...)`` on the caller's side.
+
+    TO BE FILLED IN once the tracing layer lands: time N spans opened and
+    closed through the public API with a discarding sink, return ns per span.
+    """
+    return None
+
+
+def bench_submit(n: int = 200_000) -> float:
+    """ns per ``Exporter.submit`` of a prebuilt record (the queue's share of (a))."""
+    instance = generate_pfid()
+    records = [span_records(instance)[0] for _ in range(1000)]
+    exporter = Exporter(DiscardSink(), QueueConfig(max_queue_size=10 * n))
+    submit = exporter.submit
+    start = time.perf_counter_ns()
+    for i in range(n):
+        submit(records[i % 1000])
+    elapsed = time.perf_counter_ns() - start
+    exporter.flush(60)
+    exporter.close()
+    return elapsed / n
+
+
+# --- (b), (c) -----------------------------------------------------------------------------
+
+
+async def count_spans(url: str, instances: list[str]) -> int:
+    config = HttpClientConfig(api_url=url, api_token=SecretStr(TOKEN))
+    total = 0
+    async with PrefactorApiClient(config) as client:
+        for instance in instances:
+            offset = 0
+            while True:
+                page = await client.list_spans(instance, offset=offset, page_size=1000)
+                total += len(page.summaries)
+                if len(page.summaries) < 1000:
+                    break
+                offset += 1000
+    return total
+
+
+def bench_throughput(spans: int, batch_size: int) -> tuple[float, float, int]:
+    """(b) spans/s to ``prefactor serve``; (c) requests per span; the verified count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        served = Served(Path(tmp) / "bench.db")
+        try:
+            instances = [generate_pfid() for _ in range(INSTANCES)]
+            records: list[Record] = []
+            for instance in instances:
+                records.extend(opening(instance))
+            for i in range(spans):
+                records.extend(span_records(instances[i % INSTANCES]))
+            transport = CountingTransport(httpx.AsyncHTTPTransport())
+            config = HttpClientConfig(api_url=served.url, api_token=SecretStr(TOKEN))
+            # Block rather than drop: this measures delivery, so nothing may be dropped.
+            exporter = Exporter(
+                HttpSink(config, transport=transport),
+                QueueConfig(on_full="block", batch_size=batch_size),
+            )
+            start = time.perf_counter()
+            for record in records:
+                exporter.submit(record)
+            if not exporter.flush(300):
+                raise RuntimeError(f"flush timed out: {exporter.stats()}")
+            elapsed = time.perf_counter() - start
+            requests = transport.requests
+            exporter.close()
+            stored = asyncio.run(count_spans(served.url, instances))
+        finally:
+            served.close()
+    return spans / elapsed, requests / spans, stored
+
+
+# --- (d) ----------------------------------------------------------------------------------
+
+
+def bench_memory(spans: int) -> tuple[float, float]:
+    """(d) RSS growth in MiB over ``spans`` spans after a warm-up, and per 1,000 spans in KiB."""
+    exporter = Exporter(DiscardSink())
+
+    def run(count: int) -> None:
+        instance = generate_pfid()
+        for i in range(count):
+            if i % 100 == 0:
+                instance = generate_pfid()  # short-lived instances: lanes come and go
+            for record in span_records(instance):
+                exporter.submit(record)
+        if not exporter.flush(300):
+            raise RuntimeError("flush timed out")
+
+    run(20_000)
+    gc.collect()
+    before = rss_bytes()
+    run(spans)
+    gc.collect()
+    growth = rss_bytes() - before
+    exporter.close()
+    return growth / 2**20, growth / 1024 / (spans / 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=50_000)
+    parser.add_argument("--memory-spans", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=QueueConfig().batch_size)
+    args = parser.parse_args()
+
+    caller = bench_caller_span()
+    submit_ns = bench_submit()
+    rate, per_span, stored = bench_throughput(args.spans, args.batch_size)
+    mib, kib_per_k = bench_memory(args.memory_spans)
+
+    rows = [
+        (
+            "(a) caller cost of async with span()",
+            "not yet" if caller is None else f"{caller:,.0f} ns",
+            "",
+        ),
+        ("(a) Exporter.submit() per record", f"{submit_ns:,.0f} ns", ""),
+        (
+            f"(b) spans/s to prefactor serve ({args.spans:,} spans, batch {args.batch_size})",
+            f"{rate:,.0f}",
+            ">= 10,000",
+        ),
+        ("(b) spans stored, verified via the API", f"{stored:,}", f"== {args.spans:,}"),
+        ("(c) HTTP requests per span", f"{per_span:.4f}", "<= 0.01"),
+        (f"(d) RSS growth over {args.memory_spans:,} spans", f"{mib:+.1f} MiB", "flat"),
+        ("(d) RSS growth per 1,000 spans", f"{kib_per_k:+.2f} KiB", "~0"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>14}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+    if stored != args.spans:
+        raise SystemExit("the server did not store every span")
+
+
+if __name__ == "__main__":
+    main()
