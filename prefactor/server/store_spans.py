@@ -210,8 +210,7 @@ class _SpanBatch:
             if replay is not None:
                 if replay[0] != digest:
                     raise idempotency_conflict(key)
-                stored: JSON = loads(replay[1])
-                return stored
+                return self._replayed(loads(replay[1]))
         inst = self._instance(req.agent_instance_id)
         parent = req.parent_span_id
         if parent is not None and self.known.get(parent) != req.agent_instance_id:
@@ -291,8 +290,35 @@ class _SpanBatch:
             inst[4],
         )
         if key is not None:
-            self.idem_rows.append(("agent_spans/create", key, digest, dumps(response)))
-            self.replays[key] = (digest, self.idem_rows[-1][3])
+            # Not the whole answer: the span row holds everything that cannot change, so
+            # the memo keeps only what a later finish may overwrite (a third of the bytes).
+            memo = {
+                "span_id": span_id,
+                "status": req.status,
+                "violations": None if violations is None else len(violations),
+                "control": response.get("control"),
+            }
+            self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
+        return response
+
+    def _replayed(self, memo: JSON) -> JSON:
+        """The answer a span create gave, rebuilt from its row and its memo."""
+        row = self.store._conn.execute(
+            f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
+            " WHERE s.id = ?",
+            (memo["span_id"],),
+        ).fetchone()
+        details = _span_details(row)
+        if memo["status"] not in _TERMINAL_SPAN:  # finished since: show it as it was created
+            details.update(status=memo["status"], result_payload=None, finished_at=None)
+        details["updated_at"] = details["inserted_at"]
+        count = memo["violations"]
+        details["schema_violations"] = (
+            None if count is None else details["schema_violations"][:count]
+        )
+        response: JSON = {"status": "success", "details": details}
+        if memo["control"] is not None:
+            response["control"] = memo["control"]
         return response
 
     def write(self, conn: sqlite3.Connection) -> None:

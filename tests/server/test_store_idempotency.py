@@ -115,3 +115,26 @@ def test_a_bulk_create_and_the_rest_route_share_the_key_scope(
     item = {"_type": "agent_spans/create", "idempotency_key": "create-bulk-1", **body}
     output = store.bulk({"items": [item]})["outputs"]["create-bulk-1"]
     assert store.create_span({**body, "idempotency_key": "create-bulk-1"}) == output
+
+
+def test_span_create_replay_after_finish_answers_the_span_as_created(
+    store: Store, register: Register
+) -> None:
+    declared = [{"side": "params", "path": "$.x", "reason": "cut"}]
+    body = span_body(register(), idempotency_key="create-1", schema_violations=declared)
+    first = store.create_span(body)
+    store.finish_span(
+        first["details"]["id"], {"result_payload": {"text": 1}, "schema_violations": []}
+    )
+    assert store.create_span(body) == first
+
+
+def test_span_create_replay_keeps_the_original_control(store: Store, register: Register) -> None:
+    instance_id = register()
+    store.terminate_instance(instance_id, {"reason": "halt"})
+    body = span_body(
+        instance_id, status="complete", result_payload={"text": "t"}, idempotency_key="create-1"
+    )
+    first = store.create_span(body)
+    assert first["control"] == {"terminate": True, "reason": "halt"}
+    assert store.create_span(body) == first
