@@ -1,0 +1,69 @@
+"""Reading traces back from the embedded store: what ``prefactor traces`` and ``show`` print."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefactor.config import PrefactorCoreConfig
+from prefactor.render import render_instance, render_instance_line
+from prefactor.server.store import ApiProblem, Store
+
+__all__ = ["default_db_path", "list_recent", "show_instance", "summary_lines"]
+
+
+def default_db_path() -> Path:
+    """The embedded store's file: ``PREFACTOR_DB``, else ``./.prefactor/traces.db``."""
+    return PrefactorCoreConfig().resolved_db_path()
+
+
+def _open(db: str | os.PathLike[str] | None) -> Store:
+    path = Path(db) if db is not None else default_db_path()
+    if not path.exists():
+        raise FileNotFoundError(f"no trace store at {path} (run an agent first, or pass --db)")
+    return Store(path)
+
+
+def list_recent(
+    db: str | os.PathLike[str] | None = None, *, agent_id: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The newest instances in the store, newest first.
+
+    Raises:
+        FileNotFoundError: there is no store file yet.
+    """
+    store = _open(db)
+    try:
+        return list(store.list_instances(agent_id=agent_id, page_size=limit)["summaries"])
+    finally:
+        store.close()
+
+
+def show_instance(instance_id: str | None = None, db: str | os.PathLike[str] | None = None) -> str:
+    """The span tree of one instance (the newest when ``instance_id`` is ``None``).
+
+    Raises:
+        FileNotFoundError: there is no store file yet.
+        LookupError: no such instance.
+    """
+    store = _open(db)
+    try:
+        if instance_id is None:
+            newest = store.list_instances(page_size=1)["summaries"]
+            if not newest:
+                raise LookupError("the store holds no agent instance yet")
+            instance_id = newest[0]["id"]
+        try:
+            instance = store.get_instance(instance_id)["details"]
+        except ApiProblem:
+            raise LookupError(f"no agent instance {instance_id!r} in the store") from None
+        spans = store.list_spans(agent_instance_id=instance_id)["summaries"]
+        return render_instance(instance, spans)
+    finally:
+        store.close()
+
+
+def summary_lines(instances: list[dict[str, Any]]) -> list[str]:
+    """One line per instance, as ``prefactor traces`` prints them."""
+    return [render_instance_line(inst) for inst in instances]
