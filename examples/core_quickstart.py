@@ -36,7 +36,6 @@ registry.register_type(
     template="{{model}}: {{prompt}} → {{response}}",
 )
 
-
 async def main():
     config = PrefactorCoreConfig(
         http_config=HttpClientConfig(
@@ -60,6 +59,5 @@ async def main():
             await span.complete({"response": result})
 
         await instance.finish()
-
 
 asyncio.run(main())
