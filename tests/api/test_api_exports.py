@@ -1,0 +1,11 @@
+"""``prefactor.api`` exports what ``__all__`` says, sorted."""
+
+from __future__ import annotations
+
+import prefactor.api
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    names = prefactor.api.__all__
+    assert names == sorted(names)
+    assert all(hasattr(prefactor.api, name) for name in names)
