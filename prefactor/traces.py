@@ -1,16 +1,25 @@
-"""Reading traces back from the embedded store: what ``prefactor traces`` and ``show`` print."""
+"""Reading traces back from the embedded store or a server: ``prefactor traces`` and ``show``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
-from prefactor.config import PrefactorCoreConfig
+from prefactor.api.client import PrefactorApiClient
+from prefactor.config import HttpClientConfig, PrefactorCoreConfig
 from prefactor.render import render_instance, render_instance_line
 from prefactor.server.store import ApiProblem, Store
 
-__all__ = ["default_db_path", "list_recent", "show_instance", "summary_lines"]
+__all__ = [
+    "default_db_path",
+    "list_recent",
+    "list_recent_remote",
+    "show_instance",
+    "show_instance_remote",
+    "summary_lines",
+]
 
 
 def default_db_path() -> Path:
@@ -67,3 +76,27 @@ def show_instance(instance_id: str | None = None, db: str | os.PathLike[str] | N
 def summary_lines(instances: list[dict[str, Any]]) -> list[str]:
     """One line per instance, as ``prefactor traces`` prints them."""
     return [render_instance_line(inst) for inst in instances]
+
+
+async def _remote(config: HttpClientConfig, instance_id: str | None, limit: int) -> Any:
+    async with PrefactorApiClient(config) as client:
+        if instance_id is None:
+            listed = await client.list_instances(page_size=limit)
+            return [inst.model_dump(mode="json") for inst in listed.summaries]
+        instance = await client.get_instance(instance_id)
+        spans = await client.list_spans(instance_id)
+        return instance.model_dump(mode="json"), [
+            s.model_dump(mode="json") for s in spans.summaries
+        ]
+
+
+def list_recent_remote(config: HttpClientConfig, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest instances on a Prefactor API, newest first."""
+    result: list[dict[str, Any]] = asyncio.run(_remote(config, None, limit))
+    return result
+
+
+def show_instance_remote(config: HttpClientConfig, instance_id: str) -> str:
+    """The span tree of one instance on a Prefactor API."""
+    instance, spans = asyncio.run(_remote(config, instance_id, 0))
+    return render_instance(instance, spans)
