@@ -10,16 +10,18 @@ waiting out a retry backoff holds no worker slot, so other instances keep
 flowing. Lanes disappear once empty: nothing per span or per instance outlives
 what is still queued.
 
-The worker wakes when the queue holds a batch, when ``flush``/``close`` asks,
-and otherwise when the oldest partial batch has waited ``flush_interval``.
+The worker wakes when the queue holds a batch's worth of records (once per
+batch, not per record), when ``flush``/``close`` asks, and otherwise when the
+oldest partial batch has waited ``flush_interval``: no record waits longer
+than that for its first attempt.
 
 Capacity: ``max_queue_size`` bounds every record accepted and not yet finished
 (waiting, in backoff or in flight). Concurrent submitters may overshoot it by
 at most one record each, the price of not taking a lock.
 
-After ``os.fork()`` the child starts empty (the parent still owns and sends
-the records it had queued; copying them would send them twice) and starts its
-own worker on its first submit.
+After ``os.fork()`` the child starts empty, with fresh counters (the parent
+still owns and sends the records it had queued; copying them would send them
+twice, idempotency keys or not) and starts its own worker on its first submit.
 """
 
 from __future__ import annotations
@@ -276,6 +278,7 @@ class Exporter:
 
         Records submitted afterwards are dropped (reason ``closed``); those
         still pending when the wait ends are dropped (reason ``shutdown``).
+        If any record was ever lost, a WARNING says how many and why.
 
         Args:
             timeout: seconds to wait; ``None`` means ``config.shutdown_timeout``.
@@ -301,8 +304,20 @@ class Exporter:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)
         self._close_result = ok
+        self._report_losses()
         self._surface_internal_errors()
         return ok
+
+    def _report_losses(self) -> None:
+        stats = self.stats()
+        if stats.dropped_total:
+            reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items()) if v)
+            logger.warning(
+                "prefactor: %d telemetry records were lost (%s); %d were sent",
+                stats.dropped_total,
+                reasons,
+                stats.sent,
+            )
 
     async def aclose(self, timeout: float | None = None) -> bool:
         """:meth:`close` for async code."""
@@ -575,7 +590,7 @@ def _after_fork_in_child() -> None:
 
 
 def _at_exit() -> None:
-    """Flush every live exporter with its shutdown timeout and report what was lost."""
+    """Flush every open exporter with its shutdown timeout; ``close`` reports what was lost."""
     for exporter in list(_live):
         if exporter.closed:
             continue
@@ -583,15 +598,6 @@ def _at_exit() -> None:
             exporter.close()
         except Exception:
             logger.exception("prefactor: error while closing the exporter at exit")
-        stats = exporter.stats()
-        if stats.dropped_total:
-            reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items()) if v)
-            logger.warning(
-                "prefactor: %d telemetry records were lost (%s); %d were sent",
-                stats.dropped_total,
-                reasons,
-                stats.sent,
-            )
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

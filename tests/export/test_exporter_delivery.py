@@ -97,7 +97,7 @@ def test_a_partial_batch_is_sent_after_the_flush_interval_without_a_flush() -> N
 def test_a_full_batch_wakes_the_worker_before_the_flush_interval() -> None:
     sink = ScriptedSink()
     exporter = Exporter(sink, QueueConfig(batch_size=10, flush_interval=60))
-    for record in spans(generate_pfid(), 5):
+    for record in spans(generate_pfid(), 10):  # two batches' worth: one wake at least
         exporter.submit(record)
     assert sink.delivered_event.wait(5)
     assert len(sink.attempts[0]) == 10

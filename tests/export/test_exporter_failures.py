@@ -297,3 +297,14 @@ def test_stats_count_every_record_exactly() -> None:
     assert dict(stats.dropped) == {"queue_full": 2}
     exporter.close()
     assert dict(exporter.stats().dropped) == {"queue_full": 2}
+
+
+def test_close_warns_how_many_records_were_lost(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = Exporter(ScriptedSink(), QueueConfig(max_queue_size=2))
+    for record in spans(generate_pfid(), 2):
+        exporter.submit(record)
+    with caplog.at_level(logging.WARNING, logger="prefactor.export"):
+        assert exporter.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "prefactor: 2 telemetry records were lost (queue_full=2); 2 were sent"
+    ]
