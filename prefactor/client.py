@@ -242,22 +242,24 @@ class PrefactorCoreClient:
         """
         tracer = self.tracer
         registry = self._config.schema_registry
-        use_registry = registry is not None
-        schema_version = agent_schema_version
-        if schema_version is None and external_schema_version_id is not None:
-            schema_version = {"external_identifier": external_schema_version_id}
+        reference_only = agent_schema_version is None and external_schema_version_id is not None
         state = tracer.new_instance(
             agent_version=agent_version,
-            agent_schema_version=schema_version,
-            use_registry=use_registry,
+            agent_schema_version=(
+                {"external_identifier": external_schema_version_id}
+                if reference_only
+                else agent_schema_version
+            ),
+            use_registry=registry is not None,
             agent_id=agent_id,
             instance_id=instance_id,
             environment_id=environment_id,
             purpose=purpose,
             external_identifier=external_identifier,
         )
-        if schema_version is not None and external_schema_version_id is not None and use_registry:
-            state.registry = registry
+        if reference_only:
+            # The schemas live on the server; check locally only against a registry we have.
+            state.registry = registry if isinstance(registry, SchemaRegistry) else None
         return AgentInstanceHandle(state, self)
 
     async def record_quality(

@@ -14,7 +14,9 @@ Decisions where the wire contract is silent (its open questions):
   immutable once stored. The schema version is reused by
   ``agent_schema_version.external_identifier`` (a content digest when absent);
   re-registering an identifier with different content answers 409
-  ``conflict`` naming it. No ``agent_schema_version`` gives an *open* version:
+  ``conflict`` naming it. A body holding only ``external_identifier`` refers
+  to the version already registered under it (422 if there is none). No
+  ``agent_schema_version`` gives an *open* version:
   any span type and quality name, nothing validated.
 * **Instances.** register -> ``pending``; start: ``pending`` -> ``active``
   (again on ``active``: no-op success; on a terminal instance: 409

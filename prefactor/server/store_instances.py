@@ -182,6 +182,16 @@ class InstanceRules(StoreBase):
             "SELECT id, body FROM schema_versions WHERE agent_id = ? AND external_identifier = ?",
             (agent_id, ident),
         ).fetchone()
+        if set(raw) == {"external_identifier"}:
+            # A reference by identifier alone (prefactor-core's external_schema_version_id).
+            if row is None:
+                raise ApiProblem(
+                    422,
+                    "validation_error",
+                    f"no agent_schema_version {ident!r} is registered for agent {agent_id!r}",
+                    {"agent_schema_version.external_identifier": [f"unknown identifier {ident!r}"]},
+                )
+            return str(row[0])
         if row is not None:
             if row[1] != content:
                 raise ApiProblem(

@@ -144,3 +144,30 @@ async def test_platform_termination_reaches_the_handle(server: Server) -> None:
         with pytest.raises(PrefactorTerminatedError, match="operator stop"):
             async with instance.span("agent:step"):
                 pass
+
+
+async def test_external_schema_version_id_reuses_a_registered_version(server: Server) -> None:
+    registry = SchemaRegistry()
+    registry.register_type("agent:step", {"type": "object", "required": ["n"]})
+    ident = registry.version_identifier()
+    config = PrefactorCoreConfig(
+        http_config=server.http_config, schema_registry=registry, sink=server.sink()
+    )
+    async with PrefactorCoreClient(config) as client:
+        first = await client.create_agent_instance(agent_id="ref", agent_version={"name": "a"})
+        second = await client.create_agent_instance(
+            agent_id="ref", agent_version={"name": "a"}, external_schema_version_id=ident
+        )
+        unknown = await client.create_agent_instance(
+            agent_id="ref", agent_version={"name": "a"}, external_schema_version_id="nope"
+        )
+        async with second.span("agent:step") as span:
+            await span.start({"n": 1})
+        assert await client.flush(10)
+        stats = client.stats()
+    ids = {inst["id"] for inst in server.instances()}
+    assert {first.id, second.id} <= ids
+    assert unknown.id not in ids
+    assert stats["rejected"] == 1
+    (stored,) = server.spans(second.id)
+    assert stored["payload"] == {"n": 1}
