@@ -21,6 +21,8 @@ from prefactor.export.exporter import Exporter
 from prefactor.export.records import Record
 from prefactor.export.sinks import HttpSink
 from prefactor.ids import generate_pfid
+from prefactor.server.app import create_app
+from prefactor.server.store import Store
 
 FAST_RETRY = {"retry_delay_base": 0.001, "retry_delay_max": 0.02, "max_retries": 20}
 
@@ -101,6 +103,14 @@ async def test_ten_thousand_spans_from_twenty_tasks_arrive_complete_and_parented
             id="429-before",
         ),
         pytest.param(None, lambda r, n: error(503) if n % 5 == 1 else None, id="503-after-commit"),
+        pytest.param(
+            None,
+            lambda r, n: httpx.Response(200, content=b"<html>proxy</html>") if n % 5 == 3 else None,
+            id="200-not-json-after-commit",
+        ),
+        pytest.param(
+            lambda r, n: httpx.ReadTimeout("slow") if n % 5 == 0 else None, None, id="timeout"
+        ),
     ],
 )
 def test_a_server_failing_one_request_in_five_loses_and_duplicates_nothing(
@@ -326,3 +336,36 @@ def test_a_wrong_token_is_logged_as_rejection_without_the_token(
     assert "unauthorized" in caplog.text
     assert secret not in caplog.text
     assert TOKEN not in repr(sink) and secret not in repr(sink)
+
+
+def test_a_body_too_large_for_the_server_is_sent_in_smaller_requests(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small.db")
+    app = create_app(store, token=TOKEN, max_body_bytes=16_000)
+    transport = CountingTransport(httpx.ASGITransport(app=app))
+    instance = generate_pfid()
+    records: list[Record] = [*instance_opening(instance)]
+    for _ in range(80):
+        records.extend(span_pair(instance))
+    exporter = Exporter(HttpSink(api_config(), transport=transport))
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert len(stored_spans(store, instance)) == 80
+    assert len(transport.seen) > 2
+    assert (exporter.stats().sent, exporter.stats().rejected) == (len(records), 0)
+    exporter.close()
+    store.close()
+
+
+def test_a_record_submitted_twice_is_stored_once(server: Server) -> None:
+    instance = generate_pfid()
+    opening = instance_opening(instance)
+    transport = server.transport()
+    exporter = Exporter(HttpSink(api_config(), transport=transport))
+    for record in [*opening, *opening]:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert (exporter.stats().sent, exporter.stats().rejected) == (4, 0)
+    assert len(transport.seen) == 2  # one key may appear once per bulk request
+    assert server.store.list_instances(agent_id="agent-test")["summaries"][0]["id"] == instance
+    exporter.close()
