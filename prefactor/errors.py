@@ -82,9 +82,7 @@ class PrefactorApiError(PrefactorHttpError):
     @property
     def is_transient(self) -> bool:
         """429 and 5xx are worth retrying; every other answer is final."""
-        return self.status_code is not None and (
-            self.status_code == 429 or self.status_code >= 500
-        )
+        return self.status_code is not None and (self.status_code == 429 or self.status_code >= 500)
 
 
 class PrefactorAuthError(PrefactorApiError):

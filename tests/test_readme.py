@@ -1,0 +1,92 @@
+"""The README's commands and code blocks work as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def _command(block: str) -> str:
+    (line,) = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
+    return line.strip()
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFACTOR_")}
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    run_cmd, test_cmd = (_command(b) for b in _blocks("bash"))
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_cmd in ci_lines
+    assert "pytest" in test_cmd
+    assert run_cmd.endswith("python examples/quickstart.py")
+
+
+def test_readme_first_command_runs_the_quick_start(tmp_path: Path) -> None:
+    run_cmd = _command(_blocks("bash")[0])
+    script = shlex.split(run_cmd.rsplit("&&", 1)[1])
+    assert script[0] == "python"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / script[1])],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "└─ agent:research_agent [complete]" in run.stdout
+
+
+def test_readme_taste_runs_and_records_two_spans(tmp_path: Path) -> None:
+    taste = _blocks("python")[0]
+    (tmp_path / "taste.py").write_text(taste)
+    run = subprocess.run(
+        [sys.executable, "taste.py"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "reset my password -> article about reset my password"
+    # register, start, create and finish of each span, finish: records, not requests
+    assert lines[1] == "7 records sent"
+    show = subprocess.run(
+        [sys.executable, "-m", "prefactor.cli", "show"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert show.returncode == 0, show.stderr
+    assert "support-bot  [complete]  2 spans" in show.stdout
+    assert "└─ tool:search [complete]" in show.stdout
+
+
+def test_readme_plugin_example_passes_under_the_plugin(pytester: pytest.Pytester) -> None:
+    taste, plugin_test = _blocks("python")[:2]
+    definitions = taste.split("\nprint(")[0]
+    pytester.makepyfile(test_readme_example=definitions + "\n\n" + plugin_test)
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1)
