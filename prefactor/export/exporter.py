@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import bisect
 import collections
 import contextlib
 import logging
@@ -36,54 +35,24 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from prefactor.config import QueueConfig
 from prefactor.export._internal import raise_internal_errors
-from prefactor.export._support import RateLimitedLog, backoff_delay
+from prefactor.export._support import RateLimitedLog
 from prefactor.export.records import Record
-from prefactor.export.sinks.base import ExportResult, Sink, TransientExportError
+from prefactor.export.sinks.base import Sink
 from prefactor.export.stats import DropReason, ExportStats
+from prefactor.export.worker import ExportWorker, FlushMarker, TerminateCallback
 
 __all__ = ["Exporter", "TerminateCallback"]
 
 logger = logging.getLogger("prefactor.export")
 
-TerminateCallback = Callable[[str, str | None], None]
-_Entry = tuple[int, Record]  # (drain sequence number, record)
 _LIVENESS_SLICE = 1.0
 
 
-def _seq_of(entry: _Entry) -> int:
-    return entry[0]
-
-
-class _FlushMarker:
-    """Queued by ``flush``: done once every record queued before it has finished."""
-
-    __slots__ = ("done", "remaining", "seq")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.seq = 0
-        self.remaining = 0
-
-
-@dataclass(slots=True, eq=False)
-class _Lane:
-    """The records of one instance, waiting in order."""
-
-    records: collections.deque[_Entry] = field(default_factory=collections.deque)
-    since: float = 0.0  # when the oldest waiting record arrived (roughly)
-    busy: bool = False
-    retry_batch: list[_Entry] | None = None
-    retry_at: float = 0.0
-    attempt: int = 0
-
-
-class Exporter:
+class Exporter(ExportWorker):
     """Batches records off the caller's path and delivers them to a sink.
 
     Args:
@@ -118,29 +87,15 @@ class Exporter:
 
     def _reset(self) -> None:
         """Fresh queue, locks, counters and no worker (at creation and in a forked child)."""
-        self._queue: collections.deque[Record | _FlushMarker] = collections.deque()
+        self._queue: collections.deque[Record | FlushMarker] = collections.deque()
         self._lock = threading.Lock()
         self._space = threading.Condition(threading.Lock())
         self._blocked = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake_pending = False
-        self._wake: asyncio.Event | None = None
-        self._stopping = False
         self._closing = False
         self._close_result = True
-        # Written by the worker only; other threads just read them.
-        self._lanes: dict[str, _Lane] = {}
-        self._markers: list[_FlushMarker] = []
-        self._seq = 0
-        self._held = 0
-        self._in_flight = 0
-        self._in_flight_batches = 0
-        self._sent = 0
-        self._rejected = 0
-        self._retried = 0
-        self._worker_drops: collections.Counter[str] = collections.Counter()
-        self._internal_errors: list[BaseException] = []
+        self._reset_worker()
         # Written under self._lock by submitters that drop.
         self._caller_drops: collections.Counter[str] = collections.Counter()
 
@@ -226,10 +181,6 @@ class Exporter:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._set_wake)
 
-    def _set_wake(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted before this call is sent, rejected or dropped.
 
@@ -253,7 +204,7 @@ class Exporter:
         if thread is None or not thread.is_alive() or (not self._queue and not self._held):
             self._surface_internal_errors()
             return not self._queue and not self._held
-        marker = _FlushMarker()
+        marker = FlushMarker()
         self._queue.append(marker)
         self._wake_worker()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -333,7 +284,7 @@ class Exporter:
         with self._lock:
             dropped = collections.Counter(self._caller_drops)
         dropped.update(dict(self._worker_drops))
-        waiting = sum(1 for item in list(self._queue) if not isinstance(item, _FlushMarker))
+        waiting = sum(1 for item in list(self._queue) if not isinstance(item, FlushMarker))
         return ExportStats(
             submitted=self._seq + waiting,
             queued=waiting + self._held,
@@ -357,227 +308,6 @@ class Exporter:
             _orphaned_loops.append(self._loop)
         self._reset()
         self._closing = self._closed
-
-    # --- the worker's side ------------------------------------------------------------------
-
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._main())
-        except Exception:
-            logger.exception("prefactor: the export worker stopped after an internal error")
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-
-    async def _main(self) -> None:
-        self._wake = asyncio.Event()
-        tasks: set[asyncio.Task[None]] = set()
-        while not self._stopping:
-            self._wake_pending = False
-            self._wake.clear()
-            deadline: float | None = None
-            try:
-                self._drain()
-                deadline = self._dispatch(tasks)
-            except Exception as exc:
-                self._internal_error(exc, "the export worker loop", 0)
-            if self._stopping:
-                break
-            delay = self._config.flush_interval
-            if deadline is not None:
-                delay = min(delay, max(deadline - time.monotonic(), 0.0))
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-        await self._shutdown(tasks)
-
-    def _drain(self) -> None:
-        """Move every queued record into its instance's lane."""
-        queue, lanes, now = self._queue, self._lanes, time.monotonic()
-        popleft = queue.popleft
-        while True:
-            # Count the record as held before it leaves the queue, so that
-            # len(queue) + held never under-counts what is pending (flush and
-            # the capacity check read both from other threads).
-            self._held += 1
-            try:
-                item = popleft()
-            except IndexError:
-                self._held -= 1
-                break
-            if isinstance(item, _FlushMarker):
-                self._held -= 1
-                item.seq, item.remaining = self._seq, self._held
-                if item.remaining == 0:
-                    item.done.set()
-                else:
-                    self._markers.append(item)
-                continue
-            self._seq += 1
-            lane = lanes.get(item.instance_id)
-            if lane is None:
-                lane = lanes[item.instance_id] = _Lane(since=now)
-            elif not lane.records:
-                lane.since = now
-            lane.records.append((self._seq, item))
-
-    def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
-        """Start batches for ready lanes; return when the next waiting lane becomes ready."""
-        now = time.monotonic()
-        urgent = bool(self._markers) or self._closed
-        interval, batch_size = self._config.flush_interval, self._batch_size
-        next_due: float | None = None
-        for key, lane in list(self._lanes.items()):
-            if lane.busy:
-                continue
-            if lane.retry_batch is not None:
-                if lane.retry_at > now:
-                    next_due = lane.retry_at if next_due is None else min(next_due, lane.retry_at)
-                    continue
-            elif not lane.records:
-                del self._lanes[key]
-                continue
-            elif not (len(lane.records) >= batch_size or urgent or now - lane.since >= interval):
-                due = lane.since + interval
-                next_due = due if next_due is None else min(next_due, due)
-                continue
-            if self._in_flight_batches >= self._config.num_workers:
-                break  # a finishing batch wakes the worker, which comes back here
-            if lane.retry_batch is not None:
-                batch, lane.retry_batch = lane.retry_batch, None
-            else:
-                take = min(batch_size, len(lane.records))
-                batch = [lane.records.popleft() for _ in range(take)]
-            # Move the lane to the end so that busy instances take turns.
-            del self._lanes[key]
-            self._lanes[key] = lane
-            lane.busy = True
-            self._in_flight_batches += 1
-            self._in_flight += len(batch)
-            task = asyncio.get_running_loop().create_task(self._deliver(key, lane, batch))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        return next_due
-
-    async def _deliver(self, key: str, lane: _Lane, batch: list[_Entry]) -> None:
-        records = [record for _, record in batch]
-        finished = True
-        try:
-            result = await self._sink.export(records)
-        except TransientExportError as exc:
-            finished = self._schedule_retry(lane, batch, exc)
-        except asyncio.CancelledError:
-            self._worker_drops[DropReason.SHUTDOWN] += len(batch)
-            raise
-        except Exception as exc:
-            self._internal_error(exc, f"the sink ({type(self._sink).__name__})", len(batch))
-        else:
-            lane.attempt = 0
-            self._apply(result, len(batch))
-        finally:
-            lane.busy = False
-            self._in_flight_batches -= 1
-            self._in_flight -= len(batch)
-            if finished:
-                self._finish(batch)
-            if not lane.records and lane.retry_batch is None:
-                self._lanes.pop(key, None)
-            if self._wake is not None:
-                self._wake.set()
-
-    def _schedule_retry(self, lane: _Lane, batch: list[_Entry], exc: TransientExportError) -> bool:
-        """Keep the batch for another attempt; ``True`` when it was dropped instead."""
-        config = self._config
-        if lane.attempt >= config.max_retries:
-            lane.attempt = 0
-            self._worker_drops[DropReason.RETRIES_EXHAUSTED] += len(batch)
-            self._failures_log.log(
-                logging.WARNING,
-                "prefactor: dropped %d records after %d attempts; last error: %s",
-                len(batch),
-                config.max_retries + 1,
-                exc,
-            )
-            return True
-        delay = backoff_delay(
-            lane.attempt, config.retry_delay_base, config.retry_delay_max, exc.retry_after
-        )
-        lane.attempt += 1
-        self._retried += 1
-        lane.retry_batch = batch
-        lane.retry_at = time.monotonic() + delay
-        logger.debug("prefactor: batch failed (%s); retry %d in %.2fs", exc, lane.attempt, delay)
-        return False
-
-    def _apply(self, result: ExportResult, size: int) -> None:
-        rejected = len(result.rejected)
-        self._rejected += rejected
-        self._sent += size - rejected
-        for rejection in result.rejected:
-            self._rejections_log.log(
-                logging.WARNING,
-                "prefactor: the server refused %s %s: %s (%s)",
-                rejection.record.kind,
-                rejection.record.idempotency_key,
-                rejection.message,
-                rejection.code,
-            )
-        if self._on_terminate is not None:
-            for termination in result.terminations:
-                try:
-                    self._on_terminate(termination.instance_id, termination.reason)
-                except Exception as exc:
-                    self._internal_error(exc, "the on_terminate callback", 0)
-
-    def _internal_error(self, exc: BaseException, where: str, dropped: int) -> None:
-        if dropped:
-            self._worker_drops[DropReason.INTERNAL_ERROR] += dropped
-        logger.error(
-            "prefactor: internal error in %s; %d records dropped", where, dropped, exc_info=exc
-        )
-        self._internal_errors.append(exc)
-
-    def _finish(self, batch: list[_Entry]) -> None:
-        """Account for records that are done (sent, rejected or dropped)."""
-        self._held -= len(batch)
-        if self._markers:
-            for marker in list(self._markers):
-                # Sequence numbers rise within a batch: count those up to the marker's.
-                if batch[-1][0] <= marker.seq:
-                    marker.remaining -= len(batch)
-                elif batch[0][0] <= marker.seq:
-                    marker.remaining -= bisect.bisect_right(batch, marker.seq, key=_seq_of)
-                if marker.remaining <= 0:
-                    marker.done.set()
-                    self._markers.remove(marker)
-        if self._blocked:
-            with self._space:
-                self._space.notify_all()
-
-    async def _shutdown(self, tasks: set[asyncio.Task[None]]) -> None:
-        for task in list(tasks):
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._drain()
-        lost = self._held
-        self._lanes.clear()
-        self._held = 0
-        if lost:
-            self._worker_drops[DropReason.SHUTDOWN] += lost
-        for marker in self._markers:
-            marker.done.set()
-        self._markers.clear()
-        try:
-            await self._sink.aclose()
-        except Exception as exc:
-            self._internal_error(exc, "closing the sink", 0)
 
 
 _live: weakref.WeakSet[Exporter] = weakref.WeakSet()
