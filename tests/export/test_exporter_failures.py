@@ -282,7 +282,8 @@ def test_stats_count_every_record_exactly() -> None:
             raise TransientExportError("429")
         return reject_finishes(batch)
 
-    exporter = Exporter(ScriptedSink(behaviour), QueueConfig(max_queue_size=8, **FAST_RETRY))
+    config = QueueConfig(max_queue_size=8, flush_interval=30, **FAST_RETRY)
+    exporter = Exporter(ScriptedSink(behaviour), config)  # nothing is sent before the flush
     records = spans(generate_pfid(), 5)
     for record in records:
         exporter.submit(record)
@@ -300,7 +301,7 @@ def test_stats_count_every_record_exactly() -> None:
 
 
 def test_close_warns_how_many_records_were_lost(caplog: pytest.LogCaptureFixture) -> None:
-    exporter = Exporter(ScriptedSink(), QueueConfig(max_queue_size=2))
+    exporter = Exporter(ScriptedSink(), QueueConfig(max_queue_size=2, flush_interval=30))
     for record in spans(generate_pfid(), 2):
         exporter.submit(record)
     with caplog.at_level(logging.WARNING, logger="prefactor.export"):
