@@ -104,6 +104,10 @@ class Exporter(ExportWorker):
     def submit(self, record: Record) -> bool:
         """Queue ``record`` for export; never raises, never waits for the network.
 
+        Safe from any thread or event loop: an append and a length check. Only
+        with ``on_full="block"`` and a full queue does it wait (for room, not
+        for the network), blocking the calling thread, event loop included.
+
         Returns:
             ``False`` when the record was dropped (queue full with
             ``on_full="drop"``, or the exporter is closed), else ``True``.
