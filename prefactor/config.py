@@ -141,7 +141,7 @@ class QueueConfig(BaseModel):
 class PrefactorCoreConfig(BaseModel):
     """Everything a :class:`prefactor.PrefactorCoreClient` needs.
 
-    Args:
+    Attributes:
         http_config: where the API is. ``None`` reads ``PREFACTOR_API_URL`` and
             ``PREFACTOR_API_TOKEN``; if those are unset too, spans go to the
             embedded SQLite store at ``db_path``.
