@@ -118,14 +118,18 @@ async def _span(
 ) -> AsyncIterator[SpanContext]:
     if state.terminated:
         raise PrefactorTerminatedError(state.termination_reason)
-    parent_ctx = None
+    parent_state = None
     if parent_span_id is None:
         current = CURRENT_SPAN.get()
         if current is not None and current.instance is state:
             parent_span_id = current.id
-            parent_ctx = current.owner
+            parent_state = current
     ctx = SpanContext(
-        state, schema_name, parent_span_id=parent_span_id, parent_ctx=parent_ctx, payload=payload
+        state,
+        schema_name,
+        parent_span_id=parent_span_id,
+        parent_state=parent_state,
+        payload=payload,
     )
     ctx.enter()
     try:

@@ -153,6 +153,8 @@ class PrefactorCoreConfig(BaseModel):
         strict: raise :class:`prefactor.SchemaValidationError` on a schema
             violation (``PREFACTOR_STRICT``), instead of sending the span
             flagged.
+        validation: check params and results against their schemas at all
+            (default on; off skips the checks, strict mode included).
         sink: send records to this sink instead (tests use a ``MemorySink``).
     """
 
@@ -163,6 +165,7 @@ class PrefactorCoreConfig(BaseModel):
     schema_registry: Any = None
     db_path: Path | None = None
     strict: bool | None = None
+    validation: bool = True
     sink: Any = None
 
     def resolved_http_config(self) -> HttpClientConfig | None:

@@ -61,6 +61,7 @@ def build_tracer(
         exporter,
         registry if isinstance(registry, SchemaRegistry) else default_registry(),
         strict=config.resolved_strict(),
+        validate=config.validation,
         agent_id=agent_id or os.environ.get("PREFACTOR_AGENT_ID") or DEFAULT_AGENT_ID,
         environment_id=environment_id or os.environ.get("PREFACTOR_ENVIRONMENT_ID") or None,
         capturer=capturer,
@@ -76,6 +77,7 @@ def configure(
     agent_id: str | None = None,
     environment_id: str | None = None,
     strict: bool | None = None,
+    validation: bool = True,
     db_path: str | Path | None = None,
     sink: Any = None,
     registry: SchemaRegistry | None = None,
@@ -96,6 +98,7 @@ def configure(
             without one.
         environment_id: sent on register.
         strict: raise on schema violations (tests want this).
+        validation: check payloads against schemas at all (default on).
         db_path: the embedded store's file.
         sink: send records here instead (e.g. a ``MemorySink``).
         registry: the schema registry (default: the process-wide one).
@@ -117,6 +120,7 @@ def configure(
         schema_registry=registry,
         db_path=Path(db_path) if db_path is not None else None,
         strict=strict,
+        validation=validation,
         sink=sink,
     )
     tracer = build_tracer(

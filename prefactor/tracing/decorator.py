@@ -30,7 +30,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 import wrapt
 
 from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
-from prefactor.export.records import CreateSpan, Deferred, FinishSpan, FinishStatus, Violation
+from prefactor.export.records import Deferred, FinishStatus, Violation
 from prefactor.ids import generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
@@ -40,7 +40,7 @@ from prefactor.tracing.capture import is_atomic
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.generators import traced_async_generator, traced_generator
 from prefactor.tracing.span_context import error_result
-from prefactor.tracing.state import InstanceState, SpanState
+from prefactor.tracing.state import InstanceState, SpanState, emit_finish, emit_pending
 from prefactor.tracing.tracer import Tracer
 
 __all__ = ["SpanSpec", "TracedFunction", "decorate", "traced"]
@@ -248,9 +248,7 @@ class OpenSpan:
             return
         self.done = True
         inst = self.inst
-        inst.tracer.submit(
-            FinishSpan(self.state.id, inst.id, status, time.time_ns(), payload, violations)
-        )
+        emit_finish(self.state, status, payload, violations)
         if self.own_instance:
             inst.tracer.finish_instance(inst, "complete" if status == "complete" else "failed")
 
@@ -310,6 +308,7 @@ def open_span(
     if parent is not None:  # nested, an agent entry included: a span of the open instance
         inst = parent.instance
         parent_id: str | None = parent.id
+        emit_pending(parent)
     else:
         tracer = get_tracer()
         spec.ensure_registered(tracer.registry)
@@ -327,19 +326,8 @@ def open_span(
             tracer.finish_instance(inst, "failed")
         raise
     span_id = generate_pfid(inst.partition)
-    tracer.submit(
-        CreateSpan(
-            span_id,
-            inst.id,
-            spec.span_type,
-            "active",
-            time.time_ns(),
-            payload,
-            parent_id,
-            violations=violations,
-        )
-    )
-    return OpenSpan(spec, inst, SpanState(span_id, inst, spec.span_type), own)
+    pending = [(time.time_ns(), payload, violations, parent_id)]
+    return OpenSpan(spec, inst, SpanState(span_id, inst, spec.span_type, None, pending), own)
 
 
 def _implicit_instance(tracer: Tracer) -> InstanceState:
@@ -353,55 +341,40 @@ def _implicit_instance(tracer: Tracer) -> InstanceState:
 # --- the wrappers -----------------------------------------------------------------------
 
 _get_span = CURRENT_SPAN.get
-_ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
-def _lenient_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
+def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     spec: SpanSpec,
     parent: SpanState,
     inst: InstanceState,
-    tracer: Tracer,
     wrapped: Any,
     instance: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """The hot path: a sync call inside an open span, lenient mode, default extractors.
+    """The hot path: a sync call inside an open span.
 
-    It does the same as :func:`open_span` plus :class:`OpenSpan`, inlined: the
-    caller pays for an id, two clock reads, two records and a snapshot of
-    any argument that could change later; binding, capture and validation run
-    in the exporter's thread.
+    :func:`open_span` and :class:`OpenSpan` inlined. In lenient mode the
+    caller pays for an id, two clock reads, one record and a snapshot of any
+    argument that could change later; binding, capture and validation run in
+    the exporter's thread. In strict mode they run here, so a violation raises.
     """
+    if inst.terminated:
+        raise PrefactorTerminatedError(inst.termination_reason)
     try:
-        snap_args, snap_kwargs = args, kwargs
-        for value in args:
-            if type(value) not in _ATOMIC:
-                capture = tracer.capturer.capture
-                snap_args = tuple(capture(v) for v in args)
-                break
-        for value in kwargs.values():
-            if type(value) not in _ATOMIC:
-                capture = tracer.capturer.capture
-                snap_kwargs = {k: capture(v) for k, v in kwargs.items()}
-                break
-        span_id = generate_pfid(inst.partition)
-        span_type = spec.span_type
-        submit = tracer.submit
-        submit(
-            CreateSpan(
-                span_id,
-                inst.id,
-                span_type,
-                "active",
-                time.time_ns(),
-                Deferred(
-                    spec.deferred_params, (inst, instance is not None, snap_args, snap_kwargs)
-                ),
-                parent.id,
-            )
+        if parent.pending:
+            emit_pending(parent)
+        payload, violations = spec.params_payload(inst, instance is not None, args, kwargs)
+        state = SpanState(
+            generate_pfid(inst.partition),
+            inst,
+            spec.span_type,
+            None,
+            [(time.time_ns(), payload, violations, parent.id)],
         )
-        token = CURRENT_SPAN.set(SpanState(span_id, inst, span_type))
+        token = CURRENT_SPAN.set(state)
+    except SchemaValidationError:
+        raise
     except Exception:  # an SDK bug must not break the call
         logger.exception("prefactor could not open a span for %s", spec.span_type)
         return wrapped(*args, **kwargs)
@@ -409,30 +382,20 @@ def _lenient_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
         CURRENT_SPAN.reset(token)
-        submit(
-            FinishSpan(
-                span_id,
-                inst.id,
-                "failed" if isinstance(exc, Exception) else "cancelled",
-                time.time_ns(),
-                error_result(exc),
-            )
+        emit_finish(
+            state, "failed" if isinstance(exc, Exception) else "cancelled", error_result(exc)
         )
         raise
     CURRENT_SPAN.reset(token)
     try:
-        snap = result if type(result) in _ATOMIC else _Snapshot(spec.result_now(tracer, result))
-        submit(
-            FinishSpan(
-                span_id,
-                inst.id,
-                "complete",
-                time.time_ns(),
-                Deferred(spec.deferred_result, (inst, snap)),
-            )
-        )
+        payload, violations = spec.result_payload(inst, result)
+    except SchemaValidationError as exc:
+        emit_finish(state, "failed", error_result(exc))
+        raise
     except Exception:
         logger.exception("prefactor could not finish a span for %s", spec.span_type)
+        return result
+    emit_finish(state, "complete", payload, violations)
     return result
 
 
@@ -446,12 +409,9 @@ def make_wrapper(
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             parent = _get_span()
             if parent is not None:
-                inst = parent.instance
-                tracer = inst.tracer
-                if not (tracer.strict or inst.terminated or spec.custom):
-                    return _lenient_sync_call(
-                        spec, parent, inst, tracer, wrapped, instance, args, kwargs
-                    )
+                return _nested_sync_call(
+                    spec, parent, parent.instance, wrapped, instance, args, kwargs
+                )
             try:
                 span = open_span(
                     spec, instance is not None, args, kwargs, new_instance=new_instance

@@ -20,7 +20,7 @@ from prefactor.errors import PrefactorTerminatedError
 from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus
 from prefactor.ids import generate_pfid
 from prefactor.tracing.context import CURRENT_SPAN
-from prefactor.tracing.state import InstanceState, SpanState
+from prefactor.tracing.state import InstanceState, SpanState, emit_pending
 
 __all__ = ["SpanContext", "error_result", "to_ns"]
 
@@ -57,7 +57,7 @@ class SpanContext:
         "_default_payload",
         "_instance",
         "_parent",
-        "_parent_ctx",
+        "_parent_state",
         "_result",
         "_schema_name",
         "_state",
@@ -72,13 +72,13 @@ class SpanContext:
         schema_name: str,
         *,
         parent_span_id: str | None = None,
-        parent_ctx: SpanContext | None = None,
+        parent_state: SpanState | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> None:
         self._instance = instance
         self._schema_name = schema_name
         self._parent = parent_span_id
-        self._parent_ctx = parent_ctx
+        self._parent_state = parent_state
         self._default_payload = payload
         self._result: dict[str, Any] = {}
         self._status: FinishStatus = "complete"
@@ -115,10 +115,14 @@ class SpanContext:
         inst = self._instance
         if inst.terminated:
             raise PrefactorTerminatedError(inst.termination_reason)
-        parent_ctx = self._parent_ctx
-        if parent_ctx is not None and parent_ctx._state == "prepared":
+        parent = self._parent_state
+        if parent is not None:
             # A child must not reach the server before its parent exists.
-            parent_ctx.start_now()
+            owner = parent.owner
+            if isinstance(owner, SpanContext) and owner._state == "prepared":
+                owner.start_now()
+            elif parent.pending:
+                emit_pending(parent)
         tracer = inst.tracer
         data = payload if payload is not None else self._default_payload
         captured = tracer.capturer.capture_mapping(data) if data is not None else {}

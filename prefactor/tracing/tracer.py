@@ -74,6 +74,8 @@ class Tracer:
     Args:
         exporter: where records go (``submit(record)``, ``flush``, ``close``, ``stats``).
         registry: the schemas new instances declare by default.
+        validate: check payloads against schemas at all (off: nothing is
+            checked or flagged, strict mode included).
         strict: raise :class:`SchemaValidationError` on a violation instead of
             sending the span flagged.
         agent_id: the agent of instances made without one.
@@ -87,13 +89,16 @@ class Tracer:
         registry: SchemaRegistry,
         *,
         strict: bool = False,
+        validate: bool = True,
         agent_id: str,
         environment_id: str | None = None,
         capturer: Capturer | None = None,
     ) -> None:
         self.exporter = exporter
         self.registry = registry
-        self.strict = strict
+        self.validate = validate
+        # Strict only means something when payloads are checked.
+        self.strict = strict and validate
         self.agent_id = agent_id
         self.environment_id = environment_id
         self.capturer = capturer if capturer is not None else Capturer()
@@ -232,7 +237,7 @@ class Tracer:
             SchemaValidationError: in strict mode, on any violation.
         """
         registry = inst.registry
-        if registry is None:
+        if registry is None or not self.validate:
             return ()
         validator = registry.validator_for(span_type, side)
         if validator is None:

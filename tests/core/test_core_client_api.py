@@ -21,6 +21,7 @@ from prefactor.export.sinks import MemorySink
 from prefactor.ids import is_pfid
 from prefactor.schemas.registry import SchemaRegistry
 from prefactor.testing.spans import Trace
+from prefactor.tracing.decorator import traced
 
 VERSION = {"name": "My Agent", "external_identifier": "v1.0.0"}
 
@@ -243,3 +244,22 @@ async def test_concurrent_tasks_keep_their_own_parents(core: Harness) -> None:
     for outer_id, inner_id in pairs:
         assert trace.get(inner_id).parent_id == outer_id
         assert trace.get(outer_id).parent_id is None
+
+
+async def test_explicit_span_inside_a_traced_coroutine_follows_its_parent(core: Harness) -> None:
+    instance = await core.client.create_agent_instance(agent_version=VERSION)
+
+    @traced("agent:step")
+    async def step(n: int) -> int:
+        async with instance.span("agent:step", payload={"inner": True}) as inner:
+            await inner.start()
+        return n
+
+    async with instance.span("agent:step", payload={"outer": True}) as outer:
+        await outer.start()
+        await step(1)
+    await core.client.flush(10)
+    creates = [i["details"] for i in core.sink.items if i["_type"] == "agent_spans/create"]
+    assert [c["payload"] for c in creates] == [{"outer": True}, {"n": 1}, {"inner": True}]
+    assert creates[1]["parent_span_id"] == outer.id
+    assert creates[2]["parent_span_id"] == creates[1]["id"]

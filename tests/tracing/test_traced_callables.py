@@ -237,3 +237,26 @@ def test_nested_calls_are_parented(recorder: Recorder) -> None:
         "function:test_nested_calls_are_parented.<locals>.inner"
     ] * 2
     assert len(trace.instances) == 1
+
+
+def test_a_leaf_span_is_sent_as_one_create_in_its_final_state(recorder: Recorder) -> None:
+    @traced
+    def leaf(x: int) -> int:
+        return x
+
+    @traced
+    def parent() -> int:
+        return leaf(1) + leaf(2)
+
+    parent()
+    recorder.trace()
+    kinds = [(i["_type"], i.get("details", i).get("status")) for i in recorder.sink.items[2:]]
+    # the parent's create goes out (active) when its first child starts;
+    # each leaf is one create, already complete; then the parent's finish.
+    assert kinds == [
+        ("agent_spans/create", "active"),
+        ("agent_spans/create", "complete"),
+        ("agent_spans/create", "complete"),
+        ("agent_spans/finish", "complete"),
+        ("agent_instances/finish", "complete"),
+    ]
