@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from prefactor import runtime
 from prefactor.errors import SchemaValidationError
+from prefactor.schemas.registry import SchemaRegistry
+from prefactor.testing.recorder import Recorder
 
 if TYPE_CHECKING:
-    from prefactor.testing.recorder import Recorder
     from prefactor.testing.server import LocalServer
 
 __all__ = ["prefactor_server", "prefactor_spans", "strict_for"]
@@ -42,7 +44,7 @@ _NAMES = frozenset({"prefactor", __name__})  # the entry point's name and the mo
 _MARKER_OPTIONS = frozenset({"strict", "agent_id", "registry"})
 _READ_TIMEOUT = 5.0
 _SDK_DIR = Path(__file__).resolve().parents[1]
-_recorder_key = pytest.StashKey["Recorder"]()
+_recorder_key = pytest.StashKey[Recorder]()
 
 
 def pytest_plugin_registered(
@@ -131,13 +133,6 @@ def prefactor_spans(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     ``.find(type=, name=, status=)``, ``.parent(span)``, ``.render()``,
     ``.records()`` (deterministic dicts) and ``.clear()``.
     """
-    # This module is loaded into every pytest run where prefactor is installed; importing
-    # the tracer (about a second on a slow machine) only when a test asks for it keeps
-    # that free for projects that do not use these fixtures.
-    from prefactor import runtime
-    from prefactor.schemas.registry import SchemaRegistry
-    from prefactor.testing.recorder import Recorder
-
     item = request.node
     assert isinstance(item, pytest.Item)
     options = _marker_options(item)

@@ -14,6 +14,7 @@ import contextlib
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -83,13 +84,13 @@ class ServerClient:
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
 
-    def get(self, path: str, **params: Any) -> Any:
-        """``GET`` an API path and return its JSON body.
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET`` an API path (with query ``params``) and return its JSON body.
 
         Raises:
             httpx.HTTPStatusError: the server answered an error status.
         """
-        response = self._http.get(path, params=params)
+        response = self._http.get(path, params=dict(params or {}))
         response.raise_for_status()
         return response.json()
 
@@ -125,7 +126,7 @@ class ServerClient:
         offset: int | None = 0
         while offset is not None:
             page_params = {**params, "pagination[offset]": offset, "pagination[page_size]": size}
-            body = self.get(path, **page_params)
+            body = self.get(path, page_params)
             found.extend(body["summaries"])
             offset = body["pagination"]["next_page_offset"]
         return found
