@@ -121,9 +121,12 @@ class SpanSpec:
         self.custom = params is not None or result is not None
         self.definition: dict[str, Any] | None = None
         if self.auto_register:
+            # A custom extractor decides the payload's shape, so the hints do not describe it.
             self.definition = {
-                "params_schema": params_schema_for(func, exclude=exclude),
-                "result_schema": result_schema_for(func),
+                "params_schema": (
+                    {"type": "object"} if params else params_schema_for(func, exclude=exclude)
+                ),
+                "result_schema": None if result else result_schema_for(func),
                 "title": title or self.span_type,
                 "description": description if description is not None else description_for(func),
             }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,17 @@ def test_url_without_a_token_is_refused(
     code, _, err = _run(capsys, "traces", "--url", "http://127.0.0.1:9")
     assert code == 1
     assert "needs a token" in err
+
+
+def test_output_into_a_closed_pipe_stops_quietly(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli_agent("a")
+    assert runtime.flush(10)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone, as with `prefactor traces | head -0`
+    closed_pipe = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", closed_pipe)
+    try:
+        assert main(["traces", "--db", str(db)]) == 141
+    finally:
+        monkeypatch.undo()
+        closed_pipe.close()

@@ -186,3 +186,13 @@ def test_derived_schemas_validate_typed_functions_strictly(strict: Recorder) -> 
     with pytest.raises(SchemaValidationError) as info:
         search(Query(text="a"), mode="slow")  # type: ignore[arg-type]
     assert (info.value.side, info.value.path) == ("params", "$.mode")
+
+
+def test_custom_extractors_are_not_checked_against_the_hints(strict: Recorder) -> None:
+    @traced(params=lambda p: {"count": len(p["items"])}, result=lambda r: {"total": sum(r)})
+    def total(items: list[int]) -> list[int]:
+        return items
+
+    assert total([1, 2]) == [1, 2]
+    span = strict.trace().spans[-1]
+    assert (span.params, span.result, span.violations) == ({"count": 2}, {"total": 3}, [])
