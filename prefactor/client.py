@@ -11,8 +11,7 @@ disabling the client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,13 +19,11 @@ from prefactor.config import PrefactorCoreConfig
 from prefactor.errors import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
-    PrefactorTerminatedError,
     SpanNotFoundError,
 )
 from prefactor.export.records import FinishStatus
 from prefactor.runtime import build_tracer
 from prefactor.schemas.registry import SchemaRegistry
-from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.span_context import SpanContext, to_ns
 from prefactor.tracing.state import InstanceState
 from prefactor.tracing.tracer import Tracer
@@ -104,41 +101,13 @@ class AgentInstanceHandle:
         schema_name: str,
         parent_span_id: str | None = None,
         payload: Mapping[str, Any] | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[SpanContext]:
-        """An ``async with`` span in this instance (see :class:`SpanContext`)."""
-        return _span(self._state, schema_name, parent_span_id, payload)
+    ) -> SpanContext:
+        """An ``async with`` span in this instance (see :class:`SpanContext`).
 
-
-@contextlib.asynccontextmanager
-async def _span(
-    state: InstanceState,
-    schema_name: str,
-    parent_span_id: str | None,
-    payload: Mapping[str, Any] | None,
-) -> AsyncIterator[SpanContext]:
-    if state.terminated:
-        raise PrefactorTerminatedError(state.termination_reason)
-    parent_state = None
-    if parent_span_id is None:
-        current = CURRENT_SPAN.get()
-        if current is not None and current.instance is state:
-            parent_span_id = current.id
-            parent_state = current
-    ctx = SpanContext(
-        state,
-        schema_name,
-        parent_span_id=parent_span_id,
-        parent_state=parent_state,
-        payload=payload,
-    )
-    ctx.enter()
-    try:
-        yield ctx
-    except BaseException as exc:
-        ctx.exit(exc)
-        raise
-    else:
-        ctx.exit(None)
+        Without ``parent_span_id``, the span open in this context (if it is
+        of this instance) becomes the parent when the block is entered.
+        """
+        return SpanContext(self._state, schema_name, parent_span_id=parent_span_id, payload=payload)
 
 
 class PrefactorCoreClient:
@@ -281,9 +250,14 @@ class PrefactorCoreClient:
         schema_name: str,
         parent_span_id: str | None = None,
         payload: Mapping[str, Any] | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[SpanContext]:
+    ) -> SpanContext:
         """An ``async with`` span in the instance ``instance_id``."""
-        return _span(self.tracer.instance(instance_id), schema_name, parent_span_id, payload)
+        return SpanContext(
+            self.tracer.instance(instance_id),
+            schema_name,
+            parent_span_id=parent_span_id,
+            payload=payload,
+        )
 
     async def create_span(
         self,

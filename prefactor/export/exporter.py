@@ -10,10 +10,11 @@ waiting out a retry backoff holds no worker slot, so other instances keep
 flowing. Lanes disappear once empty: nothing per span or per instance outlives
 what is still queued.
 
-The worker wakes when the queue holds a batch's worth of records (once per
-batch, not per record), when ``flush``/``close`` asks, and otherwise when the
+The worker wakes when the queue holds a backlog of ``WAKE_BACKLOG`` records
+(or a batch, if larger), when ``flush``/``close`` asks, and otherwise when the
 oldest partial batch has waited ``flush_interval``: no record waits longer
-than that for its first attempt.
+than that for its first attempt. Waking for less costs a busy producer dearly:
+each wake hands the GIL to the worker.
 
 Capacity: ``max_queue_size`` bounds every record accepted and not yet finished
 (waiting, in backoff or in flight). Concurrent submitters may overshoot it by
@@ -52,6 +53,10 @@ logger = logging.getLogger("prefactor.export")
 _LIVENESS_SLICE = 1.0
 
 
+WAKE_BACKLOG = 4096
+"""Queued records that wake the worker before ``flush_interval`` elapses."""
+
+
 class Exporter(ExportWorker):
     """Batches records off the caller's path and delivers them to a sink.
 
@@ -77,6 +82,11 @@ class Exporter(ExportWorker):
         self._on_terminate = on_terminate
         self._name = name
         self._batch_size = self._config.batch_size
+        # Wake the worker early only for a backlog of several batches: every wake
+        # makes the worker take the GIL from the producing thread, and a wake per
+        # batch doubled the per-call cost of a busy producer. flush_interval bounds
+        # the delay of everything below the threshold.
+        self._wake_at = min(max(self._batch_size, WAKE_BACKLOG), self._config.max_queue_size)
         self._max_size = self._config.max_queue_size
         self._block = self._config.on_full == "block"
         self._closed = False
@@ -125,7 +135,7 @@ class Exporter(ExportWorker):
             queue.append(record)
             if self._thread is None:
                 self._start()
-            if len(queue) >= self._batch_size and not self._wake_pending:
+            if len(queue) >= self._wake_at and not self._wake_pending:
                 self._wake_worker()
             return True
         except Exception:

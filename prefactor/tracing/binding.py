@@ -67,7 +67,9 @@ class Binder:
         will raise) are recorded as ``{"args": [...], "kwargs": {...}}``.
         """
         names = self._bound_names if bound else self._names
-        if self._fast and len(args) <= len(names):
+        if self._fast and not kwargs and len(args) == len(names):
+            out = dict(zip(names, args, strict=True))  # the common call: all positional
+        elif self._fast and len(args) <= len(names):
             out = dict(zip(names, args, strict=False))
             if kwargs:
                 for key, value in kwargs.items():

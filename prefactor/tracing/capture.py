@@ -220,35 +220,38 @@ class Capturer:
     # -- internals -------------------------------------------------------------------------
 
     def _flat_dict(self, mapping: dict[Any, Any]) -> dict[str, JSONValue] | None:
-        """The fast path: str keys and short scalar values only; ``None`` if anything else."""
-        budget = self.max_total_size
+        """The fast path: str keys and short scalar values only; ``None`` if anything else.
+
+        One pass: every value is checked and copied, secret keys redacted on
+        the way (their verdict memoised per key). The size budget is only
+        counted when the mapping is long enough to exceed it at all.
+        """
         limit = self.max_string_length
+        budget = self.max_total_size
+        counting = len(mapping) * (limit + 64) > budget
+        redact = self.redact
+        cache = self._key_cache
+        out: dict[str, JSONValue] = {}
         for key, value in mapping.items():
             t = type(value)
-            if type(key) is not str:
-                return None
             if t is str:
                 if len(value) > limit:
                     return None
-                budget -= len(value) + len(key) + 6
-            elif t is int or t is bool or value is None:
-                budget -= len(key) + _SCALAR_COST
-            elif t is not float or not math.isfinite(value):
+            elif not (
+                t is int or t is bool or value is None or (t is float and math.isfinite(value))
+            ):
                 return None
-            else:
-                budget -= len(key) + _SCALAR_COST
-        if budget < 0:
-            return None
-        out: dict[str, JSONValue] = dict(mapping)
-        if self.redact:
-            cache = self._key_cache
-            for key, value in mapping.items():
+            if type(key) is not str:
+                return None
+            if counting:
+                budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
+            secret = False
+            if redact and value is not None:
                 secret = cache.get(key)
                 if secret is None:
                     secret = self.is_secret_key(key)
-                if secret and value is not None:
-                    out[key] = REDACTED
-        return out
+            out[key] = REDACTED if secret else value
+        return out if budget >= 0 else None
 
     def _guarded(self, value: Any, walk: _Walk) -> JSONValue:
         try:

@@ -1,11 +1,14 @@
 """``SpanContext``: the explicit span lifecycle of the prefactor-core API.
 
-A span is prepared on entry (its PFID is known at once, so ``span.id`` is
+A span is prepared when made (its PFID is known at once, so ``span.id`` is
 final before ``start``), started with its params, and finished with its
-result. Every step only queues a record. Leaving the ``async with`` block
-starts and finishes whatever the user did not: an exception escaping the
-block finishes the span ``failed`` with the error's type and message and then
-propagates unchanged; a cancelled task finishes it ``cancelled``.
+result. Every step only queues work: like a ``@traced`` span, a started span
+sends its create when it finishes, as one record in its final state, unless a
+child starts first and sends it early (children never reach the server before
+their parent). Leaving the ``async with`` block starts and finishes whatever
+the user did not: an exception escaping the block finishes the span
+``failed`` with the error's type and message and then propagates unchanged; a
+cancelled task finishes it ``cancelled``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Literal
 
 from prefactor.errors import PrefactorTerminatedError
-from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus
+from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus, Violation
 from prefactor.ids import generate_pfid
 from prefactor.tracing.context import CURRENT_SPAN
-from prefactor.tracing.state import InstanceState, SpanState, emit_pending
+from prefactor.tracing.state import InstanceState, SpanState, emit_finish, emit_pending
 
 __all__ = ["SpanContext", "error_result", "to_ns"]
 
@@ -45,12 +49,11 @@ _State = Literal["prepared", "started", "finished"]
 
 
 class SpanContext:
-    """One span of an agent instance, driven explicitly.
+    """One span of an agent instance, driven explicitly; an async context manager.
 
-    Made by ``instance.span(...)`` or ``client.span(...)``; not constructed
-    directly. ``start``/``complete``/``fail``/``cancel``/``finish`` are
-    coroutines for compatibility with prefactor-core, but none of them waits
-    for I/O.
+    Made by ``instance.span(...)`` or ``client.span(...)``. ``start``,
+    ``complete``, ``fail``, ``cancel`` and ``finish`` are coroutines for
+    compatibility with prefactor-core, but none of them waits for I/O.
     """
 
     __slots__ = (
@@ -72,13 +75,12 @@ class SpanContext:
         schema_name: str,
         *,
         parent_span_id: str | None = None,
-        parent_state: SpanState | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> None:
         self._instance = instance
         self._schema_name = schema_name
         self._parent = parent_span_id
-        self._parent_state = parent_state
+        self._parent_state: SpanState | None = None
         self._default_payload = payload
         self._result: dict[str, Any] = {}
         self._status: FinishStatus = "complete"
@@ -117,29 +119,17 @@ class SpanContext:
             raise PrefactorTerminatedError(inst.termination_reason)
         parent = self._parent_state
         if parent is not None:
-            # A child must not reach the server before its parent exists.
             owner = parent.owner
             if isinstance(owner, SpanContext) and owner._state == "prepared":
                 owner.start_now()
-            elif parent.pending:
+            if parent.pending:
                 emit_pending(parent)
         tracer = inst.tracer
         data = payload if payload is not None else self._default_payload
         captured = tracer.capturer.capture_mapping(data) if data is not None else {}
         violations = tracer.check(inst, self._schema_name, "params", captured)
         self._state = "started"
-        tracer.emit(
-            CreateSpan(
-                span_id=self.id,
-                instance_id=inst.id,
-                schema_name=self._schema_name,
-                status="active",
-                started_at_ns=to_ns(started_at),
-                payload=captured,
-                parent_span_id=self._parent,
-                violations=violations,
-            )
-        )
+        self.span_state.pending = [(to_ns(started_at), captured, violations, self._parent)]
 
     def finish_now(
         self,
@@ -151,8 +141,7 @@ class SpanContext:
         if self._state == "finished":
             return
         status = status or self._status
-        inst = self._instance
-        tracer = inst.tracer
+        tracer = self._instance.tracer
         if result is not None:
             self._result.update(result)
         if self._state == "prepared":
@@ -161,24 +150,19 @@ class SpanContext:
                 return
             self.start_now()
         captured = tracer.capturer.capture_mapping(self._result) if self._result else None
-        violations: tuple[Any, ...] = ()
+        violations: tuple[Violation, ...] = ()
         if status == "complete":
-            violations = tracer.check(inst, self._schema_name, "result", captured or {})
+            violations = tracer.check(self._instance, self._schema_name, "result", captured or {})
         self._state = "finished"
-        tracer.emit(
-            FinishSpan(
-                span_id=self.id,
-                instance_id=inst.id,
-                status=status,
-                timestamp_ns=to_ns(timestamp),
-                result_payload=captured,
-                violations=violations,
-            )
-        )
+        emit_finish(self.span_state, status, captured, violations, to_ns(timestamp))
 
     def _cancel_unstarted(self, timestamp: datetime | None) -> None:
+        """The only way a span that never started ends: created pending, then cancelled."""
         inst = self._instance
         tracer = inst.tracer
+        parent = self._parent_state
+        if parent is not None and parent.pending:
+            emit_pending(parent)
         data = self._default_payload
         captured = tracer.capturer.capture_mapping(data) if data is not None else {}
         now = to_ns(timestamp)
@@ -231,11 +215,27 @@ class SpanContext:
         """Finish with the current status (``complete`` unless set); idempotent."""
         self.finish_now()
 
-    # --- context management (used by the span() helpers) ----------------------------------
+    # --- async with -----------------------------------------------------------------------
 
-    def enter(self) -> SpanContext:
+    async def __aenter__(self) -> SpanContext:
+        inst = self._instance
+        if inst.terminated:
+            raise PrefactorTerminatedError(inst.termination_reason)
+        if self._parent is None:
+            current = CURRENT_SPAN.get()
+            if current is not None and current.instance is inst:
+                self._parent = current.id
+                self._parent_state = current
         self._token = CURRENT_SPAN.set(self.span_state)
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.exit(exc)
 
     def exit(self, exc: BaseException | None) -> None:
         """Finish what the block left open; never replace the user's exception."""

@@ -129,10 +129,12 @@ def emit_finish(
     status: FinishStatus,
     result: Any,
     violations: tuple[Violation, ...] = (),
+    now: int | None = None,
 ) -> None:
     """Send the span's end: one create in its final state, or a finish if it was sent."""
     inst = state.instance
-    now = time.time_ns()
+    if now is None:
+        now = time.time_ns()
     pending = state.pending
     try:
         started, params, params_violations, parent_id = pending.pop()  # type: ignore[union-attr]

@@ -244,10 +244,10 @@ class Tracer:
             if side == "result" or registry.is_registered(span_type):
                 return ()
             errors = [("$", UNREGISTERED)]
+        elif validator.is_valid(payload):
+            return ()
         else:
             errors = validator.errors(payload)
-            if not errors:
-                return ()
         if self.strict:
             raise SchemaValidationError(span_type, side, errors[0][0], errors[0][1], errors)
         self._flag(span_type, side, errors)

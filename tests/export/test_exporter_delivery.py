@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from export_helpers import ScriptedSink, spans
 
 from prefactor.config import QueueConfig
-from prefactor.export.exporter import Exporter
+from prefactor.export.exporter import WAKE_BACKLOG, Exporter
 from prefactor.export.records import Record
 from prefactor.export.sinks import MemorySink
 from prefactor.ids import generate_pfid
@@ -94,11 +94,13 @@ def test_a_partial_batch_is_sent_after_the_flush_interval_without_a_flush() -> N
     exporter.close()
 
 
-def test_a_full_batch_wakes_the_worker_before_the_flush_interval() -> None:
+def test_a_backlog_wakes_the_worker_before_the_flush_interval() -> None:
     sink = ScriptedSink()
     exporter = Exporter(sink, QueueConfig(batch_size=10, flush_interval=60))
-    for record in spans(generate_pfid(), 10):  # two batches' worth: one wake at least
-        exporter.submit(record)
+    instance = generate_pfid()
+    for _ in range(WAKE_BACKLOG):  # twice the backlog, in create+finish pairs
+        for record in spans(instance, 1):
+            exporter.submit(record)
     assert sink.delivered_event.wait(5)
     assert len(sink.attempts[0]) == 10
     exporter.close(timeout=5)
