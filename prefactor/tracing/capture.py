@@ -245,7 +245,7 @@ class Capturer:
                 return None
             if counting:
                 budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
-            secret = False
+            secret: bool | None = False
             if redact and value is not None:
                 secret = cache.get(key)
                 if secret is None:
