@@ -23,7 +23,7 @@ from prefactor.schemas.registry import SchemaRegistry, default_registry
 from prefactor.tracing.capture import Capturer
 from prefactor.tracing.tracer import Tracer
 
-__all__ = ["build_tracer", "configure", "flush", "get_tracer", "shutdown", "stats"]
+__all__ = ["build_tracer", "configure", "flush", "get_tracer", "shutdown", "stats", "swap"]
 
 _lock = threading.Lock()
 _tracer: Tracer | None = None
@@ -132,6 +132,18 @@ def configure(
     if old is not None:
         old.close()
     return tracer
+
+
+def swap(tracer: Tracer | None) -> Tracer | None:
+    """Install ``tracer`` process-wide without closing the one it replaces; return that one.
+
+    For code that installs a tracer for a while and then puts the previous one
+    back, as the pytest plugin does around each test.
+    """
+    global _tracer
+    with _lock:
+        previous, _tracer = _tracer, tracer
+    return previous
 
 
 def get_tracer() -> Tracer:

@@ -361,8 +361,13 @@ class PrefactorApiClient:
         started_at: datetime | str | None = None,
         finished_at: datetime | str | None = None,
         idempotency_key: str | None = None,
+        schema_violations: list[Mapping[str, Any]] | None = None,
     ) -> SpanResponse:
-        """``POST /api/v1/agent_spans``: the span and any ``control`` signal."""
+        """``POST /api/v1/agent_spans``: the span and any ``control`` signal.
+
+        ``schema_violations`` (this project's extension) declares violations a
+        lenient client knowingly sends; see :mod:`prefactor.server.store`.
+        """
         details = _compact(
             agent_instance_id=agent_instance_id,
             schema_name=schema_name,
@@ -373,6 +378,7 @@ class PrefactorApiClient:
             parent_span_id=parent_span_id,
             started_at=_ts(started_at),
             finished_at=_ts(finished_at),
+            schema_violations=[dict(v) for v in schema_violations] if schema_violations else None,
         )
         body = _compact(details=details, idempotency_key=idempotency_key)
         path = "/api/v1/agent_spans"
@@ -385,6 +391,8 @@ class PrefactorApiClient:
         result_payload: Mapping[str, Any] | None = None,
         timestamp: datetime | str | None = None,
         idempotency_key: str | None = None,
+        *,
+        schema_violations: list[Mapping[str, Any]] | None = None,
     ) -> SpanResponse:
         """``POST /api/v1/agent_spans/{id}/finish``: the span and any ``control`` signal."""
         body = _compact(
@@ -392,6 +400,7 @@ class PrefactorApiClient:
             result_payload=dict(result_payload) if result_payload is not None else None,
             timestamp=_ts(timestamp),
             idempotency_key=idempotency_key,
+            schema_violations=[dict(v) for v in schema_violations] if schema_violations else None,
         )
         path = f"/api/v1/agent_spans/{agent_span_id}/finish"
         return self._parse(SpanResponse, await self._request("POST", path, body), path)

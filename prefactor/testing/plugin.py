@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from prefactor import runtime
 from prefactor.errors import SchemaValidationError
 from prefactor.schemas.registry import SchemaRegistry
 from prefactor.testing.recorder import Recorder
@@ -150,7 +149,7 @@ def prefactor_spans(request: pytest.FixtureRequest) -> Iterator[Recorder]:
         yield recorder
     finally:
         del item.stash[_recorder_key]
-        runtime.shutdown(_READ_TIMEOUT)
+        recorder.uninstall(_READ_TIMEOUT)
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefactor import runtime
+from prefactor.config import PrefactorCoreConfig, QueueConfig
 from prefactor.export.sinks import MemorySink
 from prefactor.schemas.registry import SchemaRegistry
 from prefactor.testing.spans import InstanceRecord, SpanRecord, Trace
+from prefactor.tracing.tracer import Tracer
 
 __all__ = ["Recorder"]
 
@@ -15,12 +17,17 @@ __all__ = ["Recorder"]
 class Recorder:
     """A :class:`MemorySink` behind the process-wide tracer, read back as a :class:`Trace`.
 
-    ``Recorder.install(strict=True)`` configures the tracer; every read
-    flushes first, so a test sees everything its code did.
+    ``Recorder.install(strict=True)`` installs a recording tracer and
+    :meth:`uninstall` restores the previous one; every read flushes first, so
+    a test sees everything its code did.
     """
 
-    def __init__(self, sink: MemorySink) -> None:
+    def __init__(
+        self, sink: MemorySink, tracer: Tracer | None = None, previous: Tracer | None = None
+    ) -> None:
         self.sink = sink
+        self._tracer = tracer
+        self._previous = previous
 
     @classmethod
     def install(
@@ -31,7 +38,10 @@ class Recorder:
         registry: SchemaRegistry | None = None,
         on_full: Literal["drop", "block"] | None = None,
     ) -> Recorder:
-        """Configure the process-wide tracer to record into a fresh memory sink.
+        """Make the process-wide tracer record into a fresh memory sink.
+
+        The tracer it replaces is kept, not closed: :meth:`uninstall` puts it
+        back.
 
         Args:
             strict: raise :class:`prefactor.errors.SchemaValidationError` on violations.
@@ -40,10 +50,19 @@ class Recorder:
             on_full: what a full export queue does (``"block"`` loses nothing).
         """
         sink = MemorySink()
-        runtime.configure(
-            sink=sink, agent_id=agent_id, strict=strict, registry=registry, on_full=on_full
+        queue = QueueConfig() if on_full is None else QueueConfig(on_full=on_full)
+        config = PrefactorCoreConfig(
+            sink=sink, strict=strict, schema_registry=registry, queue_config=queue
         )
-        return cls(sink)
+        tracer = runtime.build_tracer(config, agent_id=agent_id)
+        return cls(sink, tracer, runtime.swap(tracer))
+
+    def uninstall(self, timeout: float = 10.0) -> None:
+        """Close this recorder's tracer and put back the one it replaced."""
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            runtime.swap(self._previous)
+            tracer.close(timeout)
 
     def trace(self, timeout: float = 10.0) -> Trace:
         """Everything recorded so far (after a flush), folded into instances and spans.
@@ -51,7 +70,10 @@ class Recorder:
         Raises:
             TimeoutError: the exporter did not drain within ``timeout`` seconds.
         """
-        if not runtime.flush(timeout):
+        flushed = (
+            self._tracer.flush(timeout) if self._tracer is not None else runtime.flush(timeout)
+        )
+        if not flushed:
             raise TimeoutError(f"the exporter did not drain within {timeout} s")
         return Trace(self.sink.items)
 
@@ -93,5 +115,5 @@ class Recorder:
 
     def clear(self) -> None:
         """Forget what was recorded so far."""
-        runtime.flush(10.0)
+        self.trace()
         self.sink.clear()

@@ -171,3 +171,24 @@ async def test_external_schema_version_id_reuses_a_registered_version(server: Se
     assert stats["rejected"] == 1
     (stored,) = server.spans(second.id)
     assert stored["payload"] == {"n": 1}
+
+
+async def test_single_endpoints_carry_declared_violations(server: Server) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    async with PrefactorApiClient(server.http_config, transport=server.transport) as api:
+        inst = await api.register_instance(
+            agent_version={"name": "a"},
+            agent_schema_version={
+                "external_identifier": "v1",
+                "span_type_schemas": [{"name": "agent:step", "params_schema": schema}],
+            },
+        )
+        declared = [{"side": "params", "path": "$.n", "reason": "'x' is not of type 'integer'"}]
+        created = await api.create_span(
+            inst.id, "agent:step", "active", payload={"n": "x"}, schema_violations=declared
+        )
+        await api.finish_span(created.details.id, "complete", result_payload={})
+        (span,) = (await api.list_spans(inst.id)).summaries
+    assert span.status == "complete"
+    assert span.schema_violations is not None
+    assert [(v.side, v.path) for v in span.schema_violations] == [("params", "$.n")]

@@ -211,6 +211,45 @@ def test_plugin_leaves_a_users_own_tracer_alone_without_its_fixtures(
     result.assert_outcomes(passed=1)
 
 
+def test_a_users_own_tracer_is_restored_after_a_test_using_prefactor_spans(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest(
+        """
+        import pytest
+        from prefactor import runtime
+        from prefactor.export.sinks import MemorySink
+
+        @pytest.fixture(scope="session")
+        def own_sink():
+            sink = MemorySink()
+            runtime.configure(sink=sink, strict=False)
+            yield sink
+            runtime.shutdown()
+        """
+    )
+    result = run_tests(
+        project,
+        """
+        from prefactor import runtime
+        from prefactor.testing import Trace
+        from notes_agent import search_notes
+
+        def test_records_in_memory(own_sink, prefactor_spans):
+            search_notes("cats")
+            assert [s.type for s in prefactor_spans.spans] == ["tool:search_notes"]
+
+        def test_own_tracer_still_works_afterwards(own_sink):
+            assert not own_sink.closed
+            search_notes("dogs")
+            assert runtime.flush(10)
+            (span,) = Trace(own_sink.items).spans_of_type("tool:search_notes")
+            assert span.params == {"query": "dogs", "limit": 2}
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_failing_test_report_shows_the_rendered_span_tree(project: pytest.Pytester) -> None:
     result = run_tests(
         project,

@@ -160,6 +160,7 @@ class HttpSink(BulkSink):
                     started_at=details.get("started_at"),
                     finished_at=details.get("finished_at"),
                     idempotency_key=key,
+                    schema_violations=details.get("schema_violations"),
                 )
             )
         if kind == "agent_spans/finish":
@@ -170,6 +171,7 @@ class HttpSink(BulkSink):
                     result_payload=item.get("result_payload"),
                     timestamp=item.get("timestamp"),
                     idempotency_key=key,
+                    schema_violations=item.get("schema_violations"),
                 )
             )
         if kind == "agent_instances/register":
