@@ -130,34 +130,51 @@ class ExportWorker:
         await self._shutdown(tasks)
 
     def _drain(self) -> None:
-        """Move every queued record into its instance's lane."""
+        """Move every queued record into its instance's lane.
+
+        Records are taken in chunks of what is queued now. The chunk is counted
+        as held before any of it leaves the queue, so ``len(queue) + held``
+        (read by flush and the capacity check in other threads) may briefly
+        over-count, never under-count. Counters live in locals for the chunk:
+        this loop runs once per record, and attribute updates were most of it.
+        """
         queue, lanes, now = self._queue, self._lanes, time.monotonic()
         popleft = queue.popleft
+        last_key: str | None = None
+        last_lane: _Lane | None = None
         while True:
-            # Count the record as held before it leaves the queue, so that
-            # len(queue) + held never under-counts what is pending (flush and
-            # the capacity check read both from other threads).
-            self._held += 1
-            try:
-                item = popleft()
-            except IndexError:
-                self._held -= 1
+            n = len(queue)
+            if not n:
                 break
-            if isinstance(item, FlushMarker):
-                self._held -= 1
-                item.seq, item.remaining = self._seq, self._held
-                if item.remaining == 0:
-                    item.done.set()
+            base = self._held
+            self._held = base + n
+            seq = self._seq
+            taken = 0
+            for _ in range(n):
+                item = popleft()
+                if isinstance(item, FlushMarker):
+                    self._held -= 1
+                    # What this flush waits for: every record held before it.
+                    item.seq, item.remaining = seq, base + taken
+                    if item.remaining == 0:
+                        item.done.set()
+                    else:
+                        self._markers.append(item)
+                    continue
+                seq += 1
+                taken += 1
+                key = item.instance_id
+                if key == last_key and last_lane is not None:
+                    lane = last_lane
                 else:
-                    self._markers.append(item)
-                continue
-            self._seq += 1
-            lane = lanes.get(item.instance_id)
-            if lane is None:
-                lane = lanes[item.instance_id] = _Lane(since=now)
-            elif not lane.records:
-                lane.since = now
-            lane.records.append((self._seq, item))
+                    found = lanes.get(key)
+                    if found is None:
+                        found = lanes[key] = _Lane(since=now)
+                    lane, last_key, last_lane = found, key, found
+                if not lane.records:
+                    lane.since = now
+                lane.records.append((seq, item))
+            self._seq = seq
 
     def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start batches for ready lanes; return when the next waiting lane becomes ready."""

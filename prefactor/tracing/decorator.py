@@ -36,7 +36,6 @@ from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
 from prefactor.schemas.registry import SchemaRegistry, default_registry
 from prefactor.tracing.binding import Binder
-from prefactor.tracing.capture import is_atomic
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.generators import traced_async_generator, traced_generator
 from prefactor.tracing.span_context import error_result
@@ -186,14 +185,16 @@ class SpanSpec:
             payload = self.params_now(tracer, bound, args, kwargs)
             return payload, tracer.check(inst, self.span_type, "params", payload)
         # Atomic values cannot change later; anything else is snapshotted now.
+        atomic = _ATOMIC
         for value in args:
-            if not is_atomic(value):
+            if type(value) not in atomic:
                 args = tuple(tracer.capturer.capture(v) for v in args)
                 break
-        for value in kwargs.values():
-            if not is_atomic(value):
-                kwargs = {k: tracer.capturer.capture(v) for k, v in kwargs.items()}
-                break
+        if kwargs:
+            for value in kwargs.values():
+                if type(value) not in atomic:
+                    kwargs = {k: tracer.capturer.capture(v) for k, v in kwargs.items()}
+                    break
         return Deferred(self.deferred_params, (inst, bound, args, kwargs)), ()
 
     def result_payload(self, inst: InstanceState, value: Any) -> tuple[Any, tuple[Violation, ...]]:
@@ -202,7 +203,7 @@ class SpanSpec:
         if tracer.strict or self.result_extractor is not None:
             payload = self.result_now(tracer, value)
             return payload, tracer.check(inst, self.span_type, "result", payload)
-        if not is_atomic(value):
+        if type(value) not in _ATOMIC:
             value = _Snapshot(self.result_now(tracer, value))
         return Deferred(self.deferred_result, (inst, value)), ()
 
@@ -214,6 +215,10 @@ class SpanSpec:
             value.payload if isinstance(value, _Snapshot) else self.result_now(inst.tracer, value)
         )
         return payload, inst.tracer.check(inst, self.span_type, "result", payload)
+
+
+# The exact types whose values cannot change after the call (checked by identity: fast).
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
 class _Snapshot:
@@ -368,12 +373,13 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
         if parent.pending:
             emit_pending(parent)
         payload, violations = spec.params_payload(inst, instance is not None, args, kwargs)
+        now = time.time_ns()
         state = SpanState(
-            generate_pfid(inst.partition),
+            generate_pfid(inst.partition, now),
             inst,
             spec.span_type,
             None,
-            [(time.time_ns(), payload, violations, parent.id)],
+            [(now, payload, violations, parent.id)],
         )
         token = CURRENT_SPAN.set(state)
     except SchemaValidationError:
