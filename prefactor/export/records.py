@@ -29,6 +29,7 @@ __all__ = [
     "Deferred",
     "FinishInstance",
     "FinishSpan",
+    "Lazy",
     "Record",
     "RecordQuality",
     "RegisterInstance",
@@ -86,13 +87,22 @@ class Violation:
         return {"side": self.side, "path": self.path, "reason": self.reason}
 
 
-@record
-class Deferred:
-    """A payload computed in the background: ``resolve()`` calls ``fn(*args)``.
+class Lazy:
+    """A payload computed in the background: ``resolve()`` returns ``(payload, violations)``.
 
-    ``fn`` must return ``(payload, violations)``. The arguments must already be
-    safe to read from another thread (immutable, or snapshotted at call time).
+    Whatever a subclass holds must already be safe to read from another
+    thread (immutable, or snapshotted at call time).
     """
+
+    __slots__ = ()
+
+    def resolve(self) -> tuple[JSONDict, tuple[Violation, ...]]:
+        raise NotImplementedError
+
+
+@record
+class Deferred(Lazy):
+    """The general :class:`Lazy`: ``resolve()`` calls ``fn(*args)``."""
 
     fn: Callable[..., tuple[JSONDict, tuple[Violation, ...]]]
     args: tuple[Any, ...]
@@ -101,13 +111,13 @@ class Deferred:
         return self.fn(*self.args)
 
 
-Payload: TypeAlias = "Mapping[str, Any] | Deferred | None"
+Payload: TypeAlias = "Mapping[str, Any] | Lazy | None"
 
 
 def _resolve(payload: Payload) -> tuple[JSONDict | None, tuple[Violation, ...]]:
     if payload is None:
         return None, ()
-    if isinstance(payload, Deferred):
+    if isinstance(payload, Lazy):
         return payload.resolve()
     return dict(payload), ()
 

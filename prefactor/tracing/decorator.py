@@ -30,7 +30,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 import wrapt
 
 from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
-from prefactor.export.records import Deferred, FinishStatus, Violation
+from prefactor.export.records import FinishStatus, Lazy, Violation
 from prefactor.ids import generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
@@ -195,7 +195,7 @@ class SpanSpec:
                 if type(value) not in atomic:
                     kwargs = {k: tracer.capturer.capture(v) for k, v in kwargs.items()}
                     break
-        return Deferred(self.deferred_params, (inst, bound, args, kwargs)), ()
+        return _LazyParams(self, inst, bound, args, kwargs), ()
 
     def result_payload(self, inst: InstanceState, value: Any) -> tuple[Any, tuple[Violation, ...]]:
         """The result of one call: checked now (strict), or a deferred snapshot (lenient)."""
@@ -205,7 +205,7 @@ class SpanSpec:
             return payload, tracer.check(inst, self.span_type, "result", payload)
         if type(value) not in _ATOMIC:
             value = _Snapshot(self.result_now(tracer, value))
-        return Deferred(self.deferred_result, (inst, value)), ()
+        return _LazyResult(self, inst, value), ()
 
     def deferred_result(
         self, inst: InstanceState, value: Any
@@ -228,6 +228,47 @@ class _Snapshot:
 
     def __init__(self, payload: dict[str, Any]) -> None:
         self.payload = payload
+
+
+class _LazyParams(Lazy):
+    """A call's params, bound, captured and checked in the exporter's thread.
+
+    One object rather than a ``Deferred`` with an argument tuple and a bound
+    method: the hot path allocates as few garbage-collected objects as it can.
+    """
+
+    __slots__ = ("args", "bound", "inst", "kwargs", "spec")
+
+    def __init__(
+        self,
+        spec: SpanSpec,
+        inst: InstanceState,
+        bound: bool,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        self.spec = spec
+        self.inst = inst
+        self.bound = bound
+        self.args = args
+        self.kwargs = kwargs
+
+    def resolve(self) -> tuple[dict[str, Any], tuple[Violation, ...]]:
+        return self.spec.deferred_params(self.inst, self.bound, self.args, self.kwargs)
+
+
+class _LazyResult(Lazy):
+    """A call's result, captured (unless snapshotted) and checked in the exporter's thread."""
+
+    __slots__ = ("inst", "spec", "value")
+
+    def __init__(self, spec: SpanSpec, inst: InstanceState, value: Any) -> None:
+        self.spec = spec
+        self.inst = inst
+        self.value = value
+
+    def resolve(self) -> tuple[dict[str, Any], tuple[Violation, ...]]:
+        return self.spec.deferred_result(self.inst, self.value)
 
 
 # --- the span around one call -----------------------------------------------------------
@@ -333,9 +374,19 @@ def open_span(
         if own:
             tracer.finish_instance(inst, "failed")
         raise
-    span_id = generate_pfid(inst.partition)
-    pending = [(time.time_ns(), payload, violations, parent_id)]
-    return OpenSpan(spec, inst, SpanState(span_id, inst, spec.span_type, None, pending), own)
+    now = time.time_ns()
+    state = SpanState(
+        generate_pfid(inst.partition, now),
+        inst,
+        spec.span_type,
+        None,
+        now,
+        payload,
+        violations,
+        parent_id,
+        bytearray(b"\x01"),
+    )
+    return OpenSpan(spec, inst, state, own)
 
 
 def _implicit_instance(tracer: Tracer) -> InstanceState:
@@ -379,7 +430,11 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
             inst,
             spec.span_type,
             None,
-            [(now, payload, violations, parent.id)],
+            now,
+            payload,
+            violations,
+            parent.id,
+            bytearray(b"\x01"),
         )
         token = CURRENT_SPAN.set(state)
     except SchemaValidationError:

@@ -129,7 +129,7 @@ class SpanContext:
         captured = tracer.capturer.capture_mapping(data) if data is not None else {}
         violations = tracer.check(inst, self._schema_name, "params", captured)
         self._state = "started"
-        self.span_state.pending = [(to_ns(started_at), captured, violations, self._parent)]
+        self.span_state.hold(to_ns(started_at), captured, violations, self._parent)
 
     def finish_now(
         self,

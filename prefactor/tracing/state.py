@@ -3,14 +3,11 @@
 Both are owned by the code that opened them; the exporter only ever sees the
 frozen records made from them.
 
-A ``@traced`` span does not send its create record when it starts. It keeps
-the record's fields in ``pending`` and sends one create, already in its final
-state, when it finishes: a leaf span costs one record instead of two. A child
-that starts while its parent is still pending sends the parent's create first
+A span does not send its create record when it starts. It keeps the
+record's fields and sends one create, already in its final state, when it
+finishes: a leaf span costs one record instead of two. A child that starts
+while its parent is still pending sends the parent's create first
 (:func:`emit_pending`), so the server never sees a child before its parent.
-``pending`` is a list so that exactly one of the parent (finishing) and a
-child (starting, maybe in another thread) takes the fields: ``list.pop`` is
-atomic.
 """
 
 from __future__ import annotations
@@ -25,9 +22,6 @@ if TYPE_CHECKING:
     from prefactor.tracing.tracer import Tracer
 
 __all__ = ["InstanceState", "SpanState", "emit_finish", "emit_pending"]
-
-# (started_at_ns, params payload, params violations, parent span id)
-Pending = tuple[int, Any, tuple[Violation, ...], "str | None"]
 
 
 class InstanceState:
@@ -75,17 +69,39 @@ class InstanceState:
 
 
 class SpanState:
-    """An open span: what children need to know about their parent."""
+    """An open span: what children need to know about their parent.
 
-    __slots__ = ("id", "instance", "owner", "pending", "span_type")
+    While its create is pending, the span also holds that create's fields
+    (``started``, ``params``, ``violations``, ``parent_id``) and a one-byte
+    ``pending`` claim. Whoever pops the byte first (the span finishing, or a
+    child starting, maybe in another thread: ``bytearray.pop`` is atomic) sends
+    the create. A ``bytearray`` is not tracked by the garbage collector, which
+    matters on a path that runs once per call.
+    """
 
-    def __init__(
+    __slots__ = (
+        "id",
+        "instance",
+        "owner",
+        "params",
+        "parent_id",
+        "pending",
+        "span_type",
+        "started",
+        "violations",
+    )
+
+    def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
         span_id: str,
         instance: InstanceState,
         span_type: str,
         owner: Any = None,
-        pending: list[Pending] | None = None,
+        started: int = 0,
+        params: Any = None,
+        violations: tuple[Violation, ...] = (),
+        parent_id: str | None = None,
+        pending: bytearray | None = None,
     ) -> None:
         self.id = span_id
         self.instance = instance
@@ -93,21 +109,42 @@ class SpanState:
         # The SpanContext driving this span, when it is an explicit one: a child may
         # have to start it, since a child must never reach the server before its parent.
         self.owner = owner
-        # The create not sent yet (see the module docstring); empty once sent.
+        self.started = started
+        self.params = params
+        self.violations = violations
+        self.parent_id = parent_id
+        # The claim on the create not sent yet (see above); empty once sent.
         self.pending = pending
+
+    def hold(
+        self, started: int, params: Any, violations: tuple[Violation, ...], parent_id: str | None
+    ) -> None:
+        """Keep the create's fields and make it pending (an explicit span's start)."""
+        self.started = started
+        self.params = params
+        self.violations = violations
+        self.parent_id = parent_id
+        self.pending = bytearray(b"\x01")
 
     def __repr__(self) -> str:
         return f"<SpanState {self.id} {self.span_type}>"
 
 
-def emit_pending(state: SpanState) -> None:
-    """Send ``state``'s create as ``active`` now, if it is still pending."""
+def _claim(state: SpanState) -> bool:
+    """Take the pending create, if nobody has: ``True`` for exactly one caller."""
     pending = state.pending
     if not pending:
-        return
+        return False
     try:
-        started, params, violations, parent_id = pending.pop()
-    except IndexError:  # the span itself, or another child, just sent it
+        pending.pop()
+    except IndexError:  # taken by another thread between the check and the pop
+        return False
+    return True
+
+
+def emit_pending(state: SpanState) -> None:
+    """Send ``state``'s create as ``active`` now, if it is still pending."""
+    if not _claim(state):
         return
     inst = state.instance
     inst.tracer.submit(
@@ -116,10 +153,10 @@ def emit_pending(state: SpanState) -> None:
             inst.id,
             state.span_type,
             "active",
-            started,
-            params,
-            parent_id,
-            violations=violations,
+            state.started,
+            state.params,
+            state.parent_id,
+            violations=state.violations,
         )
     )
 
@@ -135,23 +172,20 @@ def emit_finish(
     inst = state.instance
     if now is None:
         now = time.time_ns()
-    pending = state.pending
-    try:
-        started, params, params_violations, parent_id = pending.pop()  # type: ignore[union-attr]
-    except (IndexError, AttributeError):
-        inst.tracer.submit(FinishSpan(state.id, inst.id, status, now, result, violations))
-        return
-    inst.tracer.submit(
-        CreateSpan(
-            state.id,
-            inst.id,
-            state.span_type,
-            status,
-            started,
-            params,
-            parent_id,
-            now,
-            result,
-            params_violations + violations,
+    if _claim(state):
+        inst.tracer.submit(
+            CreateSpan(
+                state.id,
+                inst.id,
+                state.span_type,
+                status,
+                state.started,
+                state.params,
+                state.parent_id,
+                now,
+                result,
+                state.violations + violations if violations else state.violations,
+            )
         )
-    )
+    else:
+        inst.tracer.submit(FinishSpan(state.id, inst.id, status, now, result, violations))
