@@ -30,7 +30,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 import wrapt
 
 from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
-from prefactor.export.records import FinishStatus, Lazy, Violation
+from prefactor.export.records import CreateSpan, FinishStatus, Lazy, Violation
 from prefactor.ids import generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
@@ -39,7 +39,7 @@ from prefactor.tracing.binding import Binder
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.generators import traced_async_generator, traced_generator
 from prefactor.tracing.span_context import error_result
-from prefactor.tracing.state import InstanceState, SpanState, emit_finish, emit_pending
+from prefactor.tracing.state import InstanceState, SpanState, claim, emit_finish, emit_pending
 from prefactor.tracing.tracer import Tracer
 
 __all__ = ["SpanSpec", "TracedFunction", "decorate", "traced"]
@@ -400,6 +400,8 @@ def _implicit_instance(tracer: Tracer) -> InstanceState:
 # --- the wrappers -----------------------------------------------------------------------
 
 _get_span = CURRENT_SPAN.get
+_set_span = CURRENT_SPAN.set
+_reset_span = CURRENT_SPAN.reset
 
 
 def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
@@ -469,13 +471,82 @@ def make_wrapper(
     """The wrapt wrapper for ``spec.kind``; ``new_instance`` makes each call an agent instance."""
 
     if spec.kind == "sync":
+        span_type = spec.span_type
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             parent = _get_span()
             if parent is not None:
-                return _nested_sync_call(
-                    spec, parent, parent.instance, wrapped, instance, args, kwargs
-                )
+                inst = parent.instance
+                tracer = inst.tracer
+                if tracer.strict or spec.custom or inst.terminated:
+                    return _nested_sync_call(spec, parent, inst, wrapped, instance, args, kwargs)
+                # The hottest path (a lenient call inside an open span), inlined:
+                # _nested_sync_call with params_payload, result_payload and
+                # emit_finish folded in, to save frames and tuples per call.
+                try:
+                    if parent.pending:
+                        emit_pending(parent)
+                    snap_args, snap_kwargs = args, kwargs
+                    for value in args:
+                        if type(value) not in _ATOMIC:
+                            snap_args = tuple(tracer.capturer.capture(v) for v in args)
+                            break
+                    if kwargs:
+                        for value in kwargs.values():
+                            if type(value) not in _ATOMIC:
+                                capture = tracer.capturer.capture
+                                snap_kwargs = {k: capture(v) for k, v in kwargs.items()}
+                                break
+                    started = time.time_ns()
+                    state = SpanState(
+                        generate_pfid(inst.partition, started),
+                        inst,
+                        span_type,
+                        None,
+                        started,
+                        _LazyParams(spec, inst, instance is not None, snap_args, snap_kwargs),
+                        (),
+                        parent.id,
+                        bytearray(b"\x01"),
+                    )
+                    token = _set_span(state)
+                except Exception:  # an SDK bug must not break the call
+                    logger.exception("prefactor could not open a span for %s", span_type)
+                    return wrapped(*args, **kwargs)
+                try:
+                    result = wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    _reset_span(token)
+                    status: FinishStatus = "failed" if isinstance(exc, Exception) else "cancelled"
+                    emit_finish(state, status, error_result(exc))
+                    raise
+                _reset_span(token)
+                try:
+                    snap = (
+                        result
+                        if type(result) in _ATOMIC
+                        else _Snapshot(spec.result_now(tracer, result))
+                    )
+                    lazy = _LazyResult(spec, inst, snap)
+                    if claim(state):
+                        tracer.submit(
+                            CreateSpan(
+                                state.id,
+                                inst.id,
+                                span_type,
+                                "complete",
+                                started,
+                                state.params,
+                                state.parent_id,
+                                time.time_ns(),
+                                lazy,
+                            )
+                        )
+                    else:  # a child sent the create already (pop is atomic)
+                        emit_finish(state, "complete", lazy)
+                except Exception:
+                    logger.exception("prefactor could not finish a span for %s", span_type)
+                return result
             try:
                 span = open_span(
                     spec, instance is not None, args, kwargs, new_instance=new_instance

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from prefactor.schemas.registry import SchemaRegistry
     from prefactor.tracing.tracer import Tracer
 
-__all__ = ["InstanceState", "SpanState", "emit_finish", "emit_pending"]
+__all__ = ["InstanceState", "SpanState", "claim", "emit_finish", "emit_pending"]
 
 
 class InstanceState:
@@ -130,7 +130,7 @@ class SpanState:
         return f"<SpanState {self.id} {self.span_type}>"
 
 
-def _claim(state: SpanState) -> bool:
+def claim(state: SpanState) -> bool:
     """Take the pending create, if nobody has: ``True`` for exactly one caller."""
     pending = state.pending
     if not pending:
@@ -144,7 +144,7 @@ def _claim(state: SpanState) -> bool:
 
 def emit_pending(state: SpanState) -> None:
     """Send ``state``'s create as ``active`` now, if it is still pending."""
-    if not _claim(state):
+    if not claim(state):
         return
     inst = state.instance
     inst.tracer.submit(
@@ -172,7 +172,7 @@ def emit_finish(
     inst = state.instance
     if now is None:
         now = time.time_ns()
-    if _claim(state):
+    if claim(state):
         inst.tracer.submit(
             CreateSpan(
                 state.id,
