@@ -67,8 +67,8 @@ class Binder:
         will raise) are recorded as ``{"args": [...], "kwargs": {...}}``.
         """
         names = self._bound_names if bound else self._names
-        if self._fast and not kwargs and len(args) == len(names):
-            out = dict(zip(names, args, strict=True))  # the common call: all positional
+        if not kwargs and self._fast and len(args) == len(names):
+            out = dict(zip(names, args, strict=False))  # all positional: lengths checked above
         elif self._fast and len(args) <= len(names):
             out = dict(zip(names, args, strict=False))
             if kwargs:

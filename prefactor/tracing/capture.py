@@ -193,6 +193,8 @@ class Capturer:
 
     def capture_result(self, value: Any) -> dict[str, JSONValue]:
         """The result payload: a mapping/model/dataclass's fields, else ``{"value": ...}``."""
+        if type(value) in _ATOMIC:  # the common result, spared the isinstance checks below
+            return {"value": self.capture(value)}
         if isinstance(value, Mapping):
             return self.capture_mapping(value)
         if isinstance(value, pydantic.BaseModel) or (
