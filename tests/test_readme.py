@@ -24,8 +24,18 @@ def _command(block: str) -> str:
     return line.strip()
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFACTOR_")}
+def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter in ``cwd`` with no ``PREFACTOR_*`` settings inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFACTOR_")}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
@@ -40,15 +50,7 @@ def test_readme_first_command_runs_the_quick_start(tmp_path: Path) -> None:
     run_cmd = _command(_blocks("bash")[0])
     script = shlex.split(run_cmd.rsplit("&&", 1)[1])
     assert script[0] == "python"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / script[1])],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = _python(str(ROOT / script[1]), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "└─ agent:research_agent [complete]" in run.stdout
 
@@ -56,30 +58,14 @@ def test_readme_first_command_runs_the_quick_start(tmp_path: Path) -> None:
 def test_readme_taste_runs_and_records_two_spans(tmp_path: Path) -> None:
     taste = _blocks("python")[0]
     (tmp_path / "taste.py").write_text(taste)
-    run = subprocess.run(
-        [sys.executable, "taste.py"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = _python("taste.py", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "reset my password -> article about reset my password"
     # register, start, the agent span (sent active when its child starts), the tool
     # span (one create, already complete), the agent span's finish, the instance's finish
     assert lines[1] == "6 records sent"
-    show = subprocess.run(
-        [sys.executable, "-m", "prefactor.cli", "show"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    show = _python("-m", "prefactor.cli", "show", cwd=tmp_path)
     assert show.returncode == 0, show.stderr
     assert "support-bot  [complete]  2 spans" in show.stdout
     assert "└─ tool:search [complete]" in show.stdout

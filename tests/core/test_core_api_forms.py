@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from core_helpers import VERSION, llm_registry
 from pydantic import SecretStr
 
 from prefactor import (
@@ -32,23 +33,10 @@ from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
 TOKEN = "forms-token-0001"
-VERSION = {"name": "My Agent", "external_identifier": "v1.0.0"}
 
 
 def _registry() -> SchemaRegistry:
-    registry = SchemaRegistry()
-    registry.register_type(
-        name="agent:llm",
-        params_schema={
-            "type": "object",
-            "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}},
-            "required": ["model", "prompt"],
-        },
-        result_schema={"type": "object", "properties": {"response": {"type": "string"}}},
-        title="LLM Call",
-        description="A call to a language model",
-        template="{{model}}: {{prompt}} → {{response}}",
-    )
+    registry = llm_registry()
     registry.register_type(
         name="agent:retrieval",
         params_schema={"type": "object", "properties": {"query": {"type": "string"}}},

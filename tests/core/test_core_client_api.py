@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from core_helpers import VERSION, llm_registry
 
 from prefactor.client import PrefactorCoreClient
 from prefactor.config import PrefactorCoreConfig
@@ -23,21 +24,9 @@ from prefactor.schemas.registry import SchemaRegistry
 from prefactor.testing.spans import Trace
 from prefactor.tracing.decorator import traced
 
-VERSION = {"name": "My Agent", "external_identifier": "v1.0.0"}
-
 
 def _registry() -> SchemaRegistry:
-    registry = SchemaRegistry()
-    registry.register_type(
-        name="agent:llm",
-        params_schema={
-            "type": "object",
-            "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}},
-            "required": ["model", "prompt"],
-        },
-        result_schema={"type": "object", "properties": {"response": {"type": "string"}}},
-        title="LLM Call",
-    )
+    registry = llm_registry()
     registry.register_type(name="agent:step", params_schema={"type": "object"})
     return registry
 
