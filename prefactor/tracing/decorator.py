@@ -9,7 +9,7 @@ it may be applied at import time, before any configuration.
 Per call, the caller's path does only what must happen there: make the span
 id, read the clock, snapshot arguments that could change later, and queue two
 records. Binding arguments to names, capturing and (in lenient mode)
-validating happen in the exporter's thread, through a :class:`Deferred`
+validating happen in the exporter's thread, through a :class:`~prefactor.export.records.Lazy`
 payload. In strict mode, params are bound, captured and validated before the
 function body runs, and the result after it returns, so a violation raises
 :class:`prefactor.SchemaValidationError` in the caller.
@@ -233,7 +233,7 @@ class _Snapshot:
 class _LazyParams(Lazy):
     """A call's params, bound, captured and checked in the exporter's thread.
 
-    One object rather than a ``Deferred`` with an argument tuple and a bound
+    One object rather than a closure with an argument tuple and a bound
     method: the hot path allocates as few garbage-collected objects as it can.
     """
 
@@ -656,10 +656,11 @@ def traced(func: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def traced(
-    name: str | None = None,
+    span_type_or_name: str | None = None,
     /,
     *,
     span_type: str | None = None,
+    name: str | None = None,
     exclude: Collection[str] = (),
     params: ParamsExtractor | None = None,
     result: ResultExtractor | None = None,

@@ -23,6 +23,11 @@ def search(query: str, limit: int = 5) -> list[str]:
     return [query] * limit
 
 
+@prefactor.traced(name="agent:step", exclude=["b"])
+def step(a: int, b: str) -> int:
+    return a
+
+
 @prefactor.tool(name="calc")
 def calc(expression: str) -> float:
     return 0.0
@@ -41,6 +46,7 @@ def stream(n: int) -> Iterator[str]:
 assert_type(add(1), int)
 assert_type(add(1, b=3), int)
 assert_type(search("q"), list[str])
+assert_type(step(1, "x"), int)
 assert_type(calc("1+1"), float)
 assert_type(run("g"), dict[str, str])
 assert_type(stream(2), Iterator[str])
