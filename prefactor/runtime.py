@@ -126,9 +126,7 @@ def configure(
     tracer = build_tracer(
         config, agent_id=agent_id, environment_id=environment_id, capturer=capturer
     )
-    global _tracer
-    with _lock:
-        old, _tracer = _tracer, tracer
+    old = swap(tracer)
     if old is not None:
         old.close()
     return tracer
@@ -170,9 +168,7 @@ def flush(timeout: float | None = None) -> bool:
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and close the process-wide tracer; the next ``@traced`` call makes a new one."""
-    global _tracer
-    with _lock:
-        tracer, _tracer = _tracer, None
+    tracer = swap(None)
     return True if tracer is None else tracer.close(timeout)
 
 

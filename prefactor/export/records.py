@@ -11,7 +11,7 @@ for the price of one clock read, and formatted as ISO-8601 only here, in the
 background. Idempotency keys derive from the record's resource id and its
 operation, so a retried batch repeats exactly the same keys.
 
-A span payload may be a :class:`Deferred`: a frozen recipe (for ``@traced``,
+A span payload may be a :class:`Lazy`: a frozen recipe (for ``@traced``,
 the function's binder and the already-snapshotted arguments) that the
 exporter resolves off the caller's path.
 """
@@ -19,14 +19,13 @@ exporter resolves off the caller's path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, cast, dataclass_transform
 
 __all__ = [
     "CreateSpan",
-    "Deferred",
     "FinishInstance",
     "FinishSpan",
     "Lazy",
@@ -98,17 +97,6 @@ class Lazy:
 
     def resolve(self) -> tuple[JSONDict, tuple[Violation, ...]]:
         raise NotImplementedError
-
-
-@record
-class Deferred(Lazy):
-    """The general :class:`Lazy`: ``resolve()`` calls ``fn(*args)``."""
-
-    fn: Callable[..., tuple[JSONDict, tuple[Violation, ...]]]
-    args: tuple[Any, ...]
-
-    def resolve(self) -> tuple[JSONDict, tuple[Violation, ...]]:
-        return self.fn(*self.args)
 
 
 Payload: TypeAlias = "Mapping[str, Any] | Lazy | None"

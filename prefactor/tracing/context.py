@@ -34,10 +34,6 @@ R = TypeVar("R")
 CURRENT_SPAN: contextvars.ContextVar[SpanState | None] = contextvars.ContextVar(
     "prefactor_current_span", default=None
 )
-# The instance opened by an agent entry or an instance handle, when no span is open yet.
-CURRENT_INSTANCE: contextvars.ContextVar[InstanceState | None] = contextvars.ContextVar(
-    "prefactor_current_instance", default=None
-)
 
 
 def current_span() -> SpanState | None:
@@ -48,9 +44,7 @@ def current_span() -> SpanState | None:
 def current_instance() -> InstanceState | None:
     """The agent instance that new spans in this context belong to, if any."""
     span = CURRENT_SPAN.get()
-    if span is not None:
-        return span.instance
-    return CURRENT_INSTANCE.get()
+    return span.instance if span is not None else None
 
 
 def in_context(fn: Callable[P, R]) -> Callable[P, R]:

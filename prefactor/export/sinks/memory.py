@@ -15,7 +15,7 @@ __all__ = ["MemorySink"]
 class MemorySink:
     """Keeps every exported record and its wire item (the ``POST /api/v1/bulk`` item).
 
-    Deferred payloads are resolved on export, as a real sink would, so
+    Lazy payloads are resolved on export, as a real sink would, so
     ``items`` shows exactly what would have been sent. The accessors copy under
     a lock and may be read from any thread while the exporter runs.
     """
