@@ -2,9 +2,10 @@
 
 A PFID is 32 lowercase Crockford base-32 characters: ten for a 48-bit
 millisecond timestamp, six for a 30-bit partition and sixteen for 80 random
-bits. Each part is encoded on its own, so the timestamp prefix can be cached
-for the millisecond and the partition for the process; only the random tail is
-encoded per call, through a table of every two-character chunk.
+bits. Each part is encoded on its own, so the head (timestamp and partition) can be cached for
+the millisecond; the tail is a sequence number whose upper characters change
+once per 1,024 IDs, and whose last two come from a table of every
+two-character chunk.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import time
 
 __all__ = [
     "PFID_PATTERN",
+    "SEQUENCE",
     "generate_idempotency_key",
     "generate_pfid",
     "is_pfid",
     "partition_for",
+    "pfid_at",
     "pfid_from_parts",
     "pfid_timestamp_ms",
     "validate_idempotency_key",
@@ -37,7 +40,6 @@ PFID_PATTERN = re.compile(r"^[0-7][0-9abcdefghjkmnpqrstvwxyz]{31}$")
 _MAX_TIMESTAMP = (1 << 48) - 1
 _MAX_PARTITION = (1 << 30) - 1
 _MAX_RANDOM = (1 << 80) - 1
-_MASK40 = (1 << 40) - 1
 
 
 def _encode(value: int, chars: int) -> str:
@@ -84,54 +86,71 @@ def pfid_timestamp_ms(pfid: str) -> int:
     return value
 
 
-class _Generator:
-    """Makes PFIDs with a cached head and a counter in the tail.
+class _Sequence:
+    """The process's ID sequence: where each ID's 80-bit tail comes from.
 
-    The 80-bit tail is a random 40-bit process prefix, drawn again after
-    ``fork``, followed by a 40-bit counter that starts at a random value: IDs
-    never repeat within a process, and two processes share a prefix with
-    probability 2**-40. The head (timestamp, partition and the tail's prefix)
-    is encoded once per millisecond and partition, the counter's upper 30 bits
-    once per 1,024 IDs; a call encodes only the last two characters, which
-    keeps an ID near a third of a microsecond.
+    A tail is a number of this sequence: a random 40-bit process prefix, drawn
+    again after ``fork``, above a 40-bit counter that starts at a random value.
+    IDs never repeat within a process, and two processes share a prefix with
+    probability 2**-40. A PFID is then a pure function of its partition, its
+    clock reading and its sequence number (:func:`pfid_at`): the caller's path
+    may take a number now and leave the encoding to whoever first needs the
+    string, in any thread, and every thread gets the same one.
     """
 
-    __slots__ = ("_counter", "_heads", "_middle", "_tail")
+    __slots__ = ("counter",)
 
     def __init__(self) -> None:
-        self._reseed()
+        self.counter = itertools.count()
+        self.reseed()
 
-    def _reseed(self) -> None:
+    def reseed(self) -> None:
         rng = random.SystemRandom()
-        self._heads: dict[int, tuple[int, str]] = {}
-        self._tail = _encode(rng.getrandbits(40), 8)
-        self._counter = itertools.count(rng.getrandbits(40))
-        self._middle = (-1, "")
-
-    def __call__(self, partition: int = 0, now_ns: int | None = None) -> str:
-        ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
-        head = self._heads.get(partition)
-        if head is None or head[0] != ms:
-            if not 0 <= partition <= _MAX_PARTITION:
-                raise ValueError(f"partition out of range: {partition}")
-            # Threads racing here each store a correct head for their own ms.
-            head = (ms, _encode(ms, 10) + _encode(partition, 6) + self._tail)
-            self._heads[partition] = head
-        n = next(self._counter) & _MASK40
-        block = n >> 10
-        middle = self._middle
-        if middle[0] != block:
-            # Checked against this call's own block, so a racing thread's cache is never used.
-            middle = (block, _encode(block, 6))
-            self._middle = middle
-        return head[1] + middle[1] + _PAIRS[n & 1023]
+        self.counter = itertools.count(rng.getrandbits(40) << 40 | rng.getrandbits(40))
 
 
-generate_pfid = _Generator()
-"""``generate_pfid(partition=0, now_ns=None) -> str``: a new PFID for now (or ``now_ns``)."""
+SEQUENCE = _Sequence()
+"""``next(SEQUENCE.counter)`` is a fresh sequence number (about 50 ns, thread-safe)."""
 
 # A child process must not continue its parent's sequence.
-os.register_at_fork(after_in_child=generate_pfid._reseed)
+os.register_at_fork(after_in_child=SEQUENCE.reseed)
+
+# The encoded head (timestamp and partition) per partition, for its latest
+# millisecond, and the tail's upper 14 characters for the latest 1,024-number
+# block. Threads racing on either each store a correct entry for their own key.
+_heads: dict[int, tuple[int, str]] = {}
+_middle: tuple[int, str] = (-1, "")
+
+
+def pfid_at(partition: int, now_ns: int, seq: int) -> str:
+    """The PFID of sequence number ``seq`` taken at ``now_ns`` (epoch ns) for ``partition``.
+
+    About a third of a microsecond: a call encodes only the last two characters.
+
+    Raises:
+        ValueError: ``partition`` is out of range.
+    """
+    global _middle  # noqa: PLW0603 (a one-entry cache)
+    ms = now_ns // 1_000_000
+    head = _heads.get(partition)
+    if head is None or head[0] != ms:
+        if not 0 <= partition <= _MAX_PARTITION:
+            raise ValueError(f"partition out of range: {partition}")
+        head = (ms, _encode(ms, 10) + _encode(partition, 6))
+        _heads[partition] = head
+    seq &= _MAX_RANDOM
+    block = seq >> 10
+    middle = _middle
+    if middle[0] != block:
+        # Checked against this call's own block, so a racing thread's entry is never used.
+        middle = (block, _encode(block, 14))
+        _middle = middle
+    return head[1] + middle[1] + _PAIRS[seq & 1023]
+
+
+def generate_pfid(partition: int = 0, now_ns: int | None = None) -> str:
+    """A new PFID for now (or for ``now_ns``, epoch nanoseconds)."""
+    return pfid_at(partition, time.time_ns() if now_ns is None else now_ns, next(SEQUENCE.counter))
 
 
 def generate_idempotency_key() -> str:

@@ -7,10 +7,12 @@ import pfid as pfid_oracle
 import pytest
 
 from prefactor.ids import (
+    SEQUENCE,
     generate_idempotency_key,
     generate_pfid,
     is_pfid,
     partition_for,
+    pfid_at,
     pfid_from_parts,
     pfid_timestamp_ms,
     validate_idempotency_key,
@@ -122,3 +124,31 @@ def test_idempotency_keys_are_unique_and_valid() -> None:
 def test_validate_idempotency_key_rejects_bad_keys(bad: str) -> None:
     with pytest.raises(ValueError):
         validate_idempotency_key(bad)
+
+
+@pytest.mark.parametrize("seq", [0, 1, 1023, 1024, 1025, (1 << 80) - 1, 0xABCDEF0123456789ABCD])
+def test_pfid_at_encodes_its_sequence_number_as_the_tail(seq: int) -> None:
+    now_ns = 1_764_000_000_123_456_789
+    got = pfid_at(4321, now_ns, seq)
+    assert got == pfid_from_parts(now_ns // 1_000_000, 4321, seq)
+
+
+def test_pfid_at_is_a_pure_function_of_its_inputs_across_cache_changes() -> None:
+    now_ns = 1_764_000_000_000_000_000
+    first = pfid_at(7, now_ns, 5000)
+    # Other blocks, partitions and milliseconds in between replace the caches.
+    pfid_at(7, now_ns + 10_000_000, 99_999)
+    pfid_at(8, now_ns, 1 << 40)
+    assert pfid_at(7, now_ns, 5000) == first
+
+
+def test_generated_pfids_take_consecutive_sequence_numbers() -> None:
+    seq = next(SEQUENCE.counter)
+    value = generate_pfid(3, 1_764_000_000_000_000_000)
+    tail = int(value[16:].translate(_FROM_CROCKFORD), 32)
+    # The next number, unless a background thread of an earlier test took a few.
+    assert seq < tail <= seq + 100
+    assert value == pfid_at(3, 1_764_000_000_000_000_000, tail)
+
+
+_FROM_CROCKFORD = str.maketrans("abcdefghjkmnpqrstvwxyz", "abcdefghijklmnopqrstuv")

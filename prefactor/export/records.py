@@ -22,7 +22,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, cast, dataclass_transform
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias, TypeVar, cast, dataclass_transform
 
 __all__ = [
     "CreateSpan",
@@ -311,6 +311,20 @@ class FinishSpan:
         return item
 
 
-Record: TypeAlias = (
-    RegisterInstance | StartInstance | FinishInstance | RecordQuality | CreateSpan | FinishSpan
-)
+class Record(Protocol):
+    """What the exporter needs of a record: its wire form and what to group and key it by.
+
+    The dataclasses above are records; so is the span of a ``@traced`` call once
+    it has finished (:class:`prefactor.tracing.decorator.CallSpan`), which is
+    queued as it is rather than copied into a :class:`CreateSpan`.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+    def to_bulk_item(self) -> JSONDict: ...

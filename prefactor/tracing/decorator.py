@@ -25,13 +25,13 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, ClassVar, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
 from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
 from prefactor.export.records import CreateSpan, FinishStatus, Lazy, Violation
-from prefactor.ids import generate_pfid
+from prefactor.ids import SEQUENCE, generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
 from prefactor.schemas.registry import SchemaRegistry, default_registry
@@ -271,6 +271,93 @@ class _LazyResult(Lazy):
         return self.spec.deferred_result(self.inst, self.value)
 
 
+class CallSpan(SpanState):
+    """The span of one lenient ``@traced`` call: its live state, then its own create record.
+
+    The hot path makes this one object per call and nothing else: no id
+    string (a sequence number, encoded when first read), no params or result
+    payload (the arguments and the return value, resolved in the exporter's
+    thread), and no separate record. When the call ends, the span takes its
+    final status and is queued itself, as the one create of a leaf span.
+    A span whose create a child has sent already (``emit_pending``) finishes
+    through an ordinary :class:`~prefactor.export.records.FinishSpan` instead.
+
+    Nothing writes to it once it is queued; children only read its id.
+    """
+
+    __slots__ = ("args", "bound", "finished", "kwargs", "result", "spec", "status")
+
+    kind: ClassVar[str] = "agent_spans/create"
+
+    def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
+        self,
+        seq: int,
+        inst: InstanceState,
+        spec: SpanSpec,
+        started: int,
+        parent: SpanState,
+        bound: bool,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        # SpanState's fields, set here rather than through super().__init__: one frame less.
+        self._id = None
+        self.seq = seq
+        self.instance = inst
+        self.span_type = spec.span_type
+        self.owner = None
+        self.started = started
+        self.params = None
+        self.violations = ()
+        self.parent = parent
+        self.pending = bytearray(b"\x01")
+        self.spec = spec
+        self.bound = bound
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.id}-create"
+
+    def create_params(self) -> _LazyParams:
+        return _LazyParams(self.spec, self.instance, self.bound, self.args, self.kwargs)
+
+    def end(self, status: FinishStatus, result: Any) -> None:
+        """Finish with ``status``; ``result`` is the return value (``complete``) or a payload."""
+        if claim(self):
+            self.status = status
+            self.result = result
+            self.finished = time.time_ns()
+            self.instance.tracer.submit(self)
+        else:  # a child sent the create already
+            emit_finish(self, status, self._payload(status, result))
+
+    def _payload(self, status: FinishStatus, result: Any) -> Any:
+        """The result payload: a return value still to capture, or a failure's payload."""
+        return _LazyResult(self.spec, self.instance, result) if status == "complete" else result
+
+    def to_bulk_item(self) -> dict[str, Any]:
+        return CreateSpan(
+            self.id,
+            self.instance.id,
+            self.span_type,
+            self.status,
+            self.started,
+            self.create_params(),
+            self.parent_id,
+            self.finished,
+            self._payload(self.status, self.result),
+        ).to_bulk_item()
+
+    def __repr__(self) -> str:
+        return f"<CallSpan {self.span_type}>"
+
+
 # --- the span around one call -----------------------------------------------------------
 
 
@@ -497,19 +584,17 @@ def make_wrapper(
                                 capture = tracer.capturer.capture
                                 snap_kwargs = {k: capture(v) for k, v in kwargs.items()}
                                 break
-                    started = time.time_ns()
-                    state = SpanState(
-                        generate_pfid(inst.partition, started),
+                    span = CallSpan(
+                        next(SEQUENCE.counter),
                         inst,
-                        span_type,
-                        None,
-                        started,
-                        _LazyParams(spec, inst, instance is not None, snap_args, snap_kwargs),
-                        (),
-                        parent.id,
-                        bytearray(b"\x01"),
+                        spec,
+                        time.time_ns(),
+                        parent,
+                        instance is not None,
+                        snap_args,
+                        snap_kwargs,
                     )
-                    token = _set_span(state)
+                    token = _set_span(span)
                 except Exception:  # an SDK bug must not break the call
                     logger.exception("prefactor could not open a span for %s", span_type)
                     return wrapped(*args, **kwargs)
@@ -517,8 +602,9 @@ def make_wrapper(
                     result = wrapped(*args, **kwargs)
                 except BaseException as exc:
                     _reset_span(token)
-                    status: FinishStatus = "failed" if isinstance(exc, Exception) else "cancelled"
-                    emit_finish(state, status, error_result(exc))
+                    span.end(
+                        "failed" if isinstance(exc, Exception) else "cancelled", error_result(exc)
+                    )
                     raise
                 _reset_span(token)
                 try:
@@ -527,28 +613,26 @@ def make_wrapper(
                         if type(result) in _ATOMIC
                         else _Snapshot(spec.result_now(tracer, result))
                     )
-                    lazy = _LazyResult(spec, inst, snap)
-                    if claim(state):
-                        tracer.submit(
-                            CreateSpan(
-                                state.id,
-                                inst.id,
-                                span_type,
-                                "complete",
-                                started,
-                                state.params,
-                                state.parent_id,
-                                time.time_ns(),
-                                lazy,
-                            )
-                        )
-                    else:  # a child sent the create already (pop is atomic)
-                        emit_finish(state, "complete", lazy)
+                    claimed = False
+                    pending = span.pending
+                    if pending:  # claim(), inlined
+                        try:
+                            pending.pop()
+                            claimed = True
+                        except IndexError:  # a child in another thread sent the create
+                            pass
+                    if claimed:
+                        span.status = "complete"
+                        span.result = snap
+                        span.finished = time.time_ns()
+                        tracer.submit(span)
+                    else:
+                        emit_finish(span, "complete", span._payload("complete", snap))
                 except Exception:
                     logger.exception("prefactor could not finish a span for %s", span_type)
                 return result
             try:
-                span = open_span(
+                opened = open_span(
                     spec, instance is not None, args, kwargs, new_instance=new_instance
                 )
             except (SchemaValidationError, PrefactorTerminatedError):
@@ -556,15 +640,15 @@ def make_wrapper(
             except Exception:  # an SDK bug must not break the call
                 logger.exception("prefactor could not open a span for %s", spec.span_type)
                 return wrapped(*args, **kwargs)
-            token = CURRENT_SPAN.set(span.state)
+            token = CURRENT_SPAN.set(opened.state)
             try:
                 value = wrapped(*args, **kwargs)
             except BaseException as exc:
-                span.fail(exc)
+                opened.fail(exc)
                 raise
             finally:
                 CURRENT_SPAN.reset(token)
-            span.complete(value)
+            opened.complete(value)
             return value
 
         return sync_wrapper
@@ -637,11 +721,33 @@ def decorate(
     return TracedFunction(func, make_wrapper(spec, new_instance), spec)
 
 
+# wrapt's constructor with an explicit binding (FunctionWrapper's own picks it).
+_FunctionWrapperBase: Any = wrapt.FunctionWrapper.__mro__[1]
+
+
+def _outside_class(func: Any) -> bool:
+    """Whether ``func`` is a plain function defined at module level or inside a function."""
+    if not inspect.isfunction(func) or hasattr(func, "__self__"):
+        return False
+    scope = func.__qualname__.rpartition(".")[0]
+    return not scope or scope.endswith("<locals>")
+
+
 class TracedFunction(wrapt.FunctionWrapper[Any, Any]):
     """A callable wrapped by ``@traced`` (and friends); ``__prefactor_spec__`` says how."""
 
     def __init__(self, wrapped: Any, wrapper: Any, spec: SpanSpec) -> None:
-        super().__init__(wrapped, wrapper)
+        if _outside_class(wrapped):
+            # wrapt calls a plain function's wrapper after looking up the function's
+            # ``__self__``, which raises and clears an AttributeError on every call
+            # (about 1 µs here, a third of a span's cost). The "staticmethod"
+            # binding skips that lookup and binds like "function" when the wrapper
+            # is read from an instance; only a call through the class, as in
+            # ``Class.f(obj, ...)``, then records ``obj`` as an argument. So it is
+            # used only for functions not defined in a class body.
+            _FunctionWrapperBase.__init__(self, wrapped, None, wrapper, None, "staticmethod")
+        else:
+            super().__init__(wrapped, wrapper)
         self._self_spec = spec
 
     @property

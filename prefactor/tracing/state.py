@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus, Violation
+from prefactor.ids import pfid_at
 
 if TYPE_CHECKING:
     from prefactor.schemas.registry import SchemaRegistry
@@ -72,20 +73,28 @@ class SpanState:
     """An open span: what children need to know about their parent.
 
     While its create is pending, the span also holds that create's fields
-    (``started``, ``params``, ``violations``, ``parent_id``) and a one-byte
+    (``started``, ``params``, ``violations``, ``parent``) and a one-byte
     ``pending`` claim. Whoever pops the byte first (the span finishing, or a
     child starting, maybe in another thread: ``bytearray.pop`` is atomic) sends
     the create. A ``bytearray`` is not tracked by the garbage collector, which
     matters on a path that runs once per call.
+
+    The id may be given, or left to be made from a sequence number
+    (:data:`prefactor.ids.SEQUENCE`) when first read: the caller's path of a
+    ``@traced`` call then takes a number and never encodes a string. The
+    encoding is a pure function of the number, so threads that race to read
+    the id agree. ``parent`` is the parent's id, or the parent's state itself
+    (read its id only when needed, for the same reason).
     """
 
     __slots__ = (
-        "id",
+        "_id",
         "instance",
         "owner",
         "params",
-        "parent_id",
+        "parent",
         "pending",
+        "seq",
         "span_type",
         "started",
         "violations",
@@ -93,17 +102,19 @@ class SpanState:
 
     def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
-        span_id: str,
+        span_id: str | None,
         instance: InstanceState,
         span_type: str,
         owner: Any = None,
         started: int = 0,
         params: Any = None,
         violations: tuple[Violation, ...] = (),
-        parent_id: str | None = None,
+        parent: SpanState | str | None = None,
         pending: bytearray | None = None,
+        seq: int = 0,
     ) -> None:
-        self.id = span_id
+        self._id = span_id
+        self.seq = seq
         self.instance = instance
         self.span_type = span_type
         # The SpanContext driving this span, when it is an explicit one: a child may
@@ -112,9 +123,22 @@ class SpanState:
         self.started = started
         self.params = params
         self.violations = violations
-        self.parent_id = parent_id
+        self.parent = parent
         # The claim on the create not sent yet (see above); empty once sent.
         self.pending = pending
+
+    @property
+    def id(self) -> str:
+        """The span's PFID (made from its sequence number on first read)."""
+        span_id = self._id
+        if span_id is None:
+            span_id = self._id = pfid_at(self.instance.partition, self.started, self.seq)
+        return span_id
+
+    @property
+    def parent_id(self) -> str | None:
+        parent = self.parent
+        return parent if parent is None or type(parent) is str else parent.id  # type: ignore[union-attr]
 
     def hold(
         self, started: int, params: Any, violations: tuple[Violation, ...], parent_id: str | None
@@ -123,8 +147,12 @@ class SpanState:
         self.started = started
         self.params = params
         self.violations = violations
-        self.parent_id = parent_id
+        self.parent = parent_id
         self.pending = bytearray(b"\x01")
+
+    def create_params(self) -> Any:
+        """The params payload of this span's create (a subclass may build it late)."""
+        return self.params
 
     def __repr__(self) -> str:
         return f"<SpanState {self.id} {self.span_type}>"
@@ -154,7 +182,7 @@ def emit_pending(state: SpanState) -> None:
             state.span_type,
             "active",
             state.started,
-            state.params,
+            state.create_params(),
             state.parent_id,
             violations=state.violations,
         )
@@ -180,7 +208,7 @@ def emit_finish(
                 state.span_type,
                 status,
                 state.started,
-                state.params,
+                state.create_params(),
                 state.parent_id,
                 now,
                 result,

@@ -1,0 +1,201 @@
+"""Nested ``@traced`` calls: the span of a call inside a call, named late and queued whole.
+
+A nested lenient call makes one object that is its live state and, once
+finished, its own create record; its id is made from a sequence number when
+first read. These tests check what reaches the sink from that path: ids,
+parents, order, params, results and failures, including a middle span whose
+children start before it ends, in this thread and in others.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from prefactor.ids import is_pfid, pfid_timestamp_ms
+from prefactor.testing.recorder import Recorder
+from prefactor.tracing.context import ContextThreadPoolExecutor, in_context
+from prefactor.tracing.decorator import traced
+
+
+@traced("function:leaf", auto_register=True)
+def leaf(x: int) -> int:
+    return x * 10
+
+
+@traced("function:middle", auto_register=True)
+def middle(x: int) -> int:
+    return leaf(x) + leaf(x + 1)
+
+
+@traced("function:root", auto_register=True)
+def root() -> int:
+    return middle(1) + middle(5)
+
+
+def test_three_levels_keep_their_parents_params_and_results(recorder: Recorder) -> None:
+    assert root() == 10 + 20 + 50 + 60
+    trace = recorder.trace()
+    top = trace.span("function:root")
+    mids = trace.spans_of_type("function:middle")
+    assert [m.parent_id for m in mids] == [top.id, top.id]
+    assert [m.params for m in mids] == [{"x": 1}, {"x": 5}]
+    assert [m.result for m in mids] == [{"value": 30}, {"value": 110}]
+    assert [m.status for m in mids] == ["complete", "complete"]
+    leaves = trace.spans_of_type("function:leaf")
+    assert [(s.parent_id, s.params, s.result) for s in leaves] == [
+        (mids[0].id, {"x": 1}, {"value": 10}),
+        (mids[0].id, {"x": 2}, {"value": 20}),
+        (mids[1].id, {"x": 5}, {"value": 50}),
+        (mids[1].id, {"x": 6}, {"value": 60}),
+    ]
+    ids = [s.id for s in trace.spans]
+    assert len(set(ids)) == len(ids) == 7
+    assert all(is_pfid(i) for i in ids)
+
+
+def test_a_late_named_span_carries_its_start_time_and_the_instance_partition(
+    recorder: Recorder,
+) -> None:
+    root()
+    trace = recorder.trace()
+    top = trace.span("function:root")
+    for span in trace.spans_of_type("function:leaf"):
+        # The id's timestamp is the span's own start, to the millisecond.
+        assert span.started_at is not None
+        assert span.started_at[:23] >= top.started_at[:23]  # type: ignore[index]
+        assert pfid_timestamp_ms(span.id) >= pfid_timestamp_ms(top.id)
+        # Spans of one instance share the PFID partition.
+        assert span.id[10:16] == top.id[10:16]
+
+
+def test_a_middle_span_sends_its_create_before_its_children_then_a_finish(
+    recorder: Recorder,
+) -> None:
+    root()
+    recorder.trace()
+    spans = [i for i in recorder.sink.items if i["_type"].startswith("agent_spans/")]
+    seen: set[str] = set()
+    for item in spans:
+        if item["_type"] == "agent_spans/create":
+            d = item["details"]
+            assert d["parent_span_id"] is None or d["parent_span_id"] in seen
+            seen.add(d["id"])
+        else:
+            assert item["agent_span_id"] in seen
+    finishes = [i for i in spans if i["_type"] == "agent_spans/finish"]
+    # root and both middles had children: created active, finished later.
+    assert len(finishes) == 3
+
+
+def test_a_middle_span_that_raises_after_its_children_is_failed(recorder: Recorder) -> None:
+    @traced("function:breaks", auto_register=True)
+    def breaks() -> None:
+        leaf(1)
+        raise KeyError("gone")
+
+    @traced("function:top", auto_register=True)
+    def top() -> None:
+        with pytest.raises(KeyError):
+            breaks()
+
+    top()
+    trace = recorder.trace()
+    broken = trace.span("function:breaks")
+    assert broken.status == "failed"
+    assert broken.result == {"error": {"type": "KeyError", "message": "'gone'"}}
+    assert trace.span("function:leaf").parent_id == broken.id
+
+
+def test_a_leaf_that_raises_is_one_failed_create(recorder: Recorder) -> None:
+    @traced("function:bad_leaf", auto_register=True)
+    def bad_leaf() -> None:
+        raise ValueError("no")
+
+    @traced("function:top", auto_register=True)
+    def top() -> None:
+        with pytest.raises(ValueError, match="no"):
+            bad_leaf()
+
+    top()
+    trace = recorder.trace()
+    bad = trace.span("function:bad_leaf")
+    assert (bad.status, bad.result) == (
+        "failed",
+        {"error": {"type": "ValueError", "message": "no"}},
+    )
+    kinds = [
+        i["_type"]
+        for i in recorder.sink.items
+        if i.get("agent_span_id") == bad.id or i.get("details", {}).get("id") == bad.id
+    ]
+    assert kinds == ["agent_spans/create"]
+
+
+def test_children_in_pool_threads_name_a_nested_parent_consistently(recorder: Recorder) -> None:
+    @traced("function:fan_out", auto_register=True)
+    def fan_out() -> list[int]:
+        with ContextThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(leaf, range(16)))
+
+    @traced("function:top", auto_register=True)
+    def top() -> list[int]:
+        return fan_out()
+
+    assert top() == [x * 10 for x in range(16)]
+    trace = recorder.trace()
+    parent = trace.span("function:fan_out")
+    assert parent.parent_id == trace.span("function:top").id
+    assert {s.parent_id for s in trace.spans_of_type("function:leaf")} == {parent.id}
+    assert len(trace.spans_of_type("function:leaf")) == 16
+
+
+def test_a_thread_child_started_as_its_parent_finishes_is_sent_once(recorder: Recorder) -> None:
+    """The parent's create is claimed exactly once, by the parent or by the child."""
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    @traced("function:spawner", auto_register=True)
+    def spawner() -> None:
+        thread = threading.Thread(target=in_context(lambda: (release.wait(5), leaf(1))))
+        thread.start()
+        threads.append(thread)
+
+    @traced("function:top", auto_register=True)
+    def top() -> None:
+        spawner()
+        release.set()
+        threads[0].join()
+
+    top()
+    trace = recorder.trace()
+    spawned = trace.span("function:spawner")
+    assert trace.span("function:leaf").parent_id == spawned.id
+    creates = [
+        i
+        for i in recorder.sink.items
+        if i["_type"] == "agent_spans/create" and i["details"]["id"] == spawned.id
+    ]
+    assert len(creates) == 1
+    assert creates[0]["details"]["status"] == "complete"
+
+
+def test_a_module_function_set_on_a_class_binds_like_a_method(recorder: Recorder) -> None:
+    def scale(self: Scaler, x: int) -> int:
+        return self.k * x
+
+    class Scaler:
+        k = 3
+        traced_scale = traced(scale)
+
+    @traced("function:top", auto_register=True)
+    def top() -> int:
+        return Scaler().traced_scale(2)
+
+    assert top() == 6
+    span = recorder.trace().span(
+        "function:test_a_module_function_set_on_a_class_binds_like_a_method.<locals>.scale"
+    )
+    assert span.params == {"x": 2}
+    assert span.result == {"value": 6}
