@@ -60,6 +60,16 @@ class Binder:
             else ()
         )
 
+    def positional_names(self, bound: bool) -> tuple[str, ...] | None:
+        """The names that a call with only positional arguments, all of them, binds in order.
+
+        ``None`` when binding is not that simple (other parameter kinds, or
+        exclusions): the caller then uses :meth:`bind`.
+        """
+        if not self._fast or self._exclude:
+            return None
+        return self._bound_names if bound else self._names
+
     def bind(self, bound: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The params dict of one call; ``bound`` when wrapt supplied self/cls separately.
 

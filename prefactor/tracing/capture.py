@@ -130,6 +130,7 @@ class Capturer:
 
     __slots__ = (
         "_key_cache",
+        "_names_cache",
         "_redact_re",
         "bytes_preview",
         "max_depth",
@@ -163,6 +164,7 @@ class Capturer:
         joined = "|".join(f"(?:{p})" for p in sorted(patterns))
         self._redact_re = re.compile(joined, re.IGNORECASE) if patterns else None
         self._key_cache: dict[str, bool] = {}
+        self._names_cache: dict[tuple[str, ...], bool] = {}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -205,6 +207,43 @@ class Capturer:
                 return captured
             return {"value": captured}
         return {"value": self.capture(value)}
+
+    def capture_params(
+        self, names: tuple[str, ...], values: tuple[Any, ...]
+    ) -> dict[str, Any] | None:
+        """``dict(zip(names, values))`` when that is already its own capture, else ``None``.
+
+        The strict hot path: a function's parameter names and the scalar
+        arguments of one call. It gives up (the caller then takes the general
+        path) on any value that is not a short string, an int, a bool,
+        ``None`` or a finite float, on a secret-looking name, and when the
+        values could exceed the size budget.
+        """
+        if self.redact:
+            secret = self._names_cache.get(names)
+            if secret is None:
+                secret = any(self.is_secret_key(name) for name in names)
+                if len(self._names_cache) > 4096:
+                    self._names_cache.clear()
+                self._names_cache[names] = secret
+            if secret:
+                return None
+        limit = self.max_string_length
+        if len(values) * (limit + 64) > self.max_total_size or len(values) != len(names):
+            return None
+        out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs twice as much
+        for name, value in zip(names, values):  # noqa: B905 (lengths checked; strict= costs)
+            t = type(value)
+            if t is str:
+                if len(value) > limit:
+                    return None
+            elif t is float:
+                if value - value != 0.0:  # NaN or an infinity
+                    return None
+            elif t is not int and t is not bool and value is not None:
+                return None
+            out[name] = value
+        return out
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values under ``key`` are redacted (``False`` when redaction is off)."""

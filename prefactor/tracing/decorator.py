@@ -150,6 +150,12 @@ class SpanSpec:
         self, tracer: Tracer, bound: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Bind and capture the params on the caller's path."""
+        if not kwargs and self.params_extractor is None:
+            names = self.binder.positional_names(bound)
+            if names is not None and len(names) == len(args):
+                flat = tracer.capturer.capture_params(names, args)
+                if flat is not None:
+                    return flat
         named = self.binder.bind(bound, args, kwargs)
         if self.params_extractor is not None:
             try:
@@ -184,18 +190,25 @@ class SpanSpec:
         if tracer.strict or self.params_extractor is not None:
             payload = self.params_now(tracer, bound, args, kwargs)
             return payload, tracer.check(inst, self.span_type, "params", payload)
-        # Atomic values cannot change later; anything else is snapshotted now.
-        atomic = _ATOMIC
+        snap_args, snap_kwargs = self.snapshot(tracer, args, kwargs)
+        return _LazyParams(self, inst, bound, snap_args, snap_kwargs), ()
+
+    @staticmethod
+    def snapshot(
+        tracer: Tracer, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
+        """The arguments as they are now: atomic values kept, anything else captured."""
         for value in args:
-            if type(value) not in atomic:
+            if type(value) not in _ATOMIC:
                 args = tuple(tracer.capturer.capture(v) for v in args)
                 break
         if kwargs:
             for value in kwargs.values():
-                if type(value) not in atomic:
-                    kwargs = {k: tracer.capturer.capture(v) for k, v in kwargs.items()}
+                if type(value) not in _ATOMIC:
+                    capture = tracer.capturer.capture
+                    kwargs = {k: capture(v) for k, v in kwargs.items()}
                     break
-        return _LazyParams(self, inst, bound, args, kwargs), ()
+        return args, kwargs
 
     def result_payload(self, inst: InstanceState, value: Any) -> tuple[Any, tuple[Violation, ...]]:
         """The result of one call: checked now (strict), or a deferred snapshot (lenient)."""
@@ -285,7 +298,7 @@ class CallSpan(SpanState):
     Nothing writes to it once it is queued; children only read its id.
     """
 
-    __slots__ = ("args", "bound", "finished", "kwargs", "result", "spec", "status")
+    __slots__ = ("args", "bound", "finished", "kwargs", "result", "result_ready", "spec", "status")
 
     kind: ClassVar[str] = "agent_spans/create"
 
@@ -315,6 +328,9 @@ class CallSpan(SpanState):
         self.bound = bound
         self.args = args
         self.kwargs = kwargs
+        # Whether ``result`` is a finished payload (checked on the caller's path)
+        # rather than a return value still to capture and check.
+        self.result_ready = False
 
     @property
     def instance_id(self) -> str:
@@ -324,22 +340,37 @@ class CallSpan(SpanState):
     def idempotency_key(self) -> str:
         return f"{self.id}-create"
 
-    def create_params(self) -> _LazyParams:
+    def create_params(self) -> Any:
+        """The params: ready (checked on the caller's path), or the arguments to resolve."""
+        if self.params is not None:
+            return self.params
         return _LazyParams(self.spec, self.instance, self.bound, self.args, self.kwargs)
 
-    def end(self, status: FinishStatus, result: Any) -> None:
-        """Finish with ``status``; ``result`` is the return value (``complete``) or a payload."""
+    def end(
+        self,
+        status: FinishStatus,
+        result: Any,
+        ready: bool = True,
+        violations: tuple[Violation, ...] = (),
+    ) -> None:
+        """Finish with ``status``.
+
+        ``result`` is a payload (``ready``), or the return value still to
+        capture and check in the exporter's thread.
+        """
         if claim(self):
             self.status = status
             self.result = result
+            self.result_ready = ready
+            if violations:
+                self.violations += violations
             self.finished = time.time_ns()
             self.instance.tracer.submit(self)
         else:  # a child sent the create already
-            emit_finish(self, status, self._payload(status, result))
+            emit_finish(self, status, self._payload(ready, result), violations)
 
-    def _payload(self, status: FinishStatus, result: Any) -> Any:
-        """The result payload: a return value still to capture, or a failure's payload."""
-        return _LazyResult(self.spec, self.instance, result) if status == "complete" else result
+    def _payload(self, ready: bool, result: Any) -> Any:
+        return result if ready else _LazyResult(self.spec, self.instance, result)
 
     def to_bulk_item(self) -> dict[str, Any]:
         return CreateSpan(
@@ -351,7 +382,8 @@ class CallSpan(SpanState):
             self.create_params(),
             self.parent_id,
             self.finished,
-            self._payload(self.status, self.result),
+            self._payload(self.result_ready, self.result),
+            self.violations,
         ).to_bulk_item()
 
     def __repr__(self) -> str:
@@ -500,32 +532,42 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """The hot path: a sync call inside an open span.
+    """A sync call inside an open span, in strict mode or with custom extractors.
 
-    :func:`open_span` and :class:`OpenSpan` inlined. In lenient mode the
-    caller pays for an id, two clock reads, one record and a snapshot of any
-    argument that could change later; binding, capture and validation run in
-    the exporter's thread. In strict mode they run here, so a violation raises.
+    As the inlined lenient path in :func:`make_wrapper`, but a side that is
+    checked (strict) or extracted (custom) is captured on the caller's path:
+    params before the body runs, the result after it returns, so a strict
+    violation raises :class:`SchemaValidationError` into the caller.
     """
     if inst.terminated:
         raise PrefactorTerminatedError(inst.termination_reason)
+    tracer = inst.tracer
+    strict = tracer.strict
     try:
         if parent.pending:
             emit_pending(parent)
-        payload, violations = spec.params_payload(inst, instance is not None, args, kwargs)
-        now = time.time_ns()
-        state = SpanState(
-            generate_pfid(inst.partition, now),
+        bound = instance is not None
+        if strict or spec.params_extractor is not None:
+            params: Any = spec.params_now(tracer, bound, args, kwargs)
+            violations = tracer.check(inst, spec.span_type, "params", params)
+            snap_args: tuple[Any, ...] = ()
+            snap_kwargs: Mapping[str, Any] = {}
+        else:
+            params, violations = None, ()
+            snap_args, snap_kwargs = spec.snapshot(tracer, args, kwargs)
+        span = CallSpan(
+            next(SEQUENCE.counter),
             inst,
-            spec.span_type,
-            None,
-            now,
-            payload,
-            violations,
-            parent.id,
-            bytearray(b"\x01"),
+            spec,
+            time.time_ns(),
+            parent,
+            bound,
+            snap_args,
+            snap_kwargs,
         )
-        token = CURRENT_SPAN.set(state)
+        span.params = params
+        span.violations = violations
+        token = _set_span(span)
     except SchemaValidationError:
         raise
     except Exception:  # an SDK bug must not break the call
@@ -534,21 +576,24 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
-        CURRENT_SPAN.reset(token)
-        emit_finish(
-            state, "failed" if isinstance(exc, Exception) else "cancelled", error_result(exc)
-        )
+        _reset_span(token)
+        span.end("failed" if isinstance(exc, Exception) else "cancelled", error_result(exc))
         raise
-    CURRENT_SPAN.reset(token)
+    _reset_span(token)
     try:
-        payload, violations = spec.result_payload(inst, result)
+        if strict or spec.result_extractor is not None:
+            payload = spec.result_now(tracer, result)
+            span.end(
+                "complete", payload, True, tracer.check(inst, spec.span_type, "result", payload)
+            )
+        else:
+            snap = result if type(result) in _ATOMIC else _Snapshot(spec.result_now(tracer, result))
+            span.end("complete", snap, ready=False)
     except SchemaValidationError as exc:
-        emit_finish(state, "failed", error_result(exc))
+        span.end("failed", error_result(exc))
         raise
     except Exception:
         logger.exception("prefactor could not finish a span for %s", spec.span_type)
-        return result
-    emit_finish(state, "complete", payload, violations)
     return result
 
 
@@ -627,7 +672,7 @@ def make_wrapper(
                         span.finished = time.time_ns()
                         tracer.submit(span)
                     else:
-                        emit_finish(span, "complete", span._payload("complete", snap))
+                        span.end("complete", snap, ready=False)
                 except Exception:
                     logger.exception("prefactor could not finish a span for %s", span_type)
                 return result

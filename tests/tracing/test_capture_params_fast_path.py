@@ -1,0 +1,84 @@
+"""``Capturer.capture_params``: the strict hot path's shortcut must agree with the general path."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prefactor.testing.recorder import Recorder
+from prefactor.tracing.capture import REDACTED, Capturer
+from prefactor.tracing.decorator import traced
+
+NAMES = ("model", "prompt", "temperature", "max_tokens")
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.binary(max_size=8),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@given(st.tuples(scalars, scalars, scalars, scalars))
+def test_the_shortcut_gives_what_capture_mapping_gives_or_declines(values: tuple[Any, ...]) -> None:
+    capturer = Capturer(max_string_length=20)
+    fast = capturer.capture_params(NAMES, values)
+    general = capturer.capture_mapping(dict(zip(NAMES, values, strict=True)))
+    if fast is not None:
+        assert fast == general
+        assert list(fast) == list(NAMES)
+
+
+def test_it_declines_what_the_general_path_must_transform() -> None:
+    capturer = Capturer(max_string_length=5)
+    assert capturer.capture_params(("a",), ("short",)) == {"a": "short"}
+    assert capturer.capture_params(("a",), ("too long",)) is None
+    assert capturer.capture_params(("a",), (math.nan,)) is None
+    assert capturer.capture_params(("a",), (math.inf,)) is None
+    assert capturer.capture_params(("a",), ([1],)) is None
+    assert capturer.capture_params(("a", "b"), (1,)) is None
+
+
+def test_a_secret_looking_name_sends_the_call_to_the_redacting_path() -> None:
+    capturer = Capturer()
+    assert capturer.capture_params(("user", "api_key"), ("ann", "sk-1")) is None
+    assert capturer.capture_mapping({"user": "ann", "api_key": "sk-1"})["api_key"] == REDACTED
+    assert Capturer(redact=False).capture_params(("api_key",), ("sk-1",)) == {"api_key": "sk-1"}
+
+
+def test_a_budget_smaller_than_the_values_could_fill_is_left_to_the_general_path() -> None:
+    capturer = Capturer(max_string_length=100, max_total_size=150)
+    assert capturer.capture_params(("a", "b"), ("x", "y")) is None
+
+
+def test_strict_nested_calls_record_scalar_params_and_redact_secrets(
+    strict_recorder: Recorder,
+) -> None:
+    @traced
+    def call_llm(model: str, api_key: str, temperature: float) -> str:
+        return model
+
+    @traced
+    def plain_args(model: str, temperature: float, n: int) -> str:
+        return model
+
+    @traced("function:top", auto_register=True)
+    def top() -> None:
+        call_llm("gpt", "sk-secret", 0.5)
+        plain_args("gpt", 0.5, 2)
+
+    top()
+    trace = strict_recorder.trace()
+    llm = trace.span(f"function:{call_llm.__qualname__}")
+    assert llm.params == {"model": "gpt", "api_key": REDACTED, "temperature": 0.5}
+    assert trace.span(f"function:{plain_args.__qualname__}").params == {
+        "model": "gpt",
+        "temperature": 0.5,
+        "n": 2,
+    }
