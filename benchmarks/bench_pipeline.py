@@ -5,16 +5,17 @@ Run from the repository root:
     /work/venv/bin/python benchmarks/bench_pipeline.py [--spans 50000] [--memory-spans 200000]
 
 Sections:
-  (a) caller-side cost of ``async with instance.span(...)``: left for the
-      tracing layer (see :func:`bench_caller_span`); meanwhile the cost of
-      ``Exporter.submit`` alone is measured.
+  (a) caller-side cost of ``async with instance.span(...)`` with ``start``
+      and ``complete`` (see :func:`bench_caller_span`), next to the floor of
+      the same block on an object that does nothing, and the cost of
+      ``Exporter.submit`` alone.
   (b) spans/s delivered to ``prefactor serve`` over loopback (a subprocess on
       a free port with a temporary database), timed from the first submit
       until ``flush()`` returns True; the count is verified through the API.
   (c) HTTP requests per span in (b), counted by a transport wrapper.
   (d) memory growth (RSS) over many spans into a discarding sink, after flush.
 
-Targets: (b) >= 10,000 spans/s, (c) <= 0.01 requests/span, (d) flat.
+Targets: (a) <= 10 µs, (b) >= 10,000 spans/s, (c) <= 0.01 requests/span, (d) flat.
 """
 
 from __future__ import annotations
@@ -150,15 +151,35 @@ def _llm_registry() -> SchemaRegistry:
     return registry
 
 
-def bench_caller_span(samples: int = 100, loops: int = 500) -> float:
+class _NoSpan:
+    """A span with none of its work: the floor that ``async with`` and two awaits cost."""
+
+    async def __aenter__(self) -> _NoSpan:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def start(self, payload: object) -> None:
+        return None
+
+    async def complete(self, result: object) -> None:
+        return None
+
+
+def bench_caller_span(samples: int = 100, loops: int = 500) -> tuple[float, float]:
     """(a) ns per ``async with instance.span(...)`` with ``start`` and ``complete``.
 
     The prefactor-core Quick Start's span, through the public API, with its
     schema registry (so payloads are captured and checked on the caller's
     path) and a sink that discards batches; the median of per-loop means.
+    Also returns, interleaved in the same run, the floor: the same block on
+    an object whose methods do nothing (what Python charges for the shape).
     """
+    params = {"model": "gpt-4", "prompt": "Hello"}
+    result = {"response": "Hi there"}
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         config = PrefactorCoreConfig(
             schema_registry=_llm_registry(),
             sink=DiscardSink(),
@@ -169,16 +190,23 @@ def bench_caller_span(samples: int = 100, loops: int = 500) -> float:
                 agent_id="bench", agent_version={"name": "bench", "external_identifier": "1"}
             )
             await instance.start()
-            means = []
+            nothing = _NoSpan()
+            means, floors = [], []
             for _ in range(samples):
                 start = time.perf_counter_ns()
                 for _ in range(loops):
                     async with instance.span("agent:llm") as span:
-                        await span.start({"model": "gpt-4", "prompt": "Hello"})
-                        await span.complete({"response": "Hi there"})
+                        await span.start(params)
+                        await span.complete(result)
                 means.append((time.perf_counter_ns() - start) / loops)
+                start = time.perf_counter_ns()
+                for _ in range(loops):
+                    async with nothing as empty:
+                        await empty.start(params)
+                        await empty.complete(result)
+                floors.append((time.perf_counter_ns() - start) / loops)
             await instance.finish()
-        return statistics.median(means)
+        return statistics.median(means), statistics.median(floors)
 
     return asyncio.run(run())
 
@@ -288,7 +316,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=QueueConfig().batch_size)
     args = parser.parse_args()
 
-    caller = bench_caller_span()
+    caller, floor = bench_caller_span()
     submit_ns = bench_submit()
     rate, per_span, stored = bench_throughput(args.spans, args.batch_size)
     mib, kib_per_k = bench_memory(args.memory_spans)
@@ -299,6 +327,7 @@ def main() -> None:
             f"{caller:,.0f} ns",
             "<= 10,000 ns",
         ),
+        ("(a) the same block on a do-nothing object (floor)", f"{floor:,.0f} ns", ""),
         ("(a) Exporter.submit() per record", f"{submit_ns:,.0f} ns", ""),
         (
             f"(b) spans/s to prefactor serve ({args.spans:,} spans, batch {args.batch_size})",

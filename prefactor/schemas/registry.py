@@ -329,7 +329,7 @@ class SchemaRegistry:
             span_result_schemas=fields["span_result_schemas"],
             span_types=fields["span_types"],
             quality=fields["quality"],
-            validators=MappingProxyType(validators),
+            validators=validators,  # a plain dict (a proxy slows each lookup); never mutated
         )
 
     @staticmethod

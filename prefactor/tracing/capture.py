@@ -208,6 +208,21 @@ class Capturer:
             return {"value": captured}
         return {"value": self.capture(value)}
 
+    def snapshot_mapping(self, data: Mapping[Any, Any]) -> tuple[dict[Any, Any], bool]:
+        """``data`` as it is now, as cheaply as later changes to it allow.
+
+        Returns ``(copy, False)`` when ``data`` is a dict of atomic values (a
+        shallow copy is then a snapshot, and its capture can wait for the
+        exporter's thread), else ``(capture, True)``: captured now.
+        """
+        if type(data) is dict:
+            for value in data.values():
+                if type(value) not in _ATOMIC:
+                    break
+            else:
+                return data.copy(), False
+        return self.capture_mapping(data), True
+
     def capture_params(
         self, names: tuple[str, ...], values: tuple[Any, ...]
     ) -> dict[str, Any] | None:

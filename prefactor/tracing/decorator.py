@@ -25,12 +25,12 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, ClassVar, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
 from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
-from prefactor.export.records import CreateSpan, FinishStatus, Lazy, Violation
+from prefactor.export.records import FinishStatus, Lazy, Violation
 from prefactor.ids import SEQUENCE, generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
@@ -39,7 +39,7 @@ from prefactor.tracing.binding import Binder
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.generators import traced_async_generator, traced_generator
 from prefactor.tracing.span_context import error_result
-from prefactor.tracing.state import InstanceState, SpanState, claim, emit_finish, emit_pending
+from prefactor.tracing.state import InstanceState, SpanState, emit_finish, emit_pending
 from prefactor.tracing.tracer import Tracer
 
 __all__ = ["SpanSpec", "TracedFunction", "decorate", "traced"]
@@ -285,22 +285,15 @@ class _LazyResult(Lazy):
 
 
 class CallSpan(SpanState):
-    """The span of one lenient ``@traced`` call: its live state, then its own create record.
+    """The span of one nested ``@traced`` call: its live state, then its own create record.
 
     The hot path makes this one object per call and nothing else: no id
     string (a sequence number, encoded when first read), no params or result
     payload (the arguments and the return value, resolved in the exporter's
-    thread), and no separate record. When the call ends, the span takes its
-    final status and is queued itself, as the one create of a leaf span.
-    A span whose create a child has sent already (``emit_pending``) finishes
-    through an ordinary :class:`~prefactor.export.records.FinishSpan` instead.
-
-    Nothing writes to it once it is queued; children only read its id.
+    thread unless checked on the caller's path), and no separate record.
     """
 
-    __slots__ = ("args", "bound", "finished", "kwargs", "result", "result_ready", "spec", "status")
-
-    kind: ClassVar[str] = "agent_spans/create"
+    __slots__ = ("args", "bound", "kwargs", "result_ready", "spec")
 
     def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
@@ -316,6 +309,7 @@ class CallSpan(SpanState):
         # SpanState's fields, set here rather than through super().__init__: one frame less.
         self._id = None
         self.seq = seq
+        self.id_ns = started
         self.instance = inst
         self.span_type = spec.span_type
         self.owner = None
@@ -332,19 +326,15 @@ class CallSpan(SpanState):
         # rather than a return value still to capture and check.
         self.result_ready = False
 
-    @property
-    def instance_id(self) -> str:
-        return self.instance.id
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.id}-create"
-
     def create_params(self) -> Any:
         """The params: ready (checked on the caller's path), or the arguments to resolve."""
         if self.params is not None:
             return self.params
         return _LazyParams(self.spec, self.instance, self.bound, self.args, self.kwargs)
+
+    def final_result(self) -> Any:
+        result = self.result
+        return result if self.result_ready else _LazyResult(self.spec, self.instance, result)
 
     def end(
         self,
@@ -358,36 +348,13 @@ class CallSpan(SpanState):
         ``result`` is a payload (``ready``), or the return value still to
         capture and check in the exporter's thread.
         """
-        if claim(self):
-            self.status = status
-            self.result = result
-            self.result_ready = ready
-            if violations:
-                self.violations += violations
-            self.finished = time.time_ns()
-            self.instance.tracer.submit(self)
-        else:  # a child sent the create already
-            emit_finish(self, status, self._payload(ready, result), violations)
-
-    def _payload(self, ready: bool, result: Any) -> Any:
-        return result if ready else _LazyResult(self.spec, self.instance, result)
-
-    def to_bulk_item(self) -> dict[str, Any]:
-        return CreateSpan(
-            self.id,
-            self.instance.id,
-            self.span_type,
-            self.status,
-            self.started,
-            self.create_params(),
-            self.parent_id,
-            self.finished,
-            self._payload(self.result_ready, self.result),
-            self.violations,
-        ).to_bulk_item()
-
-    def __repr__(self) -> str:
-        return f"<CallSpan {self.span_type}>"
+        self.result_ready = True  # what it is given is a payload (or a Lazy)
+        emit_finish(
+            self,
+            status,
+            result if ready else _LazyResult(self.spec, self.instance, result),
+            violations,
+        )
 
 
 # --- the span around one call -----------------------------------------------------------

@@ -21,8 +21,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from prefactor.errors import PrefactorTerminatedError
-from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus, Violation
-from prefactor.ids import generate_pfid
+from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation
+from prefactor.ids import SEQUENCE
+from prefactor.schemas.registry import Side
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.state import InstanceState, SpanState, emit_finish, emit_pending
 
@@ -38,6 +39,47 @@ def to_ns(value: datetime | None) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1_000_000) * 1000
+
+
+class _Deferred(Lazy):
+    """One side of an explicit span, captured and checked in the exporter's thread.
+
+    Lenient mode only: ``data`` is a snapshot already (see
+    :meth:`~prefactor.tracing.capture.Capturer.snapshot_mapping`), either a
+    copy still to capture or a finished capture. ``None`` is no payload, and
+    is checked as ``{}``.
+    """
+
+    __slots__ = ("captured", "data", "inst", "side", "span_type")
+
+    def __init__(
+        self,
+        inst: InstanceState,
+        span_type: str,
+        side: Side,
+        data: dict[str, Any] | None,
+        captured: bool,
+    ) -> None:
+        self.inst = inst
+        self.span_type = span_type
+        self.side = side
+        self.data = data
+        self.captured = captured
+
+    def resolve(self) -> tuple[Any, tuple[Violation, ...]]:
+        tracer = self.inst.tracer
+        data = self.data
+        payload = data if data is None or self.captured else tracer.capturer.capture_mapping(data)
+        checked = payload if payload is not None else {}
+        return payload, tracer.check(self.inst, self.span_type, self.side, checked)
+
+
+def _side(inst: InstanceState, span_type: str, side: Side, data: Mapping[str, Any] | None) -> Any:
+    """A lenient span's params or result: snapshotted now, captured and checked later."""
+    if data is None:
+        return _Deferred(inst, span_type, side, None, True)
+    snapshot, captured = inst.tracer.capturer.snapshot_mapping(data)
+    return _Deferred(inst, span_type, side, snapshot, captured)
 
 
 def error_result(exc: BaseException) -> dict[str, Any]:
@@ -82,11 +124,15 @@ class SpanContext:
         self._parent = parent_span_id
         self._parent_state: SpanState | None = None
         self._default_payload = payload
-        self._result: dict[str, Any] = {}
+        # What set_result() gathered; None until it is called (most spans never do).
+        self._result: dict[str, Any] | None = None
         self._status: FinishStatus = "complete"
         self._state: _State = "prepared"
         self._token: Any = None
-        self.span_state = SpanState(generate_pfid(instance.partition), instance, schema_name, self)
+        # The id is a sequence number now, encoded when first read (see SpanState).
+        self.span_state = SpanState(
+            None, instance, schema_name, self, time.time_ns(), seq=next(SEQUENCE.counter)
+        )
 
     @property
     def id(self) -> str:
@@ -126,10 +172,20 @@ class SpanContext:
                 emit_pending(parent)
         tracer = inst.tracer
         data = payload if payload is not None else self._default_payload
-        captured = tracer.capturer.capture_mapping(data) if data is not None else {}
-        violations = tracer.check(inst, self._schema_name, "params", captured)
+        params: Any
+        violations: tuple[Violation, ...] = ()
+        if tracer.strict:  # checked here, so that a violation raises into the caller
+            params = tracer.capturer.capture_mapping(data) if data is not None else {}
+            violations = tracer.check(inst, self._schema_name, "params", params)
+        else:
+            params = _side(inst, self._schema_name, "params", data if data is not None else {})
         self._state = "started"
-        self.span_state.hold(to_ns(started_at), captured, violations, self._parent)
+        self.span_state.hold(
+            time.time_ns() if started_at is None else to_ns(started_at),
+            params,
+            violations,
+            parent if parent is not None else self._parent,
+        )
 
     def finish_now(
         self,
@@ -142,19 +198,32 @@ class SpanContext:
             return
         status = status or self._status
         tracer = self._instance.tracer
-        if result is not None:
+        gathered: Mapping[str, Any] | None = self._result
+        if self._result is not None and result is not None:
             self._result.update(result)
+        elif result is not None:
+            gathered = result  # captured below: a snapshot, never kept as is
         if self._state == "prepared":
             if status == "cancelled":
                 self._cancel_unstarted(timestamp)
                 return
             self.start_now()
-        captured = tracer.capturer.capture_mapping(self._result) if self._result else None
         violations: tuple[Violation, ...] = ()
-        if status == "complete":
-            violations = tracer.check(self._instance, self._schema_name, "result", captured or {})
+        captured: Any
+        if status == "complete" and not tracer.strict:
+            captured = _side(self._instance, self._schema_name, "result", gathered or None)
+        else:
+            captured = tracer.capturer.capture_mapping(gathered) if gathered else None
+            if status == "complete":  # strict: checked here, so that a violation raises
+                violations = tracer.check(
+                    self._instance, self._schema_name, "result", captured or {}
+                )
         self._state = "finished"
-        emit_finish(self.span_state, status, captured, violations, to_ns(timestamp))
+        state = self.span_state
+        # Break the cycle with the state (owner), so refcounting frees a finished span:
+        # left to the cyclic collector, spans would outlive their export and be scanned.
+        state.owner = None
+        emit_finish(state, status, captured, violations, to_ns(timestamp) if timestamp else None)
 
     def _cancel_unstarted(self, timestamp: datetime | None) -> None:
         """The only way a span that never started ends: created pending, then cancelled."""
@@ -167,6 +236,7 @@ class SpanContext:
         captured = tracer.capturer.capture_mapping(data) if data is not None else {}
         now = to_ns(timestamp)
         self._state = "finished"
+        self.span_state.owner = None  # see finish_now
         tracer.emit(
             CreateSpan(
                 span_id=self.id,
@@ -175,7 +245,7 @@ class SpanContext:
                 status="pending",
                 started_at_ns=now,
                 payload=captured,
-                parent_span_id=self._parent,
+                parent_span_id=SpanState.parent_of(parent if parent is not None else self._parent),
             )
         )
         tracer.emit(FinishSpan(self.id, inst.id, "cancelled", now))
@@ -193,6 +263,8 @@ class SpanContext:
 
     def set_result(self, data: Mapping[str, Any]) -> None:
         """Merge ``data`` into the result the span will finish with."""
+        if self._result is None:
+            self._result = {}
         self._result.update(data)
 
     async def complete(
@@ -224,7 +296,6 @@ class SpanContext:
         if self._parent is None:
             current = CURRENT_SPAN.get()
             if current is not None and current.instance is inst:
-                self._parent = current.id
                 self._parent_state = current
         self._token = CURRENT_SPAN.set(self.span_state)
         return self

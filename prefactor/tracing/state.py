@@ -13,7 +13,7 @@ while its parent is still pending sends the parent's create first
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefactor.export.records import CreateSpan, FinishSpan, FinishStatus, Violation
 from prefactor.ids import pfid_at
@@ -70,7 +70,7 @@ class InstanceState:
 
 
 class SpanState:
-    """An open span: what children need to know about their parent.
+    """An open span: what children need to know about their parent; finished, its own record.
 
     While its create is pending, the span also holds that create's fields
     (``started``, ``params``, ``violations``, ``parent``) and a one-byte
@@ -79,26 +79,41 @@ class SpanState:
     the create. A ``bytearray`` is not tracked by the garbage collector, which
     matters on a path that runs once per call.
 
+    A span that finishes with its create still pending (a leaf) takes its
+    final ``status``, ``result`` and ``finished`` time and is queued itself,
+    as one create in its final state: no record is copied out of it. Nothing
+    writes to it after that; children only read its id.
+
     The id may be given, or left to be made from a sequence number
-    (:data:`prefactor.ids.SEQUENCE`) when first read: the caller's path of a
-    ``@traced`` call then takes a number and never encodes a string. The
-    encoding is a pure function of the number, so threads that race to read
+    (:data:`prefactor.ids.SEQUENCE`) and a clock reading ``id_ns`` when first
+    read: the caller's path then takes a number and never encodes a string.
+    The encoding is a pure function of the two, so threads that race to read
     the id agree. ``parent`` is the parent's id, or the parent's state itself
-    (read its id only when needed, for the same reason).
+    (its id is read only when needed, for the same reason).
     """
 
     __slots__ = (
         "_id",
+        "finished",
+        "id_ns",
         "instance",
         "owner",
         "params",
         "parent",
         "pending",
+        "result",
         "seq",
         "span_type",
         "started",
+        "status",
         "violations",
     )
+
+    kind: ClassVar[str] = "agent_spans/create"
+    # Set when the span is queued as its own create (emit_finish), not before.
+    status: FinishStatus
+    result: Any
+    finished: int
 
     def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
@@ -115,6 +130,7 @@ class SpanState:
     ) -> None:
         self._id = span_id
         self.seq = seq
+        self.id_ns = started
         self.instance = instance
         self.span_type = span_type
         # The SpanContext driving this span, when it is an explicit one: a child may
@@ -132,30 +148,66 @@ class SpanState:
         """The span's PFID (made from its sequence number on first read)."""
         span_id = self._id
         if span_id is None:
-            span_id = self._id = pfid_at(self.instance.partition, self.started, self.seq)
+            span_id = self._id = pfid_at(self.instance.partition, self.id_ns, self.seq)
         return span_id
 
     @property
     def parent_id(self) -> str | None:
-        parent = self.parent
-        return parent if parent is None or type(parent) is str else parent.id  # type: ignore[union-attr]
+        return SpanState.parent_of(self.parent)
+
+    @staticmethod
+    def parent_of(parent: SpanState | str | None) -> str | None:
+        """The id a parent reference stands for."""
+        return parent if parent is None or isinstance(parent, str) else parent.id
 
     def hold(
-        self, started: int, params: Any, violations: tuple[Violation, ...], parent_id: str | None
+        self,
+        started: int,
+        params: Any,
+        violations: tuple[Violation, ...],
+        parent: SpanState | str | None,
     ) -> None:
         """Keep the create's fields and make it pending (an explicit span's start)."""
         self.started = started
         self.params = params
         self.violations = violations
-        self.parent = parent_id
+        self.parent = parent
         self.pending = bytearray(b"\x01")
 
     def create_params(self) -> Any:
         """The params payload of this span's create (a subclass may build it late)."""
         return self.params
 
+    def final_result(self) -> Any:
+        """The result payload of this span's final create (a subclass may build it late)."""
+        return self.result
+
+    # --- the record (once queued by emit_finish) -------------------------------------------
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.id}-create"
+
+    def to_bulk_item(self) -> dict[str, Any]:
+        return CreateSpan(
+            self.id,
+            self.instance.id,
+            self.span_type,
+            self.status,
+            self.started,
+            self.create_params(),
+            self.parent_id,
+            self.finished,
+            self.final_result(),
+            self.violations,
+        ).to_bulk_item()
+
     def __repr__(self) -> str:
-        return f"<SpanState {self.id} {self.span_type}>"
+        return f"<{type(self).__name__} {self.id} {self.span_type}>"
 
 
 def claim(state: SpanState) -> bool:
@@ -196,24 +248,24 @@ def emit_finish(
     violations: tuple[Violation, ...] = (),
     now: int | None = None,
 ) -> None:
-    """Send the span's end: one create in its final state, or a finish if it was sent."""
+    """Send the span's end: itself as its create in its final state, or a finish if sent."""
     inst = state.instance
     if now is None:
         now = time.time_ns()
-    if claim(state):
-        inst.tracer.submit(
-            CreateSpan(
-                state.id,
-                inst.id,
-                state.span_type,
-                status,
-                state.started,
-                state.create_params(),
-                state.parent_id,
-                now,
-                result,
-                state.violations + violations if violations else state.violations,
-            )
-        )
+    pending = state.pending
+    claimed = False
+    if pending:  # claim(), inlined: this runs once per span
+        try:
+            pending.pop()
+            claimed = True
+        except IndexError:
+            pass
+    if claimed:
+        state.status = status
+        state.result = result
+        if violations:
+            state.violations += violations
+        state.finished = now
+        inst.tracer.submit(state)
     else:
         inst.tracer.submit(FinishSpan(state.id, inst.id, status, now, result, violations))

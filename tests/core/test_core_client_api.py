@@ -253,3 +253,54 @@ async def test_explicit_span_inside_a_traced_coroutine_follows_its_parent(core: 
     assert [c["payload"] for c in creates] == [{"outer": True}, {"n": 1}, {"inner": True}]
     assert creates[1]["parent_span_id"] == outer.id
     assert creates[2]["parent_span_id"] == creates[1]["id"]
+
+
+async def test_lenient_payloads_are_snapshots_taken_at_the_call(core: Harness) -> None:
+    """Capture waits for the exporter's thread; later changes must not reach the span."""
+    instance = await core.client.create_agent_instance(agent_version=VERSION)
+    params = {"model": "gpt-4", "prompt": "Hello"}
+    history = ["first"]
+    result = {"response": "Hi", "history": history}
+    async with instance.span("agent:llm") as span:
+        await span.start(params)
+        params["model"] = "changed after start"
+        await span.complete(result)
+        history.append("appended after complete")
+        result["response"] = "changed after complete"
+    trace = await core.trace()
+    rec = trace.get(span.id)
+    assert rec.params == {"model": "gpt-4", "prompt": "Hello"}
+    assert rec.result == {"response": "Hi", "history": ["first"]}
+
+
+async def test_lenient_violations_are_flagged_on_both_sides_and_counted(core: Harness) -> None:
+    instance = await core.client.create_agent_instance(agent_version=VERSION)
+    async with instance.span("agent:llm") as span:
+        await span.start({"model": "gpt-4"})  # no prompt
+        await span.complete({"response": 42})
+    trace = await core.trace()
+    flagged = {(v["side"], v["path"]) for v in trace.get(span.id).violations}
+    assert flagged == {("params", "$"), ("result", "$.response")}
+    assert core.client.stats()["schema_violations"] == 2
+
+
+async def test_lenient_secret_keys_are_redacted_though_captured_late(core: Harness) -> None:
+    instance = await core.client.create_agent_instance(agent_version=VERSION)
+    async with instance.span("agent:step", payload={"api_key": "sk-live-1", "n": 1}) as span:
+        pass
+    trace = await core.trace()
+    assert trace.get(span.id).params == {"api_key": "[REDACTED]", "n": 1}
+
+
+async def test_strict_mode_raises_on_a_bad_result_at_complete() -> None:
+    sink = MemorySink()
+    config = PrefactorCoreConfig(schema_registry=_registry(), sink=sink, strict=True)
+    async with PrefactorCoreClient(config) as client:
+        instance = await client.create_agent_instance(agent_version=VERSION)
+        with pytest.raises(SchemaValidationError) as info:
+            async with instance.span("agent:llm") as span:
+                await span.start({"model": "gpt-4", "prompt": "Hello"})
+                await span.complete({"response": 42})
+        assert (info.value.side, info.value.path) == ("result", "$.response")
+        assert await client.flush(10)
+    assert Trace(sink.items).get(span.id).status == "failed"
