@@ -44,7 +44,7 @@ def format_path(parts: Iterable[Any]) -> str:
 class CompiledSchema:
     """One checked schema with its fast and its explaining validator."""
 
-    __slots__ = ("_fast", "_slow", "schema")
+    __slots__ = ("_fast", "_slow", "fast_is_valid", "schema")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         schema = dict(schema)
@@ -60,12 +60,16 @@ class CompiledSchema:
             self._fast: Any = jsonschema_rs.validator_for(schema)
         except (ValueError, TypeError):  # a schema the fast engine cannot compile: stay correct
             self._fast = None
+        # The fast engine's own check, for callers on a hot path: it may raise
+        # ValueError, TypeError or OverflowError on a value it cannot read, and
+        # is None without a fast engine. is_valid() handles both.
+        self.fast_is_valid: Any = self._fast.is_valid if self._fast is not None else None
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` satisfies the schema."""
         if self._fast is not None:
             try:
-                return bool(self._fast.is_valid(instance))
+                return self._fast.is_valid(instance) is True
             except (ValueError, TypeError, OverflowError):
                 pass  # a value the fast engine cannot read: let the reference engine judge
         return bool(self._slow.is_valid(instance))

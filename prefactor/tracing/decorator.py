@@ -167,6 +167,14 @@ class SpanSpec:
 
     def result_now(self, tracer: Tracer, value: Any) -> dict[str, Any]:
         """Capture the result on the caller's path."""
+        t = type(value)
+        if (
+            t is int
+            or t is bool
+            or value is None
+            or (t is str and len(value) <= tracer.capturer.max_string_length)
+        ) and self.result_extractor is None:
+            return {"value": value}  # already its own capture: the common strict result
         if self.result_extractor is not None:
             try:
                 return tracer.capturer.capture_mapping(self.result_extractor(value))

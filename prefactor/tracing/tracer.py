@@ -244,10 +244,18 @@ class Tracer:
             if side == "result" or registry.is_registered(span_type):
                 return ()
             errors = [("$", UNREGISTERED)]
-        elif validator.is_valid(payload):
-            return ()
         else:
+            fast = validator.fast_is_valid
+            try:  # the fast engine directly: this runs once or twice per span
+                if fast is not None and fast(payload):
+                    return ()
+            except (ValueError, TypeError, OverflowError):
+                pass
+            if fast is None and validator.is_valid(payload):
+                return ()
             errors = validator.errors(payload)
+            if not errors:  # the fast engine could not read the value, and it is valid
+                return ()
         if self.strict:
             raise SchemaValidationError(span_type, side, errors[0][0], errors[0][1], errors)
         self._flag(span_type, side, errors)
