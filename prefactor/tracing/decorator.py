@@ -6,12 +6,14 @@ so the per-call path does no introspection. It finds its tracer when called:
 the open span's, else the process-wide one (see :mod:`prefactor.runtime`), so
 it may be applied at import time, before any configuration.
 
-Per call, the caller's path does only what must happen there: make the span
-id, read the clock, snapshot arguments that could change later, and queue two
-records. Binding arguments to names, capturing and (in lenient mode)
-validating happen in the exporter's thread, through a :class:`~prefactor.export.records.Lazy`
-payload. In strict mode, params are bound, captured and validated before the
-function body runs, and the result after it returns, so a violation raises
+Per nested call, the caller's path does only what must happen there: take a
+sequence number for the span id, read the clock twice, snapshot arguments
+that could change later, and queue the span itself (one :class:`CallSpan`)
+as its create record. Binding arguments to names, capturing and (in lenient
+mode) validating happen in the exporter's thread, through
+:class:`~prefactor.export.records.Lazy` payloads. In strict mode, params
+are bound, captured and validated before the function body runs, and the
+result after it returns, so a violation raises
 :class:`prefactor.SchemaValidationError` in the caller.
 
 A call made outside any agent instance becomes the root span of an instance
@@ -588,8 +590,8 @@ def make_wrapper(
                 if tracer.strict or spec.custom or inst.terminated:
                     return _nested_sync_call(spec, parent, inst, wrapped, instance, args, kwargs)
                 # The hottest path (a lenient call inside an open span), inlined:
-                # _nested_sync_call with params_payload, result_payload and
-                # emit_finish folded in, to save frames and tuples per call.
+                # _nested_sync_call's lenient branch and CallSpan.end folded in,
+                # to save frames per call.
                 try:
                     if parent.pending:
                         emit_pending(parent)
