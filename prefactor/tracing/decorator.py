@@ -525,7 +525,17 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
             emit_pending(parent)
         bound = instance is not None
         if strict or spec.params_extractor is not None:
-            params: Any = spec.params_now(tracer, bound, args, kwargs)
+            params: Any = None
+            names = spec.binder.positional_names(bound)
+            if (
+                names is not None
+                and not kwargs
+                and len(args) == len(names)
+                and spec.params_extractor is None
+            ):  # params_now's shortcut, inlined: the common strict call
+                params = tracer.capturer.capture_params(names, args)
+            if params is None:
+                params = spec.params_now(tracer, bound, args, kwargs)
             violations = tracer.check(inst, spec.span_type, "params", params)
             snap_args: tuple[Any, ...] = ()
             snap_kwargs: Mapping[str, Any] = {}
@@ -559,7 +569,14 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     _reset_span(token)
     try:
         if strict or spec.result_extractor is not None:
-            payload = spec.result_now(tracer, result)
+            if type(result) is str and spec.result_extractor is None:  # result_now, inlined
+                payload = (
+                    {"value": result}
+                    if len(result) <= tracer.capturer.max_string_length
+                    else spec.result_now(tracer, result)
+                )
+            else:
+                payload = spec.result_now(tracer, result)
             span.end(
                 "complete", payload, True, tracer.check(inst, spec.span_type, "result", payload)
             )
