@@ -342,8 +342,7 @@ class CallSpan(SpanState):
             return self.params
         return _LazyParams(self.spec, self.instance, self.bound, self.args, self.kwargs)
 
-    def final_result(self) -> Any:
-        result = self.result
+    def payload_of(self, result: Any) -> Any:
         return result if self.result_ready else _LazyResult(self.spec, self.instance, result)
 
     def end(
@@ -358,13 +357,8 @@ class CallSpan(SpanState):
         ``result`` is a payload (``ready``), or the return value still to
         capture and check in the exporter's thread.
         """
-        self.result_ready = True  # what it is given is a payload (or a Lazy)
-        emit_finish(
-            self,
-            status,
-            result if ready else _LazyResult(self.spec, self.instance, result),
-            violations,
-        )
+        self.result_ready = ready
+        emit_finish(self, status, result, violations)
 
 
 # --- the span around one call -----------------------------------------------------------

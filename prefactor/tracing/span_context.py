@@ -74,12 +74,33 @@ class _Deferred(Lazy):
         return payload, tracer.check(self.inst, self.span_type, self.side, checked)
 
 
-def _side(inst: InstanceState, span_type: str, side: Side, data: Mapping[str, Any] | None) -> Any:
-    """A lenient span's params or result: snapshotted now, captured and checked later."""
-    if data is None:
-        return _Deferred(inst, span_type, side, None, True)
-    snapshot, captured = inst.tracer.capturer.snapshot_mapping(data)
-    return _Deferred(inst, span_type, side, snapshot, captured)
+class _ExplicitState(SpanState):
+    """The state of a :class:`SpanContext`, whose lenient payloads are snapshots.
+
+    In lenient mode ``params`` and the result are kept as snapshots and
+    captured and checked only when the record is exported: the caller pays
+    for a copy of a flat dict and no extra object. Each side's mode says what
+    its value is: ``None`` a finished payload (strict mode, or a failure's
+    result), ``False`` a copy still to capture, ``True`` a capture still to
+    check.
+    """
+
+    __slots__ = ("params_mode", "result_mode")
+
+    params_mode: bool | None
+    result_mode: bool | None
+
+    def create_params(self) -> Any:
+        mode = self.params_mode
+        if mode is None:
+            return self.params
+        return _Deferred(self.instance, self.span_type, "params", self.params, mode)
+
+    def payload_of(self, result: Any) -> Any:
+        mode = self.result_mode
+        if mode is None:
+            return result
+        return _Deferred(self.instance, self.span_type, "result", result, mode)
 
 
 def error_result(exc: BaseException) -> dict[str, Any]:
@@ -130,9 +151,11 @@ class SpanContext:
         self._state: _State = "prepared"
         self._token: Any = None
         # The id is a sequence number now, encoded when first read (see SpanState).
-        self.span_state = SpanState(
+        state = _ExplicitState(
             None, instance, schema_name, self, time.time_ns(), seq=next(SEQUENCE.counter)
         )
+        state.params_mode = state.result_mode = None
+        self.span_state = state
 
     @property
     def id(self) -> str:
@@ -177,8 +200,10 @@ class SpanContext:
         if tracer.strict:  # checked here, so that a violation raises into the caller
             params = tracer.capturer.capture_mapping(data) if data is not None else {}
             violations = tracer.check(inst, self._schema_name, "params", params)
-        else:
-            params = _side(inst, self._schema_name, "params", data if data is not None else {})
+        else:  # a snapshot, captured and checked when exported
+            params, self.span_state.params_mode = tracer.capturer.snapshot_mapping(
+                data if data is not None else {}
+            )
         self._state = "started"
         self.span_state.hold(
             time.time_ns() if started_at is None else to_ns(started_at),
@@ -210,8 +235,11 @@ class SpanContext:
             self.start_now()
         violations: tuple[Violation, ...] = ()
         captured: Any
-        if status == "complete" and not tracer.strict:
-            captured = _side(self._instance, self._schema_name, "result", gathered or None)
+        if status == "complete" and not tracer.strict:  # a snapshot, as the params
+            if gathered:
+                captured, self.span_state.result_mode = tracer.capturer.snapshot_mapping(gathered)
+            else:
+                captured, self.span_state.result_mode = None, True
         else:
             captured = tracer.capturer.capture_mapping(gathered) if gathered else None
             if status == "complete":  # strict: checked here, so that a violation raises

@@ -178,9 +178,13 @@ class SpanState:
         """The params payload of this span's create (a subclass may build it late)."""
         return self.params
 
-    def final_result(self) -> Any:
-        """The result payload of this span's final create (a subclass may build it late)."""
-        return self.result
+    def payload_of(self, result: Any) -> Any:
+        """The result payload that ``result``, as given to :func:`emit_finish`, stands for.
+
+        Here the result itself; a subclass that keeps a raw result (to capture
+        and check it in the exporter's thread) wraps it in a ``Lazy``.
+        """
+        return result
 
     # --- the record (once queued by emit_finish) -------------------------------------------
 
@@ -202,7 +206,7 @@ class SpanState:
             self.create_params(),
             self.parent_id,
             self.finished,
-            self.final_result(),
+            self.payload_of(self.result),
             self.violations,
         ).to_bulk_item()
 
@@ -268,4 +272,6 @@ def emit_finish(
         state.finished = now
         inst.tracer.submit(state)
     else:
-        inst.tracer.submit(FinishSpan(state.id, inst.id, status, now, result, violations))
+        inst.tracer.submit(
+            FinishSpan(state.id, inst.id, status, now, state.payload_of(result), violations)
+        )
