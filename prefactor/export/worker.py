@@ -27,11 +27,6 @@ __all__ = ["ExportWorker", "FlushMarker", "TerminateCallback"]
 logger = logging.getLogger("prefactor.export")
 
 TerminateCallback = Callable[[str, str | None], None]
-_Entry = tuple[int, Record]  # (drain sequence number, record)
-
-
-def _seq_of(entry: _Entry) -> int:
-    return entry[0]
 
 
 class FlushMarker:
@@ -46,13 +41,26 @@ class FlushMarker:
 
 
 @dataclass(slots=True, eq=False)
-class _Lane:
-    """The records of one instance, waiting in order."""
+class _Batch:
+    """Records sent together, with their drain sequence numbers (rising), for flush markers.
 
-    records: collections.deque[_Entry] = field(default_factory=collections.deque)
+    Kept side by side rather than as ``(seq, record)`` pairs: a pair is one more
+    object per record for the garbage collector to track until the batch is done.
+    """
+
+    records: list[Record]
+    seqs: list[int]
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """The records of one instance, waiting in order, and their drain sequence numbers."""
+
+    records: collections.deque[Record] = field(default_factory=collections.deque)
+    seqs: collections.deque[int] = field(default_factory=collections.deque)
     since: float = 0.0  # when the oldest waiting record arrived (roughly)
     busy: bool = False
-    retry_batch: list[_Entry] | None = None
+    retry_batch: _Batch | None = None
     retry_at: float = 0.0
     attempt: int = 0
 
@@ -173,7 +181,8 @@ class ExportWorker:
                     lane, last_key, last_lane = found, key, found
                 if not lane.records:
                     lane.since = now
-                lane.records.append((seq, item))
+                lane.records.append(item)
+                lane.seqs.append(seq)
             self._seq = seq
 
     def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
@@ -202,37 +211,38 @@ class ExportWorker:
                 batch, lane.retry_batch = lane.retry_batch, None
             else:
                 take = min(batch_size, len(lane.records))
-                batch = [lane.records.popleft() for _ in range(take)]
+                records, seqs = lane.records.popleft, lane.seqs.popleft
+                batch = _Batch([records() for _ in range(take)], [seqs() for _ in range(take)])
             # Move the lane to the end so that busy instances take turns.
             del self._lanes[key]
             self._lanes[key] = lane
             lane.busy = True
             self._in_flight_batches += 1
-            self._in_flight += len(batch)
+            self._in_flight += len(batch.records)
             task = asyncio.get_running_loop().create_task(self._deliver(key, lane, batch))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         return next_due
 
-    async def _deliver(self, key: str, lane: _Lane, batch: list[_Entry]) -> None:
-        records = [record for _, record in batch]
+    async def _deliver(self, key: str, lane: _Lane, batch: _Batch) -> None:
+        size = len(batch.records)
         finished = True
         try:
-            result = await self._sink.export(records)
+            result = await self._sink.export(batch.records)
         except TransientExportError as exc:
             finished = self._schedule_retry(lane, batch, exc)
         except asyncio.CancelledError:
-            self._worker_drops[DropReason.SHUTDOWN] += len(batch)
+            self._worker_drops[DropReason.SHUTDOWN] += size
             raise
         except Exception as exc:
-            self._internal_error(exc, f"the sink ({type(self._sink).__name__})", len(batch))
+            self._internal_error(exc, f"the sink ({type(self._sink).__name__})", size)
         else:
             lane.attempt = 0
-            self._apply(result, len(batch))
+            self._apply(result, size)
         finally:
             lane.busy = False
             self._in_flight_batches -= 1
-            self._in_flight -= len(batch)
+            self._in_flight -= size
             if finished:
                 self._finish(batch)
             if not lane.records and lane.retry_batch is None:
@@ -240,16 +250,16 @@ class ExportWorker:
             if self._wake is not None:
                 self._wake.set()
 
-    def _schedule_retry(self, lane: _Lane, batch: list[_Entry], exc: TransientExportError) -> bool:
+    def _schedule_retry(self, lane: _Lane, batch: _Batch, exc: TransientExportError) -> bool:
         """Keep the batch for another attempt; ``True`` when it was dropped instead."""
         config = self._config
         if lane.attempt >= config.max_retries:
             lane.attempt = 0
-            self._worker_drops[DropReason.RETRIES_EXHAUSTED] += len(batch)
+            self._worker_drops[DropReason.RETRIES_EXHAUSTED] += len(batch.records)
             self._failures_log.log(
                 logging.WARNING,
                 "prefactor: dropped %d records after %d attempts; last error: %s",
-                len(batch),
+                len(batch.records),
                 config.max_retries + 1,
                 exc,
             )
@@ -292,16 +302,17 @@ class ExportWorker:
         )
         self._internal_errors.append(exc)
 
-    def _finish(self, batch: list[_Entry]) -> None:
+    def _finish(self, batch: _Batch) -> None:
         """Account for records that are done (sent, rejected or dropped)."""
-        self._held -= len(batch)
+        seqs = batch.seqs
+        self._held -= len(seqs)
         if self._markers:
             for marker in list(self._markers):
                 # Sequence numbers rise within a batch: count those up to the marker's.
-                if batch[-1][0] <= marker.seq:
-                    marker.remaining -= len(batch)
-                elif batch[0][0] <= marker.seq:
-                    marker.remaining -= bisect.bisect_right(batch, marker.seq, key=_seq_of)
+                if seqs[-1] <= marker.seq:
+                    marker.remaining -= len(seqs)
+                elif seqs[0] <= marker.seq:
+                    marker.remaining -= bisect.bisect_right(seqs, marker.seq)
                 if marker.remaining <= 0:
                     marker.done.set()
                     self._markers.remove(marker)
