@@ -309,15 +309,17 @@ def bench_memory(spans: int) -> tuple[float, float]:
     return growth / 2**20, growth / 1024 / (spans / 1000)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--memory-spans", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=QueueConfig().batch_size)
-    args = parser.parse_args()
+    parser.add_argument("--caller-samples", type=int, default=100, help="(a): loops of 500 spans")
+    parser.add_argument("--submits", type=int, default=200_000, help="(a): Exporter.submit calls")
+    args = parser.parse_args(argv)
 
-    caller, floor = bench_caller_span()
-    submit_ns = bench_submit()
+    caller, floor = bench_caller_span(args.caller_samples)
+    submit_ns = bench_submit(args.submits)
     rate, per_span, stored = bench_throughput(args.spans, args.batch_size)
     mib, kib_per_k = bench_memory(args.memory_spans)
 
