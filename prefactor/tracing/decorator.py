@@ -94,6 +94,7 @@ class SpanSpec:
         "func",
         "kind",
         "params_extractor",
+        "positional",
         "result_extractor",
         "span_type",
     )
@@ -116,6 +117,8 @@ class SpanSpec:
         self.auto_register = span_type is None if auto_register is None else auto_register
         self.kind = _kind(func)
         self.binder = Binder(func, exclude)
+        # The names an all-positional call binds, unbound and bound (None: not that simple).
+        self.positional = (self.binder.positional_names(False), self.binder.positional_names(True))
         self.params_extractor = params
         self.result_extractor = result
         # Custom extractors read live objects, so they must run on the caller's path.
@@ -153,7 +156,7 @@ class SpanSpec:
     ) -> dict[str, Any]:
         """Bind and capture the params on the caller's path."""
         if not kwargs and self.params_extractor is None:
-            names = self.binder.positional_names(bound)
+            names = self.positional[bound]
             if names is not None and len(names) == len(args):
                 flat = tracer.capturer.capture_params(names, args)
                 if flat is not None:
@@ -520,7 +523,7 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
         bound = instance is not None
         if strict or spec.params_extractor is not None:
             params: Any = None
-            names = spec.binder.positional_names(bound)
+            names = spec.positional[bound]
             if (
                 names is not None
                 and not kwargs
@@ -571,9 +574,9 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
                 )
             else:
                 payload = spec.result_now(tracer, result)
-            span.end(
-                "complete", payload, True, tracer.check(inst, spec.span_type, "result", payload)
-            )
+            violations = tracer.check(inst, spec.span_type, "result", payload)
+            span.result_ready = True  # span.end(), inlined
+            emit_finish(span, "complete", payload, violations)
         else:
             snap = result if type(result) in _ATOMIC else _Snapshot(spec.result_now(tracer, result))
             span.end("complete", snap, ready=False)
