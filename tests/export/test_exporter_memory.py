@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from export_helpers import span_pair
 
-from prefactor.config import QueueConfig
+from prefactor import runtime
+from prefactor.config import PrefactorCoreConfig, QueueConfig
 from prefactor.export.exporter import Exporter
 from prefactor.export.records import Record
 from prefactor.export.sinks.base import OK, ExportResult
 from prefactor.ids import generate_pfid
+from prefactor.tracing.context import CURRENT_SPAN
+from prefactor.tracing.decorator import traced
+from prefactor.tracing.span_context import SpanContext
+from prefactor.tracing.state import InstanceState, SpanState
 
 
 class DiscardSink:
@@ -51,3 +57,64 @@ def test_memory_stays_flat_over_many_spans_and_instances() -> None:
     assert exporter.stats().sent == 48_000
     assert growth < 200 * 1024, growth  # a lane or a record kept per span would be MiBs
     exporter.close()
+
+
+class ResolvingSink(DiscardSink):
+    """Builds every wire item (lazy payloads resolved), then keeps nothing."""
+
+    async def export(self, batch: Sequence[Record]) -> ExportResult:
+        for record in batch:
+            record.to_bulk_item()
+        return OK
+
+
+def _heap_growth(run: Callable[[], None], flush: Callable[[], bool]) -> int:
+    """Bytes still allocated after a second, equal round of ``run`` (the first warms up)."""
+    run()
+    assert flush()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run()
+        assert flush()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_finished_traced_and_explicit_spans_are_freed_once_sent() -> None:
+    """A span is its own record: once exported, nothing may keep it (or its parent) alive."""
+    tracer = runtime.build_tracer(
+        PrefactorCoreConfig(sink=ResolvingSink(), queue_config=QueueConfig(batch_size=200))
+    )
+
+    @traced
+    def leaf(x: int, tags: list[str]) -> dict[str, int]:
+        return {"x": x}
+
+    @traced
+    def middle(x: int) -> int:
+        return leaf(x, ["a"])["x"] + leaf(x + 1, ["b"])["x"]
+
+    async def explicit(inst: InstanceState) -> None:
+        for n in range(500):
+            async with SpanContext(inst, "agent:step", payload={"n": n}) as span:
+                await span.complete({"ok": True})
+
+    def run() -> None:
+        inst = tracer.new_instance(agent_version={"name": "memory"})
+        root = SpanState(generate_pfid(), inst, "root")
+        token = CURRENT_SPAN.set(root)
+        try:
+            for n in range(1_000):
+                middle(n)
+        finally:
+            CURRENT_SPAN.reset(token)
+        asyncio.run(explicit(inst))
+
+    growth = _heap_growth(run, lambda: tracer.flush(60))
+    assert tracer.stats()["sent"] >= 2 * 3_500
+    assert growth < 200 * 1024, growth  # 3,500 spans kept would be MiBs
+    tracer.close(10)
