@@ -199,3 +199,20 @@ def test_a_module_function_set_on_a_class_binds_like_a_method(recorder: Recorder
     )
     assert span.params == {"x": 2}
     assert span.result == {"value": 6}
+
+
+def test_plain_functions_skip_wrapts_self_lookup_and_methods_keep_their_binding() -> None:
+    """The fast binding is for functions defined outside a class body only."""
+
+    def local_function(x: int) -> int:
+        return x
+
+    class Holder:
+        @traced
+        def method(self, x: int) -> int:
+            return x
+
+    assert traced(leaf.__wrapped__)._self_binding == "staticmethod"  # type: ignore[attr-defined]
+    assert traced(local_function)._self_binding == "staticmethod"  # type: ignore[attr-defined]
+    assert Holder.__dict__["method"]._self_binding == "function"
+    assert Holder().method(4) == 4
