@@ -29,3 +29,17 @@ def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main([])
     assert exited.value.code == 2
+
+
+def test_serve_tunes_the_collector_for_itself_and_puts_it_back() -> None:
+    """Only the server process changes the GC, and only while it serves."""
+    import gc
+
+    from prefactor.server import serve as serve_module
+
+    before = gc.get_threshold()
+    with serve_module._server_gc():
+        assert gc.get_threshold() == (serve_module._SERVER_GEN0_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
