@@ -93,12 +93,22 @@ def normalize_timestamp(value: object) -> str:
     Raises:
         ValueError: not an ISO-8601 timestamp.
     """
+    if type(value) is str and len(value) == 32 and value.endswith("+00:00"):
+        # What this SDK sends: parse to validate it, then rewrite by slicing.
+        parsed = datetime.fromisoformat(value)
+        if value[10] == "T" and value[19] == ".":
+            return value[:26] + "Z"
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
         parsed = datetime.fromisoformat(value)
         n = len(value)
-        if parsed.tzinfo is not None and parsed.utcoffset() == _ZERO and value[19:20] == ".":
+        if (
+            parsed.tzinfo is not None
+            and parsed.utcoffset() == _ZERO
+            and value[19:20] == "."
+            and value[10] == "T"  # fromisoformat takes any separator; the output has T
+        ):
             if n == 32 and value.endswith("+00:00"):
                 return value[:26] + "Z"
             if n == 27 and value[26] == "Z":

@@ -204,7 +204,11 @@ class _SpanBatch:
         key = top_key if top_key is not None else req.idempotency_key
         digest = ""
         if key is not None:
-            body = {k: v for k, v in details.items() if k != "idempotency_key"}
+            body = (
+                {k: v for k, v in details.items() if k != "idempotency_key"}
+                if "idempotency_key" in details
+                else details  # the usual bulk item: its key sits beside the details
+            )
             digest = fingerprint("agent_spans/create", None, body)
             replay = self.replays.get(key)
             if replay is not None:

@@ -44,6 +44,10 @@ INSTANCE = {
         pytest.param(
             datetime(2025, 1, 2, 3, 4, 5, 7, tzinfo=UTC), "2025-01-02T03:04:05.000007Z", id="dt"
         ),
+        pytest.param(
+            "2025-01-02 03:04:05.123456+00:00", "2025-01-02T03:04:05.123456Z", id="space-separator"
+        ),
+        pytest.param("2025-01-02 03:04:05.123Z", "2025-01-02T03:04:05.123000Z", id="space-ms-z"),
     ],
 )
 def test_request_timestamps_normalise_to_fixed_width_utc(given: object, expected: str) -> None:
@@ -53,6 +57,15 @@ def test_request_timestamps_normalise_to_fixed_width_utc(given: object, expected
 def test_request_timestamp_that_is_not_iso_is_refused() -> None:
     with pytest.raises(ValidationError):
         FinishInstanceRequest.model_validate({"timestamp": "yesterday"})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["2025-13-02T03:04:05.123456+00:00", "2025-02-30T03:04:05.123456+00:00", "x" * 26 + "+00:00"],
+)
+def test_a_fixed_width_timestamp_is_still_parsed_before_it_is_sliced(bad: str) -> None:
+    with pytest.raises(ValueError):
+        normalize_timestamp(bad)
 
 
 def test_agent_instance_ignores_unknown_keys_and_reads_naive_times_as_utc() -> None:
