@@ -86,6 +86,7 @@ class SpanSpec:
     """
 
     __slots__ = (
+        "_fast_checks",
         "_registered",
         "auto_register",
         "binder",
@@ -135,6 +136,7 @@ class SpanSpec:
                 "description": description if description is not None else description_for(func),
             }
         self._registered: SchemaRegistry | None = None
+        self._fast_checks: tuple[object, tuple[Any, Any]] | None = None
         if self.definition is not None:
             self.ensure_registered(default_registry())
 
@@ -148,6 +150,29 @@ class SpanSpec:
         except ValueError:
             logger.warning("span type %s is already registered differently", self.span_type)
         self._registered = registry
+
+    def fast_checks(self, inst: InstanceState) -> tuple[Any, Any]:
+        """jsonschema-rs's ``is_valid`` for this span type's params and result in ``inst``.
+
+        ``None`` for a side without a fast validator. Cached per registry
+        generation, so the strict hot path looks nothing up per call. A fast
+        check that fails or raises only means "ask :meth:`Tracer.check`".
+        """
+        registry = inst.registry
+        if registry is None:
+            return (None, None)
+        snap = registry._snap  # a registry's contents never change in place
+        cached = self._fast_checks
+        if cached is not None and cached[0] is snap:
+            return cached[1]
+        params = registry.validator_for(self.span_type, "params")
+        result = registry.validator_for(self.span_type, "result")
+        pair = (
+            params.fast_is_valid if params is not None else None,
+            result.fast_is_valid if result is not None else None,
+        )
+        self._fast_checks = (snap, pair)
+        return pair
 
     # --- payloads -------------------------------------------------------------------------
 
@@ -497,6 +522,16 @@ _set_span = CURRENT_SPAN.set
 _reset_span = CURRENT_SPAN.reset
 
 
+def _passes(fast: Any, payload: Any) -> bool:
+    """Whether a fast validator (or ``None``) accepts ``payload``; ``False`` means "check"."""
+    if fast is None:
+        return False
+    try:
+        return fast(payload) is True
+    except (ValueError, TypeError, OverflowError):  # a value it cannot read
+        return False
+
+
 def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     spec: SpanSpec,
     parent: SpanState,
@@ -518,6 +553,8 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     tracer = inst.tracer
     strict = tracer.strict
     try:
+        # Strict mode's validators, looked up once per registry generation, not per call.
+        fast_params, fast_result = spec.fast_checks(inst) if strict else (None, None)
         if parent.pending:
             emit_pending(parent)
         bound = instance is not None
@@ -533,7 +570,11 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
                 params = tracer.capturer.capture_params(names, args)
             if params is None:
                 params = spec.params_now(tracer, bound, args, kwargs)
-            violations = tracer.check(inst, spec.span_type, "params", params)
+            violations = (
+                ()
+                if _passes(fast_params, params)
+                else tracer.check(inst, spec.span_type, "params", params)
+            )
             snap_args: tuple[Any, ...] = ()
             snap_kwargs: Mapping[str, Any] = {}
         else:
@@ -574,7 +615,11 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
                 )
             else:
                 payload = spec.result_now(tracer, result)
-            violations = tracer.check(inst, spec.span_type, "result", payload)
+            violations = (
+                ()
+                if _passes(fast_result, payload)
+                else tracer.check(inst, spec.span_type, "result", payload)
+            )
             span.result_ready = True  # span.end(), inlined
             emit_finish(span, "complete", payload, violations)
         else:

@@ -216,3 +216,52 @@ def test_plain_functions_skip_wrapts_self_lookup_and_methods_keep_their_binding(
     assert traced(local_function)._self_binding == "staticmethod"  # type: ignore[attr-defined]
     assert Holder.__dict__["method"]._self_binding == "function"
     assert Holder().method(4) == 4
+
+
+def test_strict_nested_calls_use_the_validators_of_their_own_instances_registry() -> None:
+    """Validators are cached per registry generation: never reused across registries."""
+    from prefactor import runtime
+    from prefactor.config import PrefactorCoreConfig
+    from prefactor.errors import SchemaValidationError
+    from prefactor.export.sinks import MemorySink
+    from prefactor.schemas.registry import SchemaRegistry
+    from prefactor.tracing.context import CURRENT_SPAN
+    from prefactor.tracing.state import SpanState
+
+    def registry_with(maximum: int | None) -> SchemaRegistry:
+        registry = SchemaRegistry()
+        n_schema: dict[str, object] = {"type": "integer"}
+        if maximum is not None:
+            n_schema["maximum"] = maximum
+        registry.register_type(
+            name="t:shared",
+            params_schema={"type": "object", "properties": {"n": n_schema}},
+            result_schema={"type": "object"},
+        )
+        return registry
+
+    @traced("t:shared")
+    def shared(n: int) -> int:
+        return n
+
+    loose, tight = (
+        runtime.build_tracer(
+            PrefactorCoreConfig(schema_registry=reg, sink=MemorySink(), strict=True)
+        )
+        for reg in (registry_with(None), registry_with(5))
+    )
+    in_loose = SpanState("0" * 32, loose.new_instance(agent_version={"name": "a"}), "root")
+    in_tight = SpanState("1" * 32, tight.new_instance(agent_version={"name": "b"}), "root")
+    try:
+        for _ in range(3):  # alternate, so a cache keyed on anything else would be reused
+            token = CURRENT_SPAN.set(in_loose)
+            assert shared(9) == 9
+            CURRENT_SPAN.reset(token)
+            token = CURRENT_SPAN.set(in_tight)
+            with pytest.raises(SchemaValidationError) as info:
+                shared(9)
+            CURRENT_SPAN.reset(token)
+            assert (info.value.side, info.value.path) == ("params", "$.n")
+    finally:
+        loose.close(5)
+        tight.close(5)
