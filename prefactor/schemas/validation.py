@@ -41,6 +41,20 @@ def format_path(parts: Iterable[Any]) -> str:
     return "".join(out)
 
 
+def fast_accepts(fast: Any, payload: Any) -> bool:
+    """Whether a fast engine's ``is_valid`` (or ``None``) accepts ``payload``.
+
+    ``False`` means "not known to be valid": no fast engine, a violation, or a
+    value the engine cannot read (ask :meth:`CompiledSchema.errors`).
+    """
+    if fast is None:
+        return False
+    try:
+        return fast(payload) is True
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 class CompiledSchema:
     """One checked schema with its fast and its explaining validator."""
 

@@ -37,6 +37,7 @@ from prefactor.ids import SEQUENCE, generate_pfid
 from prefactor.runtime import get_tracer
 from prefactor.schemas.derive import description_for, params_schema_for, result_schema_for
 from prefactor.schemas.registry import SchemaRegistry, default_registry
+from prefactor.schemas.validation import fast_accepts
 from prefactor.tracing.binding import Binder
 from prefactor.tracing.context import CURRENT_SPAN
 from prefactor.tracing.generators import traced_async_generator, traced_generator
@@ -522,16 +523,6 @@ _set_span = CURRENT_SPAN.set
 _reset_span = CURRENT_SPAN.reset
 
 
-def _passes(fast: Any, payload: Any) -> bool:
-    """Whether a fast validator (or ``None``) accepts ``payload``; ``False`` means "check"."""
-    if fast is None:
-        return False
-    try:
-        return fast(payload) is True
-    except (ValueError, TypeError, OverflowError):  # a value it cannot read
-        return False
-
-
 def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     spec: SpanSpec,
     parent: SpanState,
@@ -572,7 +563,7 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
                 params = spec.params_now(tracer, bound, args, kwargs)
             violations = (
                 ()
-                if _passes(fast_params, params)
+                if fast_accepts(fast_params, params)
                 else tracer.check(inst, spec.span_type, "params", params)
             )
             snap_args: tuple[Any, ...] = ()
@@ -617,7 +608,7 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
                 payload = spec.result_now(tracer, result)
             violations = (
                 ()
-                if _passes(fast_result, payload)
+                if fast_accepts(fast_result, payload)
                 else tracer.check(inst, spec.span_type, "result", payload)
             )
             span.result_ready = True  # span.end(), inlined

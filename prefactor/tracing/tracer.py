@@ -28,6 +28,7 @@ from prefactor.export.records import (
 )
 from prefactor.ids import generate_pfid, is_pfid, partition_for
 from prefactor.schemas.registry import SchemaRegistry
+from prefactor.schemas.validation import fast_accepts
 from prefactor.tracing.capture import Capturer
 from prefactor.tracing.state import InstanceState
 
@@ -247,11 +248,8 @@ class Tracer:
             errors = [("$", UNREGISTERED)]
         else:
             fast = validator.fast_is_valid
-            try:  # the fast engine directly: this runs once or twice per span
-                if fast is not None and fast(payload):
-                    return ()
-            except (ValueError, TypeError, OverflowError):
-                pass
+            if fast_accepts(fast, payload):  # the fast engine directly: runs once or twice per span
+                return ()
             if fast is None and validator.is_valid(payload):
                 return ()
             errors = validator.errors(payload)
