@@ -550,17 +550,7 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
             emit_pending(parent)
         bound = instance is not None
         if strict or spec.params_extractor is not None:
-            params: Any = None
-            names = spec.positional[bound]
-            if (
-                names is not None
-                and not kwargs
-                and len(args) == len(names)
-                and spec.params_extractor is None
-            ):  # params_now's shortcut, inlined: the common strict call
-                params = tracer.capturer.capture_params(names, args)
-            if params is None:
-                params = spec.params_now(tracer, bound, args, kwargs)
+            params: Any = spec.params_now(tracer, bound, args, kwargs)
             violations = (
                 ()
                 if fast_accepts(fast_params, params)
@@ -598,14 +588,7 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     _reset_span(token)
     try:
         if strict or spec.result_extractor is not None:
-            if type(result) is str and spec.result_extractor is None:  # result_now, inlined
-                payload = (
-                    {"value": result}
-                    if len(result) <= tracer.capturer.max_string_length
-                    else spec.result_now(tracer, result)
-                )
-            else:
-                payload = spec.result_now(tracer, result)
+            payload = spec.result_now(tracer, result)
             violations = (
                 ()
                 if fast_accepts(fast_result, payload)
