@@ -117,7 +117,7 @@ class SpanState:
 
     def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
-        span_id: str | None,
+        span_id: str,
         instance: InstanceState,
         span_type: str,
         owner: Any = None,
@@ -126,10 +126,11 @@ class SpanState:
         violations: tuple[Violation, ...] = (),
         parent: SpanState | str | None = None,
         pending: bytearray | None = None,
-        seq: int = 0,
     ) -> None:
-        self._id = span_id
-        self.seq = seq
+        # An id given up front; subclasses that name their spans late set _id to
+        # None and seq to a number of prefactor.ids.SEQUENCE instead.
+        self._id: str | None = span_id
+        self.seq = 0
         self.id_ns = started
         self.instance = instance
         self.span_type = span_type
