@@ -50,6 +50,8 @@ class _Snapshot:
     validators: Mapping[tuple[str, str], CompiledSchema] = field(default_factory=_empty)
     # Filled lazily (benign race: two threads may compute the same digest).
     digest: list[str] = field(default_factory=list, compare=False)
+    # Span type -> its sides' fast checks, filled lazily (same benign race).
+    fast: dict[str, tuple[Any, Any]] = field(default_factory=dict, compare=False)
 
 
 def _canonical(value: Any) -> str:
@@ -265,6 +267,26 @@ class SchemaRegistry:
         A span type entry wins over the flat forms of the same name.
         """
         return self._snap.validators.get((span_type, side))
+
+    def fast_checks(self, span_type: str) -> tuple[Any, Any]:
+        """jsonschema-rs's ``is_valid`` for ``span_type``'s params and result.
+
+        ``None`` for a side without a fast validator. Computed once per
+        generation of the registry's contents, for callers on a hot path; a
+        payload a fast check does not accept still needs :meth:`validator_for`
+        (see :func:`prefactor.schemas.validation.fast_accepts`).
+        """
+        snap = self._snap
+        found = snap.fast.get(span_type)
+        if found is None:
+            params = snap.validators.get((span_type, "params"))
+            result = snap.validators.get((span_type, "result"))
+            found = (
+                params.fast_is_valid if params is not None else None,
+                result.fast_is_valid if result is not None else None,
+            )
+            snap.fast[span_type] = found
+        return found
 
     def is_registered(self, span_type: str) -> bool:
         """Whether ``span_type`` has a params schema (span type or flat form)."""

@@ -87,7 +87,6 @@ class SpanSpec:
     """
 
     __slots__ = (
-        "_fast_checks",
         "_registered",
         "auto_register",
         "binder",
@@ -137,7 +136,6 @@ class SpanSpec:
                 "description": description if description is not None else description_for(func),
             }
         self._registered: SchemaRegistry | None = None
-        self._fast_checks: tuple[object, tuple[Any, Any]] | None = None
         if self.definition is not None:
             self.ensure_registered(default_registry())
 
@@ -151,29 +149,6 @@ class SpanSpec:
         except ValueError:
             logger.warning("span type %s is already registered differently", self.span_type)
         self._registered = registry
-
-    def fast_checks(self, inst: InstanceState) -> tuple[Any, Any]:
-        """jsonschema-rs's ``is_valid`` for this span type's params and result in ``inst``.
-
-        ``None`` for a side without a fast validator. Cached per registry
-        generation, so the strict hot path looks nothing up per call. A fast
-        check that fails or raises only means "ask :meth:`Tracer.check`".
-        """
-        registry = inst.registry
-        if registry is None:
-            return (None, None)
-        snap = registry._snap  # a registry's contents never change in place
-        cached = self._fast_checks
-        if cached is not None and cached[0] is snap:
-            return cached[1]
-        params = registry.validator_for(self.span_type, "params")
-        result = registry.validator_for(self.span_type, "result")
-        pair = (
-            params.fast_is_valid if params is not None else None,
-            result.fast_is_valid if result is not None else None,
-        )
-        self._fast_checks = (snap, pair)
-        return pair
 
     # --- payloads -------------------------------------------------------------------------
 
@@ -544,8 +519,12 @@ def _nested_sync_call(  # noqa: PLR0917 (a hot path: no keyword packing)
     tracer = inst.tracer
     strict = tracer.strict
     try:
-        # Strict mode's validators, looked up once per registry generation, not per call.
-        fast_params, fast_result = spec.fast_checks(inst) if strict else (None, None)
+        registry = inst.registry
+        fast_params, fast_result = (
+            registry.fast_checks(spec.span_type)
+            if strict and registry is not None
+            else (None, None)
+        )
         if parent.pending:
             emit_pending(parent)
         bound = instance is not None

@@ -240,8 +240,7 @@ class Tracer:
         registry = inst.registry
         if registry is None or not self.validate:
             return ()
-        # registry.validator_for(), without its frame: this runs once or twice per span.
-        validator = registry._snap.validators.get((span_type, side))
+        validator = registry.validator_for(span_type, side)
         if validator is None:
             if side == "result" or registry.is_registered(span_type):
                 return ()

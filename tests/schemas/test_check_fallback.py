@@ -61,3 +61,19 @@ def test_the_fast_engine_judges_ordinary_payloads(setup: tuple[Tracer, InstanceS
     assert tracer.check(inst, "t:named", "params", {"name": "x"}) == ()
     if not tracer.strict:
         assert len(tracer.check(inst, "t:named", "params", {})) == 1
+
+
+def test_fast_checks_follow_the_registrys_contents() -> None:
+    registry = _registry()
+    params, result = registry.fast_checks("t:named")
+    assert result is None  # no result schema
+    assert params is not None and params({"name": "x"}) is True and params({}) is False
+    assert registry.fast_checks("t:later") == (None, None)
+    registry.register_type(
+        name="t:later",
+        params_schema={"type": "object", "required": ["a"]},
+        result_schema={"type": "object", "required": ["b"]},
+    )
+    params, result = registry.fast_checks("t:later")
+    assert params is not None and result is not None
+    assert (params({"a": 1}), result({})) == (True, False)
