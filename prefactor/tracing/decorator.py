@@ -602,8 +602,10 @@ def make_wrapper(
                 if tracer.strict or spec.custom or inst.terminated:
                     return _nested_sync_call(spec, parent, inst, wrapped, instance, args, kwargs)
                 # The hottest path (a lenient call inside an open span), inlined:
-                # _nested_sync_call's lenient branch and CallSpan.end folded in,
-                # to save frames per call.
+                # _nested_sync_call's lenient branch with SpanSpec.snapshot and
+                # CallSpan.end (claim, then queue) folded in. Each call they
+                # would add costs about 4% of a traced call (callgrind); keep
+                # these copies in step with their originals.
                 try:
                     if parent.pending:
                         emit_pending(parent)
