@@ -36,21 +36,21 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from prefactor.api.client import PrefactorApiClient
-from prefactor.client import PrefactorCoreClient
-from prefactor.config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import (
+from prefactor._api.client import PrefactorApiClient
+from prefactor._client import PrefactorCoreClient
+from prefactor._config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import HttpSink
+from prefactor._export.sinks.base import OK, ExportResult
+from prefactor._ids import generate_pfid
+from prefactor._records import (
     CreateSpan,
     FinishSpan,
     Record,
     RegisterInstance,
     StartInstance,
 )
-from prefactor.export.sinks import HttpSink
-from prefactor.export.sinks.base import OK, ExportResult
-from prefactor.ids import generate_pfid
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor._schemas.registry import SchemaRegistry
 
 TOKEN = "bench-token-0123456789"
 INSTANCES = 10
@@ -113,7 +113,7 @@ class Served:
             [
                 sys.executable,
                 "-c",
-                "from prefactor.cli import main; raise SystemExit(main())",
+                "from prefactor._cli import main; raise SystemExit(main())",
                 *("serve", "--port", "0", "--db", str(db), "--token", TOKEN),
             ],
             stdout=subprocess.PIPE,

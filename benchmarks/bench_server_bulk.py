@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from prefactor.ids import generate_pfid
+from prefactor._ids import generate_pfid
 from prefactor.server.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def span_items(instance_id: str, count: int) -> list[dict[str, Any]]:
 
 def bench_http(spans: int, batch: int, db: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "prefactor.cli", "serve", "--port", "0", "--db", str(db)]
+    argv = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", str(db)]
     proc = subprocess.Popen(
         [*argv, "--token", TOKEN], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
     )

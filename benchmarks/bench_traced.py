@@ -36,14 +36,14 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from prefactor import runtime
-from prefactor.config import PrefactorCoreConfig, QueueConfig
-from prefactor.export.records import Record
-from prefactor.export.sinks.base import OK, ExportResult
-from prefactor.tracing.context import CURRENT_SPAN
-from prefactor.tracing.decorator import traced
-from prefactor.tracing.state import SpanState
-from prefactor.tracing.tracer import Tracer
+from prefactor import _runtime as runtime
+from prefactor._config import PrefactorCoreConfig, QueueConfig
+from prefactor._export.sinks.base import OK, ExportResult
+from prefactor._records import Record
+from prefactor._tracing.context import CURRENT_SPAN
+from prefactor._tracing.decorator import traced
+from prefactor._tracing.state import SpanState
+from prefactor._tracing.tracer import Tracer
 
 
 class DiscardingSink:

@@ -7,20 +7,10 @@ spans explicitly with :class:`PrefactorCoreClient`, the API of the earlier
 are queued and shipped in the background.
 """
 
-from prefactor._version import __version__
-from prefactor.client import AgentInstanceHandle, PrefactorCoreClient
-from prefactor.compat import (
-    AgentInstance,
-    InMemoryQueue,
-    Operation,
-    OperationType,
-    Queue,
-    Span,
-    SpanContextStack,
-    TaskExecutor,
-)
-from prefactor.config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
-from prefactor.errors import (
+from prefactor._api.client import PrefactorApiClient
+from prefactor._client import AgentInstanceHandle, PrefactorCoreClient
+from prefactor._config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
+from prefactor._errors import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
     InstanceNotFoundError,
@@ -42,22 +32,38 @@ from prefactor.errors import (
     SchemaValidationError,
     SpanNotFoundError,
 )
-from prefactor.export.exporter import Exporter
-from prefactor.export.sinks import HttpSink, LocalSink, MemorySink
-from prefactor.export.stats import ExportStats
-from prefactor.ids import generate_idempotency_key, validate_idempotency_key
-from prefactor.runtime import configure, flush, get_tracer, shutdown, stats
-from prefactor.schemas.registry import SchemaRegistry, default_registry
-from prefactor.tracing.agents import agent, instrument_tools, tool
-from prefactor.tracing.capture import Capturer
-from prefactor.tracing.context import (
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
+from prefactor._export.stats import ExportStats
+from prefactor._ids import (
+    generate_idempotency_key,
+    generate_pfid,
+    is_pfid,
+    validate_idempotency_key,
+)
+from prefactor._runtime import configure, flush, get_tracer, shutdown, stats
+from prefactor._schemas.registry import SchemaRegistry, default_registry
+from prefactor._tracing.agents import agent, instrument_tools, tool
+from prefactor._tracing.capture import Capturer
+from prefactor._tracing.context import (
     ContextThreadPoolExecutor,
     current_instance,
     current_span,
     in_context,
 )
-from prefactor.tracing.decorator import traced
-from prefactor.tracing.span_context import SpanContext
+from prefactor._tracing.decorator import traced
+from prefactor._tracing.span_context import SpanContext
+from prefactor._version import __version__
+from prefactor.compat import (
+    AgentInstance,
+    InMemoryQueue,
+    Operation,
+    OperationType,
+    Queue,
+    Span,
+    SpanContextStack,
+    TaskExecutor,
+)
 
 __all__ = [
     "AgentInstance",
@@ -77,6 +83,7 @@ __all__ = [
     "Operation",
     "OperationError",
     "OperationType",
+    "PrefactorApiClient",
     "PrefactorApiError",
     "PrefactorAuthError",
     "PrefactorClientError",
@@ -110,12 +117,23 @@ __all__ = [
     "default_registry",
     "flush",
     "generate_idempotency_key",
+    "generate_pfid",
     "get_tracer",
     "in_context",
     "instrument_tools",
+    "is_pfid",
     "shutdown",
     "stats",
     "tool",
     "traced",
     "validate_idempotency_key",
 ]
+
+# Public names say where users import them from (``prefactor.traced``, not the private
+# module that defines it): in reprs, tracebacks and pickles alike.
+for _name in __all__:
+    if not _name.startswith("__"):
+        _obj = globals()[_name]
+        if getattr(_obj, "__module__", "").startswith("prefactor."):
+            _obj.__module__ = "prefactor"
+del _name, _obj

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from prefactor.errors import QueueClosedError
-from prefactor.tracing.context import current_span
+from prefactor._errors import QueueClosedError
+from prefactor._tracing.context import current_span
 
 __all__ = [
     "AgentInstance",

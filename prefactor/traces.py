@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from prefactor.api.client import PrefactorApiClient
-from prefactor.config import HttpClientConfig, PrefactorCoreConfig
-from prefactor.render import render_instance, render_instance_line
+from prefactor._api.client import PrefactorApiClient
+from prefactor._config import HttpClientConfig, PrefactorCoreConfig
+from prefactor._render import render_instance, render_instance_line
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = [

@@ -6,7 +6,7 @@ from pathlib import Path
 import pfid as pfid_oracle
 import pytest
 
-from prefactor.ids import (
+from prefactor._ids import (
     SEQUENCE,
     generate_idempotency_key,
     generate_pfid,

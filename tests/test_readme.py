@@ -65,7 +65,7 @@ def test_readme_taste_runs_and_records_two_spans(tmp_path: Path) -> None:
     # register, start, the agent span (sent active when its child starts), the tool
     # span (one create, already complete), the agent span's finish, the instance's finish
     assert lines[1] == "6 records sent"
-    show = _python("-m", "prefactor.cli", "show", cwd=tmp_path)
+    show = _python("-m", "prefactor._cli", "show", cwd=tmp_path)
     assert show.returncode == 0, show.stderr
     assert "support-bot  [complete]  2 spans" in show.stdout
     assert "└─ tool:search [complete]" in show.stdout

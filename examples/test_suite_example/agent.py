@@ -7,7 +7,7 @@ their type hints.
 
 from __future__ import annotations
 
-from prefactor.tracing.agents import agent, tool
+from prefactor import agent, tool
 
 _FORECASTS: dict[str, tuple[float, str]] = {
     "lisbon": (24.0, "sunny"),

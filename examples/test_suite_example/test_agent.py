@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from agent import choose_clothing, get_forecast, packing_assistant
 
-from prefactor.errors import SchemaValidationError
+from prefactor import SchemaValidationError
 from prefactor.testing import Recorder
 
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prefactor.api.models import AgentSchemaVersionForRegister
-from prefactor.ids import generate_pfid
+from prefactor._api.models import AgentSchemaVersionForRegister
+from prefactor._ids import generate_pfid
 from prefactor.server.store_common import (
     DDL,
     ApiProblem,

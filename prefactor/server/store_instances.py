@@ -9,15 +9,15 @@ from typing import Any
 
 import orjson
 
-from prefactor.api.models import (
+from prefactor._api.models import (
     FinishInstanceRequest,
     RecordQualityRequest,
     RegisterInstanceRequest,
     StartInstanceRequest,
     TerminateInstanceRequest,
 )
-from prefactor.config import DEFAULT_AGENT_ID
-from prefactor.ids import generate_pfid, is_pfid, partition_for
+from prefactor._config import DEFAULT_AGENT_ID
+from prefactor._ids import generate_pfid, is_pfid, partition_for
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import (
     ApiProblem,

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefactor.api.models import AgentSchemaVersionForRegister
-from prefactor.schemas.validation import CompiledSchema, SchemaDefinitionError, compile_schema
+from prefactor._api.models import AgentSchemaVersionForRegister
+from prefactor._schemas.validation import CompiledSchema, SchemaDefinitionError, compile_schema
 
 __all__ = [
     "OPEN_SCHEMA_SET",

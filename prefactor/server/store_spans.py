@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from prefactor.api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
-from prefactor.ids import generate_pfid, is_pfid
+from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
+from prefactor._ids import generate_pfid, is_pfid
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,

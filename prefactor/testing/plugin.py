@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from prefactor.errors import SchemaValidationError
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor._errors import SchemaValidationError
+from prefactor._schemas.registry import SchemaRegistry
 from prefactor.testing.recorder import Recorder
 
 if TYPE_CHECKING:

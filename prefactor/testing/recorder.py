@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefactor import runtime
-from prefactor.config import PrefactorCoreConfig, QueueConfig
-from prefactor.export.sinks import MemorySink
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor import _runtime as runtime
+from prefactor._config import PrefactorCoreConfig, QueueConfig
+from prefactor._export.sinks import MemorySink
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.tracer import Tracer
 from prefactor.testing.spans import InstanceRecord, SpanRecord, Trace
-from prefactor.tracing.tracer import Tracer
 
 __all__ = ["Recorder"]
 
@@ -44,7 +44,7 @@ class Recorder:
         back.
 
         Args:
-            strict: raise :class:`prefactor.errors.SchemaValidationError` on violations.
+            strict: raise :class:`prefactor._errors.SchemaValidationError` on violations.
             agent_id: the agent of instances made without one.
             registry: the schema registry (default: the process-wide one).
             on_full: what a full export queue does (``"block"`` loses nothing).

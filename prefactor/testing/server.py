@@ -22,12 +22,12 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from prefactor import runtime
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor import _runtime as runtime
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.tracer import Tracer
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 from prefactor.testing.spans import Trace
-from prefactor.tracing.tracer import Tracer
 
 __all__ = ["LocalServer", "ServerClient"]
 
@@ -221,7 +221,7 @@ class LocalServer:
         """Point the process-wide tracer at this server over HTTP; :meth:`stop` shuts it down.
 
         The export queue blocks rather than drops when full, so a test loses
-        nothing; call :func:`prefactor.runtime.flush` before reading back.
+        nothing; call :func:`prefactor._runtime.flush` before reading back.
 
         Raises:
             RuntimeError: the server is not running.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from prefactor.config import HttpClientConfig
+from prefactor._config import HttpClientConfig
 
 TOKEN = "client-test-token-42"
 

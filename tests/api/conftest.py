@@ -8,7 +8,7 @@ import httpx
 import pytest
 from api_helpers import TOKEN, make_config
 
-from prefactor.api.client import PrefactorApiClient
+from prefactor._api.client import PrefactorApiClient
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 

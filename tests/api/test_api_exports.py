@@ -1,11 +1,11 @@
-"""``prefactor.api`` exports what ``__all__`` says, sorted."""
+"""``prefactor._api`` exports what ``__all__`` says, sorted."""
 
 from __future__ import annotations
 
-import prefactor.api
+import prefactor._api
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
-    names = prefactor.api.__all__
+    names = prefactor._api.__all__
     assert names == sorted(names)
-    assert all(hasattr(prefactor.api, name) for name in names)
+    assert all(hasattr(prefactor._api, name) for name in names)

@@ -8,16 +8,16 @@ import httpx
 import pytest
 from api_helpers import make_config
 
-from prefactor.api.client import PrefactorApiClient
-from prefactor.api.models import AgentInstance
-from prefactor.errors import (
+from prefactor._api.client import PrefactorApiClient
+from prefactor._api.models import AgentInstance
+from prefactor._errors import (
     PrefactorApiError,
     PrefactorAuthError,
     PrefactorClientError,
     PrefactorNotFoundError,
     PrefactorValidationError,
 )
-from prefactor.ids import generate_pfid
+from prefactor._ids import generate_pfid
 
 SCHEMAS = {
     "external_identifier": "client-v1",

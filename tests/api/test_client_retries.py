@@ -14,8 +14,8 @@ import httpx
 import pytest
 from api_helpers import make_config
 
-from prefactor.api.client import PrefactorApiClient, parse_retry_after
-from prefactor.errors import (
+from prefactor._api.client import PrefactorApiClient, parse_retry_after
+from prefactor._errors import (
     PrefactorApiError,
     PrefactorResponseContractError,
     PrefactorRetryExhaustedError,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from prefactor.api.models import (
+from prefactor._api.models import (
     AgentInstance,
     BulkRequest,
     FinishInstanceRequest,

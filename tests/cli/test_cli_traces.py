@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from prefactor import runtime
-from prefactor.cli import main
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor import _runtime as runtime
+from prefactor._cli import main
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.agents import agent, tool
+from prefactor._tracing.decorator import traced
 from prefactor.testing.server import LocalServer
-from prefactor.tracing.agents import agent, tool
-from prefactor.tracing.decorator import traced
 
 
 @tool

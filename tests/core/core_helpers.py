@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor._schemas.registry import SchemaRegistry
 
 VERSION = {"name": "My Agent", "external_identifier": "v1.0.0"}
 

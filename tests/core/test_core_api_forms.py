@@ -28,7 +28,7 @@ from prefactor import (
     SchemaRegistry,
     SpanNotFoundError,
 )
-from prefactor.export.sinks import HttpSink
+from prefactor._export.sinks import HttpSink
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 

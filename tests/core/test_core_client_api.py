@@ -8,21 +8,21 @@ from collections.abc import AsyncIterator
 import pytest
 from core_helpers import VERSION, llm_registry
 
-from prefactor.client import PrefactorCoreClient
-from prefactor.config import PrefactorCoreConfig
-from prefactor.errors import (
+from prefactor._client import PrefactorCoreClient
+from prefactor._config import PrefactorCoreConfig
+from prefactor._errors import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
     PrefactorTerminatedError,
     SchemaValidationError,
     SpanNotFoundError,
 )
-from prefactor.export._internal import set_raise_internal_errors
-from prefactor.export.sinks import MemorySink
-from prefactor.ids import is_pfid
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor._export._internal import set_raise_internal_errors
+from prefactor._export.sinks import MemorySink
+from prefactor._ids import is_pfid
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.decorator import traced
 from prefactor.testing.spans import Trace
-from prefactor.tracing.decorator import traced
 
 
 def _registry() -> SchemaRegistry:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from prefactor import runtime
-from prefactor.config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
-from prefactor.export.sinks import HttpSink, LocalSink, MemorySink
+from prefactor import _runtime as runtime
+from prefactor._config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
+from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
+from prefactor._tracing.decorator import traced
 from prefactor.server.store import Store
-from prefactor.tracing.decorator import traced
 
 
 @pytest.fixture(autouse=True)

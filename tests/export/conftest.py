@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from prefactor.export._internal import set_raise_internal_errors
+from prefactor._export._internal import set_raise_internal_errors
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prefactor.export.records import (
+from prefactor._export.sinks.base import ExportResult, Rejection, Termination
+from prefactor._ids import generate_pfid
+from prefactor._records import (
     CreateSpan,
     FinishInstance,
     FinishSpan,
@@ -16,8 +18,6 @@ from prefactor.export.records import (
     RegisterInstance,
     StartInstance,
 )
-from prefactor.export.sinks.base import ExportResult, Rejection, Termination
-from prefactor.ids import generate_pfid
 
 
 def span_pair(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from prefactor.config import HttpClientConfig
+from prefactor._config import HttpClientConfig
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
@@ -126,7 +126,7 @@ def serve_process(db: Path, token: str = TOKEN) -> Iterator[str]:
     command = [
         sys.executable,
         "-c",
-        "from prefactor.cli import main; raise SystemExit(main())",
+        "from prefactor._cli import main; raise SystemExit(main())",
         "serve",
         "--port",
         "0",

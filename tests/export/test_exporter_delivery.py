@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 from export_helpers import ScriptedSink, spans
 
-from prefactor.config import QueueConfig
-from prefactor.export.exporter import WAKE_BACKLOG, Exporter
-from prefactor.export.records import Record
-from prefactor.export.sinks import MemorySink
-from prefactor.ids import generate_pfid
+from prefactor._config import QueueConfig
+from prefactor._export.exporter import WAKE_BACKLOG, Exporter
+from prefactor._export.sinks import MemorySink
+from prefactor._ids import generate_pfid
+from prefactor._records import Record
 
 
 def test_records_of_one_instance_arrive_in_submission_order() -> None:

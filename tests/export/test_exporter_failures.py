@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import pytest
 from export_helpers import ScriptedSink, reject_finishes, spans, terminate_each
 
-from prefactor.config import QueueConfig
-from prefactor.export._internal import set_raise_internal_errors
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import Record
-from prefactor.export.sinks import TransientExportError
-from prefactor.ids import generate_pfid
+from prefactor._config import QueueConfig
+from prefactor._export._internal import set_raise_internal_errors
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import TransientExportError
+from prefactor._ids import generate_pfid
+from prefactor._records import Record
 
 FAST_RETRY = {"retry_delay_base": 0.001, "retry_delay_max": 0.01}
 

@@ -9,16 +9,16 @@ from collections.abc import Callable, Sequence
 
 from export_helpers import span_pair
 
-from prefactor import runtime
-from prefactor.config import PrefactorCoreConfig, QueueConfig
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import Record
-from prefactor.export.sinks.base import OK, ExportResult
-from prefactor.ids import generate_pfid
-from prefactor.tracing.context import CURRENT_SPAN
-from prefactor.tracing.decorator import traced
-from prefactor.tracing.span_context import SpanContext
-from prefactor.tracing.state import InstanceState, SpanState
+from prefactor import _runtime as runtime
+from prefactor._config import PrefactorCoreConfig, QueueConfig
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks.base import OK, ExportResult
+from prefactor._ids import generate_pfid
+from prefactor._records import Record
+from prefactor._tracing.context import CURRENT_SPAN
+from prefactor._tracing.decorator import traced
+from prefactor._tracing.span_context import SpanContext
+from prefactor._tracing.state import InstanceState, SpanState
 
 
 class DiscardSink:

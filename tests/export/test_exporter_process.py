@@ -12,11 +12,11 @@ from pathlib import Path
 from export_helpers import instance_opening, span_pair, stored_spans
 from http_helpers import api_config, serve_process
 
-from prefactor.config import QueueConfig
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import CreateSpan, Record
-from prefactor.export.sinks import HttpSink, LocalSink
-from prefactor.ids import generate_pfid
+from prefactor._config import QueueConfig
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import HttpSink, LocalSink
+from prefactor._ids import generate_pfid
+from prefactor._records import CreateSpan, Record
 from prefactor.server.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,9 +83,9 @@ def test_the_exit_hook_flushes_what_is_queued(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from export_helpers import instance_opening, span_pair
-        from prefactor.config import QueueConfig
-        from prefactor.export.exporter import Exporter
-        from prefactor.export.sinks import HttpSink, LocalSink
+        from prefactor._config import QueueConfig
+        from prefactor._export.exporter import Exporter
+        from prefactor._export.sinks import HttpSink, LocalSink
 
         exporter = Exporter(LocalSink("traces.db"), QueueConfig(flush_interval=60))
         for record in [*instance_opening({instance!r}), *span_pair({instance!r})]:
@@ -106,8 +106,8 @@ def test_the_exit_hook_warns_how_many_records_were_lost(tmp_path: Path) -> None:
         import asyncio, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from export_helpers import ScriptedSink, spans
-        from prefactor.config import QueueConfig
-        from prefactor.export.exporter import Exporter
+        from prefactor._config import QueueConfig
+        from prefactor._export.exporter import Exporter
 
         async def hang(batch):
             await asyncio.sleep(3600)

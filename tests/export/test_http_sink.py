@@ -15,12 +15,12 @@ import pytest
 from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
 from http_helpers import TOKEN, CountingTransport, Server, api_config, error, make_server
 
+from prefactor._config import QueueConfig
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import HttpSink
+from prefactor._ids import generate_pfid
+from prefactor._records import Record
 from prefactor._version import __version__
-from prefactor.config import QueueConfig
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import Record
-from prefactor.export.sinks import HttpSink
-from prefactor.ids import generate_pfid
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 

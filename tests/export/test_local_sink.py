@@ -8,11 +8,11 @@ from pathlib import Path
 
 from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
 
-from prefactor.config import QueueConfig
-from prefactor.export.exporter import Exporter
-from prefactor.export.records import CreateSpan, FinishSpan, Record
-from prefactor.export.sinks import LocalSink
-from prefactor.ids import generate_pfid
+from prefactor._config import QueueConfig
+from prefactor._export.exporter import Exporter
+from prefactor._export.sinks import LocalSink
+from prefactor._ids import generate_pfid
+from prefactor._records import CreateSpan, FinishSpan, Record
 from prefactor.server.store import Store
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from integration_helpers import TOKEN, Server
 
-from prefactor import runtime
-from prefactor.export._internal import set_raise_internal_errors
+from prefactor import _runtime as runtime
+from prefactor._export._internal import set_raise_internal_errors
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 

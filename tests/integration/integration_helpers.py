@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from prefactor.config import HttpClientConfig
-from prefactor.export.sinks import HttpSink
+from prefactor._config import HttpClientConfig
+from prefactor._export.sinks import HttpSink
 from prefactor.server.store import Store
 
 TOKEN = "integration-token-4d2"

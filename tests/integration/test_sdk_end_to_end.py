@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from integration_helpers import Server
 
-from prefactor import runtime
-from prefactor.api.client import PrefactorApiClient
-from prefactor.client import PrefactorCoreClient
-from prefactor.config import PrefactorCoreConfig
-from prefactor.errors import PrefactorTerminatedError, SchemaValidationError
-from prefactor.schemas.registry import SchemaRegistry
-from prefactor.tracing.agents import agent, tool
-from prefactor.tracing.decorator import traced
+from prefactor import _runtime as runtime
+from prefactor._api.client import PrefactorApiClient
+from prefactor._client import PrefactorCoreClient
+from prefactor._config import PrefactorCoreConfig
+from prefactor._errors import PrefactorTerminatedError, SchemaValidationError
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.agents import agent, tool
+from prefactor._tracing.decorator import traced
 
 
 @tool
@@ -155,6 +155,9 @@ async def test_external_schema_version_id_reuses_a_registered_version(server: Se
     )
     async with PrefactorCoreClient(config) as client:
         first = await client.create_agent_instance(agent_id="ref", agent_version={"name": "a"})
+        # Instances are delivered concurrently (order is kept per instance only): a
+        # reference by identifier needs the registration that made the version delivered.
+        assert await client.flush(10)
         second = await client.create_agent_instance(
             agent_id="ref", agent_version={"name": "a"}, external_schema_version_id=ident
         )

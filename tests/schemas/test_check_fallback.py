@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from prefactor import runtime
-from prefactor.config import PrefactorCoreConfig
-from prefactor.errors import SchemaValidationError
-from prefactor.export.sinks import MemorySink
-from prefactor.schemas.registry import SchemaRegistry
-from prefactor.tracing.state import InstanceState
-from prefactor.tracing.tracer import Tracer
+from prefactor import _runtime as runtime
+from prefactor._config import PrefactorCoreConfig
+from prefactor._errors import SchemaValidationError
+from prefactor._export.sinks import MemorySink
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.state import InstanceState
+from prefactor._tracing.tracer import Tracer
 
 
 def _registry() -> SchemaRegistry:

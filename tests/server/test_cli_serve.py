@@ -6,7 +6,7 @@ from importlib.machinery import ModuleSpec
 
 import pytest
 
-from prefactor import cli
+from prefactor import _cli as cli
 
 
 def test_serve_without_the_server_extra_explains_how_to_install_it(

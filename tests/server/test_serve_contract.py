@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from prefactor.ids import generate_pfid
+from prefactor._ids import generate_pfid
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "contract-token-abcdef"
@@ -72,7 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         [
             sys.executable,
             "-m",
-            "prefactor.cli",
+            "prefactor._cli",
             "serve",
             "--port",
             "0",

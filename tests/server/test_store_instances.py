@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from server_helpers import SCHEMA_VERSION, Register
 
-from prefactor.ids import generate_pfid, is_pfid
+from prefactor._ids import generate_pfid, is_pfid
 from prefactor.server.store import ApiProblem, Store
 
 

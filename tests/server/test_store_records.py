@@ -6,7 +6,8 @@ import time
 
 from server_helpers import GOOD_PAYLOAD, SCHEMA_VERSION
 
-from prefactor.export.records import (
+from prefactor._ids import generate_pfid
+from prefactor._records import (
     CreateSpan,
     FinishInstance,
     FinishSpan,
@@ -15,7 +16,6 @@ from prefactor.export.records import (
     StartInstance,
     Violation,
 )
-from prefactor.ids import generate_pfid
 from prefactor.server.store import Store
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prefactor.api.models import SpanDetailsForCreate
+from prefactor._api.models import SpanDetailsForCreate
 from prefactor.server.store import ApiProblem
 from prefactor.server.store_spans import SpanFields, check_span_details
 

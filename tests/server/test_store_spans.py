@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from server_helpers import GOOD_PAYLOAD, Register, span_body
 
-from prefactor.ids import generate_pfid
+from prefactor._ids import generate_pfid
 from prefactor.server.store import ApiProblem, Store
 
 BAD_ROLE = {"model": "m", "messages": [{"role": "bot", "content": "c"}]}

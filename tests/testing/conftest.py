@@ -13,7 +13,7 @@ import pytest
 for _module in (
     "prefactor.testing.recorder",
     "prefactor.testing.server",
-    "prefactor.tracing.agents",
+    "prefactor._tracing.agents",
 ):
     importlib.import_module(_module)
 

@@ -45,8 +45,8 @@ def test_route_tracer_sends_an_agent_run_to_the_server(
 ) -> None:
     subprocess_project.makepyfile(
         test_user="""
-        from prefactor import runtime
-        from prefactor.tracing.agents import agent, tool
+        from prefactor import _runtime as runtime
+        from prefactor._tracing.agents import agent, tool
 
         @tool
         def fetch_page_length(url: str) -> int:

@@ -7,7 +7,7 @@ import pytest
 from tests.testing.conftest import write_ini
 
 AGENT_MODULE = """
-from prefactor.tracing.agents import agent, tool
+from prefactor._tracing.agents import agent, tool
 
 
 @tool
@@ -183,8 +183,8 @@ def test_plugin_leaves_a_users_own_tracer_alone_without_its_fixtures(
     project.makeconftest(
         """
         import pytest
-        from prefactor import runtime
-        from prefactor.export.sinks import MemorySink
+        from prefactor import _runtime as runtime
+        from prefactor._export.sinks import MemorySink
 
         @pytest.fixture(scope="session")
         def own_sink():
@@ -197,7 +197,7 @@ def test_plugin_leaves_a_users_own_tracer_alone_without_its_fixtures(
     result = run_tests(
         project,
         """
-        from prefactor import runtime
+        from prefactor import _runtime as runtime
         from prefactor.testing import Trace
         from notes_agent import search_notes
 
@@ -217,8 +217,8 @@ def test_a_users_own_tracer_is_restored_after_a_test_using_prefactor_spans(
     project.makeconftest(
         """
         import pytest
-        from prefactor import runtime
-        from prefactor.export.sinks import MemorySink
+        from prefactor import _runtime as runtime
+        from prefactor._export.sinks import MemorySink
 
         @pytest.fixture(scope="session")
         def own_sink():
@@ -231,7 +231,7 @@ def test_a_users_own_tracer_is_restored_after_a_test_using_prefactor_spans(
     result = run_tests(
         project,
         """
-        from prefactor import runtime
+        from prefactor import _runtime as runtime
         from prefactor.testing import Trace
         from notes_agent import search_notes
 

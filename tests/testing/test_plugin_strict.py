@@ -7,7 +7,7 @@ import pytest
 from tests.testing.conftest import write_ini
 
 LOOKUP_MODULE = """
-from prefactor.tracing.agents import tool
+from prefactor._tracing.agents import tool
 
 
 @tool
@@ -48,7 +48,7 @@ def test_strict_by_default_a_params_violation_fails_naming_span_path_and_reason(
     result.stdout.fnmatch_lines(
         [
             ">       find_book(9780131103627)",
-            "E       prefactor.errors.SchemaValidationError: tool:find_book params at $.isbn: "
+            "E       prefactor.SchemaValidationError: tool:find_book params at $.isbn: "
             "9780131103627 is not of type 'string'",
             "test_user.py:4: SchemaValidationError",
             "*- prefactor schema violation -*",
@@ -91,7 +91,7 @@ def test_marker_turns_strict_mode_off_for_one_test(project: pytest.Pytester) -> 
     result = run_tests(project, body + BROKEN_CALL.replace("test_lookup", "test_lookup_strict"))
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["FAILED test_user.py::test_lookup_strict - prefactor.errors.SchemaValidation*"]
+        ["FAILED test_user.py::test_lookup_strict - prefactor.SchemaValidation*"]
     )
 
 
@@ -140,7 +140,7 @@ def test_marker_with_an_unknown_option_errors_naming_it(project: pytest.Pytester
 
 NESTED_CALL = """
 from book_tools import find_book
-from prefactor.tracing.agents import agent
+from prefactor._tracing.agents import agent
 
 @agent
 def book_librarian(code: int) -> dict:
@@ -160,7 +160,7 @@ def test_violation_traceback_shows_the_users_frames_without_the_sdks(
         [
             ">       book_librarian(7)",
             ">       return find_book(code)",
-            "E       prefactor.errors.SchemaValidationError: tool:find_book params at $.isbn: *",
+            "E       prefactor.SchemaValidationError: tool:find_book params at $.isbn: *",
         ]
     )
     result.stdout.no_fnmatch_line("*prefactor/tracing/*")
@@ -169,4 +169,4 @@ def test_violation_traceback_shows_the_users_frames_without_the_sdks(
 def test_fulltrace_keeps_the_sdk_frames_of_a_violation(project: pytest.Pytester) -> None:
     result = run_tests(project, NESTED_CALL, "--fulltrace")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*prefactor/tracing/decorator.py:*"])
+    result.stdout.fnmatch_lines(["*prefactor/_tracing/*.py:*"])

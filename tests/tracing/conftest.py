@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from prefactor import runtime
-from prefactor.export._internal import set_raise_internal_errors
+from prefactor import _runtime as runtime
+from prefactor._export._internal import set_raise_internal_errors
 from prefactor.testing.recorder import Recorder
 
 

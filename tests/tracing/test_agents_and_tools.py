@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from prefactor import runtime
-from prefactor.errors import SchemaValidationError
-from prefactor.schemas.registry import default_registry
+from prefactor import _runtime as runtime
+from prefactor._errors import SchemaValidationError
+from prefactor._schemas.registry import default_registry
+from prefactor._tracing.agents import agent, instrument_tools, tool
+from prefactor._tracing.decorator import TracedFunction, traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.agents import agent, instrument_tools, tool
-from prefactor.tracing.decorator import TracedFunction, traced
 
 
 @tool

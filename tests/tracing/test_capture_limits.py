@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prefactor.tracing.capture import Capturer, capture
+from prefactor._tracing.capture import Capturer, capture
 
 
 def nested(depth: int) -> Any:

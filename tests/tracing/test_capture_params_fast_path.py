@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from prefactor._tracing.capture import REDACTED, Capturer
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.capture import REDACTED, Capturer
-from prefactor.tracing.decorator import traced
 
 NAMES = ("model", "prompt", "temperature", "max_tokens")
 

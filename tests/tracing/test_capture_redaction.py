@@ -7,7 +7,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from prefactor.tracing.capture import (
+from prefactor._tracing.capture import (
     DEFAULT_REDACT_KEYS,
     REDACTED,
     Capturer,

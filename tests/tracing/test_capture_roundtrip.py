@@ -12,8 +12,8 @@ from typing import Any, Literal, TypedDict
 import pydantic
 import pytest
 
+from prefactor._tracing.capture import capture_mapping, capture_result
 from prefactor.schemas import compile_schema, params_schema_for, result_schema_for
-from prefactor.tracing.capture import capture_mapping, capture_result
 
 
 class Mode(enum.Enum):

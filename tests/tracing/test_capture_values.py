@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from prefactor.tracing.capture import (
+from prefactor._tracing.capture import (
     Capturer,
     capture,
     capture_mapping,

@@ -6,9 +6,9 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from prefactor._tracing.context import ContextThreadPoolExecutor, current_span, in_context
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.context import ContextThreadPoolExecutor, current_span, in_context
-from prefactor.tracing.decorator import traced
 
 
 @traced("function:leaf", auto_register=True)

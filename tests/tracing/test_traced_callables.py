@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.decorator import traced
 
 
 def plain(a: int, b: int = 2) -> int:

@@ -16,8 +16,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.decorator import traced
 
 
 class Colour(enum.Enum):

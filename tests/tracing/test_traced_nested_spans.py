@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-from prefactor.ids import is_pfid, pfid_timestamp_ms
+from prefactor._ids import is_pfid, pfid_timestamp_ms
+from prefactor._tracing.context import ContextThreadPoolExecutor, in_context
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.context import ContextThreadPoolExecutor, in_context
-from prefactor.tracing.decorator import traced
 
 
 @traced("function:leaf", auto_register=True)
@@ -220,13 +220,13 @@ def test_plain_functions_skip_wrapts_self_lookup_and_methods_keep_their_binding(
 
 def test_strict_nested_calls_use_the_validators_of_their_own_instances_registry() -> None:
     """Validators are cached per registry generation: never reused across registries."""
-    from prefactor import runtime
-    from prefactor.config import PrefactorCoreConfig
-    from prefactor.errors import SchemaValidationError
-    from prefactor.export.sinks import MemorySink
-    from prefactor.schemas.registry import SchemaRegistry
-    from prefactor.tracing.context import CURRENT_SPAN
-    from prefactor.tracing.state import SpanState
+    from prefactor import _runtime as runtime
+    from prefactor._config import PrefactorCoreConfig
+    from prefactor._errors import SchemaValidationError
+    from prefactor._export.sinks import MemorySink
+    from prefactor._schemas.registry import SchemaRegistry
+    from prefactor._tracing.context import CURRENT_SPAN
+    from prefactor._tracing.state import SpanState
 
     def registry_with(maximum: int | None) -> SchemaRegistry:
         registry = SchemaRegistry()

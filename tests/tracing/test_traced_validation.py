@@ -10,11 +10,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from prefactor import runtime
-from prefactor.errors import SchemaValidationError
-from prefactor.schemas.registry import SchemaRegistry
+from prefactor import _runtime as runtime
+from prefactor._errors import SchemaValidationError
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
-from prefactor.tracing.decorator import traced
 
 LLM_PARAMS = {
     "type": "object",

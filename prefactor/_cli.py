@@ -1,0 +1,175 @@
+"""The ``prefactor`` command line.
+
+Each subcommand is added to the parser by its own ``_add_<name>`` function and
+runs through the ``handler`` it sets, so new subcommands plug in without
+touching the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import secrets
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from prefactor import traces
+from prefactor._config import DEFAULT_DB_PATH, HttpClientConfig
+from prefactor._errors import PrefactorConfigError, PrefactorHttpError
+from prefactor._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+SERVER_EXTRA_HINT = "prefactor serve needs the server extra: pip install 'prefactor[server]'"
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if find_spec("fastapi") is None or find_spec("uvicorn") is None:
+        print(SERVER_EXTRA_HINT, file=sys.stderr)
+        return 2
+    # Imported by name only here: the web stack is an optional extra.
+    serving: Any = importlib.import_module("prefactor.server.serve")
+    token = args.token or os.environ.get("PREFACTOR_API_TOKEN") or ""
+    generated = not token
+    if generated:
+        token = secrets.token_urlsafe(24)
+    db = Path(args.db or os.environ.get("PREFACTOR_DB") or DEFAULT_DB_PATH)
+    result: int = serving.serve(
+        host=args.host, port=args.port, db=db, token=token, show_token=generated
+    )
+    return result
+
+
+def _add_serve(commands: Any) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the local Prefactor API over a SQLite file",
+        description="Run the Prefactor REST API locally, storing traces in a SQLite file.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8040, help="port (8040; 0 picks a free one)")
+    parser.add_argument(
+        "--db", default=None, help="database file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+    )
+    parser.add_argument(
+        "--token", default=None, help="bearer token (PREFACTOR_API_TOKEN, else generated)"
+    )
+    parser.set_defaults(handler=_cmd_serve)
+
+
+def _source(args: argparse.Namespace) -> HttpClientConfig | None:
+    """The server to read from (``--url``/``--token`` or the environment), else ``None``."""
+    url = args.url or os.environ.get("PREFACTOR_API_URL")
+    token = args.token or os.environ.get("PREFACTOR_API_TOKEN")
+    if url and token:
+        return HttpClientConfig(api_url=url, api_token=SecretStr(token))
+    if args.url:
+        raise PrefactorConfigError("--url needs a token: --token or PREFACTOR_API_TOKEN")
+    return None
+
+
+def _read_errors(run: Any) -> int:
+    try:
+        result: int = run()
+    except (FileNotFoundError, LookupError, PrefactorConfigError, PrefactorHttpError) as exc:
+        print(f"prefactor: {exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def _cmd_traces(args: argparse.Namespace) -> int:
+    def run() -> int:
+        config = _source(args)
+        if config is not None:
+            found = traces.list_recent_remote(config, limit=args.limit)
+        else:
+            found = traces.list_recent(args.db, agent_id=args.agent, limit=args.limit)
+        if not found:
+            print("no agent instances yet")
+        for line in traces.summary_lines(found):
+            print(line)
+        return 0
+
+    return _read_errors(run)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    def run() -> int:
+        config = _source(args)
+        if config is not None:
+            if args.instance_id is None:
+                raise LookupError("give the instance id to show from a server")
+            print(traces.show_instance_remote(config, args.instance_id))
+        else:
+            print(traces.show_instance(args.instance_id, args.db))
+        return 0
+
+    return _read_errors(run)
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", default=None, help="embedded store file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+    )
+    parser.add_argument("--url", default=None, help="read from this Prefactor API instead")
+    parser.add_argument("--token", default=None, help="its bearer token (PREFACTOR_API_TOKEN)")
+
+
+def _add_traces(commands: Any) -> None:
+    parser = commands.add_parser(
+        "traces",
+        help="list recent agent instances",
+        description="List recent agent instances, newest first, "
+        "from the embedded store or a server.",
+    )
+    _add_source_options(parser)
+    parser.add_argument("--agent", default=None, help="only this agent (embedded store)")
+    parser.add_argument("--limit", type=int, default=20, help="how many (20)")
+    parser.set_defaults(handler=_cmd_traces)
+
+
+def _add_show(commands: Any) -> None:
+    parser = commands.add_parser(
+        "show",
+        help="print an instance's span tree",
+        description="Print one agent instance's span tree with durations, statuses and "
+        "schema-violation flags.",
+    )
+    parser.add_argument("instance_id", nargs="?", help="the instance (default: the newest)")
+    _add_source_options(parser)
+    parser.set_defaults(handler=_cmd_show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="prefactor", description="Prefactor SDK tools.")
+    parser.add_argument("--version", action="version", version=f"prefactor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands)
+    _add_traces(commands)
+    _add_show(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``prefactor show | head``): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

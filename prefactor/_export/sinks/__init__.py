@@ -1,0 +1,23 @@
+"""Sinks: where the background exporter delivers batches of records."""
+
+from prefactor._export.sinks.base import (
+    ExportResult,
+    Rejection,
+    Sink,
+    Termination,
+    TransientExportError,
+)
+from prefactor._export.sinks.http import HttpSink
+from prefactor._export.sinks.local import LocalSink
+from prefactor._export.sinks.memory import MemorySink
+
+__all__ = [
+    "ExportResult",
+    "HttpSink",
+    "LocalSink",
+    "MemorySink",
+    "Rejection",
+    "Sink",
+    "Termination",
+    "TransientExportError",
+]

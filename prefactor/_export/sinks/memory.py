@@ -1,0 +1,74 @@
+"""A sink that keeps everything in memory: the backing of tests and the pytest plugin."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from prefactor._export.sinks.base import OK, ExportResult
+from prefactor._records import Record
+
+__all__ = ["MemorySink"]
+
+
+class MemorySink:
+    """Keeps every exported record and its wire item (the ``POST /api/v1/bulk`` item).
+
+    Lazy payloads are resolved on export, as a real sink would, so
+    ``items`` shows exactly what would have been sent. The accessors copy under
+    a lock and may be read from any thread while the exporter runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[Record] = []
+        self._items: list[dict[str, Any]] = []
+        self._batches = 0
+        self._closed = False
+
+    async def export(self, batch: Sequence[Record]) -> ExportResult:
+        """Resolve each record's wire item and keep both."""
+        items = [record.to_bulk_item() for record in batch]
+        with self._lock:
+            self._records.extend(batch)
+            self._items.extend(items)
+            self._batches += 1
+        return OK
+
+    async def aclose(self) -> None:
+        """Mark the sink closed; what it holds stays readable."""
+        self._closed = True
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record exported so far, in delivery order (a copy)."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The wire item of every record exported so far (a copy)."""
+        with self._lock:
+            return list(self._items)
+
+    @property
+    def batch_count(self) -> int:
+        """How many batches were exported."""
+        with self._lock:
+            return self._batches
+
+    @property
+    def closed(self) -> bool:
+        """Whether the exporter closed this sink."""
+        return self._closed
+
+    def clear(self) -> None:
+        """Forget everything exported so far."""
+        with self._lock:
+            self._records.clear()
+            self._items.clear()
+            self._batches = 0
+
+    def __repr__(self) -> str:
+        return f"MemorySink(records={len(self._records)})"

@@ -1,0 +1,1 @@
+"""The schema registry, validators and schema derivation (public: :mod:`prefactor.schemas`)."""

@@ -1,0 +1,278 @@
+"""The live state of an agent instance and of an open span.
+
+Both are owned by the code that opened them; the exporter only ever sees the
+frozen records made from them.
+
+A span does not send its create record when it starts. It keeps the
+record's fields and sends one create, already in its final state, when it
+finishes: a leaf span costs one record instead of two. A child that starts
+while its parent is still pending sends the parent's create first
+(:func:`emit_pending`), so the server never sees a child before its parent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from prefactor._ids import pfid_at
+from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Violation
+
+if TYPE_CHECKING:
+    from prefactor._schemas.registry import SchemaRegistry
+    from prefactor._tracing.tracer import Tracer
+
+__all__ = ["InstanceState", "SpanState", "claim", "emit_finish", "emit_pending"]
+
+
+class InstanceState:
+    """An agent instance as this process knows it.
+
+    ``terminated`` and ``termination_reason`` are set from the exporter's
+    thread when the platform answers with ``control.terminate``; they only ever
+    go from unset to set, so readers need no lock.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "agent_id",
+        "finished",
+        "id",
+        "partition",
+        "registry",
+        "started",
+        "terminated",
+        "termination_reason",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        instance_id: str,
+        agent_id: str,
+        partition: int,
+        registry: SchemaRegistry | None,
+    ) -> None:
+        self.tracer = tracer
+        self.id = instance_id
+        self.agent_id = agent_id
+        self.partition = partition
+        # None: the instance declared no schemas, so spans are not validated.
+        self.registry = registry
+        self.started = False
+        self.finished = False
+        self.terminated = False
+        self.termination_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<InstanceState {self.id} agent={self.agent_id!r}>"
+
+
+class SpanState:
+    """An open span: what children need to know about their parent; finished, its own record.
+
+    While its create is pending, the span also holds that create's fields
+    (``started``, ``params``, ``violations``, ``parent``) and a one-byte
+    ``pending`` claim. Whoever pops the byte first (the span finishing, or a
+    child starting, maybe in another thread: ``bytearray.pop`` is atomic) sends
+    the create. A ``bytearray`` is not tracked by the garbage collector, which
+    matters on a path that runs once per call.
+
+    A span that finishes with its create still pending (a leaf) takes its
+    final ``status``, ``result`` and ``finished`` time and is queued itself,
+    as one create in its final state: no record is copied out of it. Nothing
+    writes to it after that; children only read its id.
+
+    The id may be given, or left to be made from a sequence number
+    (:data:`prefactor._ids.SEQUENCE`) and a clock reading ``id_ns`` when first
+    read: the caller's path then takes a number and never encodes a string.
+    The encoding is a pure function of the two, so threads that race to read
+    the id agree. ``parent`` is the parent's id, or the parent's state itself
+    (its id is read only when needed, for the same reason).
+    """
+
+    __slots__ = (
+        "_id",
+        "finished",
+        "id_ns",
+        "instance",
+        "owner",
+        "params",
+        "parent",
+        "pending",
+        "result",
+        "seq",
+        "span_type",
+        "started",
+        "status",
+        "violations",
+    )
+
+    kind: ClassVar[str] = "agent_spans/create"
+    # Set when the span is queued as its own create (emit_finish), not before.
+    status: FinishStatus
+    result: Any
+    finished: int
+
+    def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
+        self,
+        span_id: str,
+        instance: InstanceState,
+        span_type: str,
+        owner: Any = None,
+        started: int = 0,
+        params: Any = None,
+        violations: tuple[Violation, ...] = (),
+        parent: SpanState | str | None = None,
+        pending: bytearray | None = None,
+    ) -> None:
+        # An id given up front; subclasses that name their spans late set _id to
+        # None and seq to a number of prefactor._ids.SEQUENCE instead.
+        self._id: str | None = span_id
+        self.seq = 0
+        self.id_ns = started
+        self.instance = instance
+        self.span_type = span_type
+        # The SpanContext driving this span, when it is an explicit one: a child may
+        # have to start it, since a child must never reach the server before its parent.
+        self.owner = owner
+        self.started = started
+        self.params = params
+        self.violations = violations
+        self.parent = parent
+        # The claim on the create not sent yet (see above); empty once sent.
+        self.pending = pending
+
+    @property
+    def id(self) -> str:
+        """The span's PFID (made from its sequence number on first read)."""
+        span_id = self._id
+        if span_id is None:
+            span_id = self._id = pfid_at(self.instance.partition, self.id_ns, self.seq)
+        return span_id
+
+    @property
+    def parent_id(self) -> str | None:
+        return SpanState.parent_of(self.parent)
+
+    @staticmethod
+    def parent_of(parent: SpanState | str | None) -> str | None:
+        """The id a parent reference stands for."""
+        return parent if parent is None or isinstance(parent, str) else parent.id
+
+    def hold(
+        self,
+        started: int,
+        params: Any,
+        violations: tuple[Violation, ...],
+        parent: SpanState | str | None,
+    ) -> None:
+        """Keep the create's fields and make it pending (an explicit span's start)."""
+        self.started = started
+        self.params = params
+        self.violations = violations
+        self.parent = parent
+        self.pending = bytearray(b"\x01")
+
+    def create_params(self) -> Any:
+        """The params payload of this span's create (a subclass may build it late)."""
+        return self.params
+
+    def payload_of(self, result: Any) -> Any:
+        """The result payload that ``result``, as given to :func:`emit_finish`, stands for.
+
+        Here the result itself; a subclass that keeps a raw result (to capture
+        and check it in the exporter's thread) wraps it in a ``Lazy``.
+        """
+        return result
+
+    # --- the record (once queued by emit_finish) -------------------------------------------
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.id}-create"
+
+    def to_bulk_item(self) -> dict[str, Any]:
+        return CreateSpan(
+            self.id,
+            self.instance.id,
+            self.span_type,
+            self.status,
+            self.started,
+            self.create_params(),
+            self.parent_id,
+            self.finished,
+            self.payload_of(self.result),
+            self.violations,
+        ).to_bulk_item()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.span_type}>"
+
+
+def claim(state: SpanState) -> bool:
+    """Take the pending create, if nobody has: ``True`` for exactly one caller."""
+    pending = state.pending
+    if not pending:
+        return False
+    try:
+        pending.pop()
+    except IndexError:  # taken by another thread between the check and the pop
+        return False
+    return True
+
+
+def emit_pending(state: SpanState) -> None:
+    """Send ``state``'s create as ``active`` now, if it is still pending."""
+    if not claim(state):
+        return
+    inst = state.instance
+    inst.tracer.submit(
+        CreateSpan(
+            state.id,
+            inst.id,
+            state.span_type,
+            "active",
+            state.started,
+            state.create_params(),
+            state.parent_id,
+            violations=state.violations,
+        )
+    )
+
+
+def emit_finish(
+    state: SpanState,
+    status: FinishStatus,
+    result: Any,
+    violations: tuple[Violation, ...] = (),
+    now: int | None = None,
+) -> None:
+    """Send the span's end: itself as its create in its final state, or a finish if sent."""
+    inst = state.instance
+    if now is None:
+        now = time.time_ns()
+    pending = state.pending
+    claimed = False
+    if pending:  # claim(), inlined: this runs once per span
+        try:
+            pending.pop()
+            claimed = True
+        except IndexError:
+            pass
+    if claimed:
+        state.status = status
+        state.result = result
+        if violations:
+            state.violations += violations
+        state.finished = now
+        inst.tracer.submit(state)
+    else:
+        inst.tracer.submit(
+            FinishSpan(state.id, inst.id, status, now, state.payload_of(result), violations)
+        )

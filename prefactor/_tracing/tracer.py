@@ -1,0 +1,301 @@
+"""The synchronous core that every public API drives.
+
+A :class:`Tracer` makes IDs, checks payloads against the instance's schemas,
+and turns user calls into frozen records for the exporter. Nothing here waits
+for I/O, so the async API of :class:`prefactor.PrefactorCoreClient` is a thin
+layer over it and ``@traced`` uses it directly from sync and async code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from prefactor._errors import SchemaValidationError
+from prefactor._ids import generate_pfid, is_pfid, partition_for
+from prefactor._records import (
+    FinishInstance,
+    FinishStatus,
+    Record,
+    RecordQuality,
+    RegisterInstance,
+    StartInstance,
+    Violation,
+)
+from prefactor._schemas.registry import SchemaRegistry
+from prefactor._schemas.validation import fast_accepts
+from prefactor._tracing.capture import Capturer
+from prefactor._tracing.state import InstanceState
+
+__all__ = ["Tracer", "registry_from_schema_version"]
+
+logger = logging.getLogger("prefactor.tracing")
+
+Side = Literal["params", "result"]
+UNREGISTERED = "span type is not registered in the schema registry"
+
+
+def registry_from_schema_version(version: Mapping[str, Any]) -> SchemaRegistry:
+    """A registry holding the span and quality schemas of an ``agent_schema_version`` body."""
+    registry = SchemaRegistry()
+    for name, schema in (version.get("span_schemas") or {}).items():
+        registry.register_unsafe(name, schema)
+    for name, schema in (version.get("span_result_schemas") or {}).items():
+        registry.register_result(name, schema)
+    for entry in version.get("span_type_schemas") or []:
+        registry.register_type(
+            name=entry["name"],
+            params_schema=entry["params_schema"],
+            result_schema=entry.get("result_schema"),
+            title=entry.get("title"),
+            description=entry.get("description"),
+            template=entry.get("template"),
+            data_risk=entry.get("data_risk"),
+        )
+    for entry in version.get("quality_schemas") or []:
+        registry.register_quality_schema(
+            name=entry["name"],
+            schema=entry["schema"],
+            title=entry.get("title"),
+            description=entry.get("description"),
+            template=entry.get("template"),
+            data_risk=entry.get("data_risk"),
+        )
+    return registry
+
+
+class Tracer:
+    """Turns instance and span events into records, validating on the way.
+
+    Args:
+        exporter: where records go (``submit(record)``, ``flush``, ``close``, ``stats``).
+        registry: the schemas new instances declare by default.
+        validate: check payloads against schemas at all (off: nothing is
+            checked or flagged, strict mode included).
+        strict: raise :class:`SchemaValidationError` on a violation instead of
+            sending the span flagged.
+        agent_id: the agent of instances made without one.
+        environment_id: sent on register when given.
+        capturer: turns user values into JSON-safe snapshots.
+    """
+
+    def __init__(
+        self,
+        exporter: Any,
+        registry: SchemaRegistry,
+        *,
+        strict: bool = False,
+        validate: bool = True,
+        agent_id: str,
+        environment_id: str | None = None,
+        capturer: Capturer | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.registry = registry
+        self.validate = validate
+        # Strict only means something when payloads are checked.
+        self.strict = strict and validate
+        self.agent_id = agent_id
+        self.environment_id = environment_id
+        self.capturer = capturer if capturer is not None else Capturer()
+        self.submit = exporter.submit
+        self._instances: weakref.WeakValueDictionary[str, InstanceState] = (
+            weakref.WeakValueDictionary()
+        )
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+        self._violations = 0
+        self._unregistered = 0
+        self._version_cache: tuple[str, dict[str, Any]] | None = None
+
+    # --- instances ------------------------------------------------------------------------
+
+    def schema_version(self) -> dict[str, Any]:
+        """The default registry as an ``agent_schema_version`` body, rebuilt only on change."""
+        ident = self.registry.version_identifier()
+        cached = self._version_cache
+        if cached is None or cached[0] != ident:
+            cached = (ident, self.registry.to_agent_schema_version(ident))
+            self._version_cache = cached
+        return cached[1]
+
+    def new_instance(
+        self,
+        *,
+        agent_version: Mapping[str, Any],
+        agent_schema_version: Mapping[str, Any] | None = None,
+        use_registry: bool = True,
+        agent_id: str | None = None,
+        instance_id: str | None = None,
+        environment_id: str | None = None,
+        purpose: str | None = None,
+        external_identifier: str | None = None,
+        update_current_version: bool = True,
+    ) -> InstanceState:
+        """Make a pending instance and queue its registration.
+
+        The schemas come from ``agent_schema_version`` when given, else from the
+        tracer's registry when ``use_registry``; with neither, the instance
+        declares no schemas and its spans are not validated.
+
+        Raises:
+            ValueError: ``instance_id`` is not a PFID.
+        """
+        if instance_id is not None and not is_pfid(instance_id):
+            raise ValueError(
+                f"instance_id must be a PFID (32 base-32 characters), got {instance_id!r}"
+            )
+        agent = agent_id or self.agent_id
+        partition = partition_for(agent)
+        registry: SchemaRegistry | None
+        if agent_schema_version is not None:
+            version: Mapping[str, Any] | None = agent_schema_version
+            registry = registry_from_schema_version(agent_schema_version)
+        elif use_registry:
+            version = self.schema_version()
+            registry = self.registry
+        else:
+            version, registry = None, None
+        inst = InstanceState(
+            self, instance_id or generate_pfid(partition), agent, partition, registry
+        )
+        self._instances[inst.id] = inst
+        self.submit(
+            RegisterInstance(
+                instance_id=inst.id,
+                agent_id=agent,
+                agent_version=dict(agent_version),
+                agent_schema_version=version,
+                environment_id=environment_id or self.environment_id,
+                purpose=purpose,
+                external_identifier=external_identifier,
+                update_current_version=update_current_version,
+            )
+        )
+        return inst
+
+    def instance(self, instance_id: str) -> InstanceState:
+        """The live instance with this id; an unknown id gets a detached, unvalidated state."""
+        inst = self._instances.get(instance_id)
+        if inst is None:
+            inst = InstanceState(
+                self, instance_id, self.agent_id, partition_for(self.agent_id), None
+            )
+            self._instances[instance_id] = inst
+        return inst
+
+    def start_instance(self, inst: InstanceState, timestamp_ns: int | None = None) -> None:
+        """Queue the instance's start (a second call is a no-op)."""
+        if inst.started:
+            return
+        inst.started = True
+        self.submit(StartInstance(inst.id, timestamp_ns or time.time_ns()))
+
+    def finish_instance(
+        self,
+        inst: InstanceState,
+        status: FinishStatus = "complete",
+        timestamp_ns: int | None = None,
+    ) -> None:
+        """Queue the instance's finish (a second call is a no-op)."""
+        if inst.finished:
+            return
+        inst.finished = True
+        self.submit(FinishInstance(inst.id, status, timestamp_ns or time.time_ns()))
+
+    def record_quality(
+        self, inst: InstanceState, name: str, payload: Mapping[str, Any] | None
+    ) -> None:
+        """Queue a quality payload for the instance (``None`` removes it)."""
+        captured = None if payload is None else self.capturer.capture_mapping(payload)
+        self.submit(RecordQuality(inst.id, name, captured, generate_pfid(inst.partition)))
+
+    def terminate(self, instance_id: str, reason: str | None) -> None:
+        """Mark an instance terminated (called from the exporter on ``control.terminate``)."""
+        inst = self._instances.get(instance_id)
+        if inst is not None and not inst.terminated:
+            inst.termination_reason = reason
+            inst.terminated = True
+            logger.warning(
+                "agent instance %s was terminated by the platform: %s", instance_id, reason
+            )
+
+    # --- validation -----------------------------------------------------------------------
+
+    def check(
+        self, inst: InstanceState, span_type: str, side: Side, payload: Any
+    ) -> tuple[Violation, ...]:
+        """Validate one side of a span against the instance's schemas.
+
+        Returns the violations to flag the span with (empty when valid).
+
+        Raises:
+            SchemaValidationError: in strict mode, on any violation.
+        """
+        registry = inst.registry
+        if registry is None or not self.validate:
+            return ()
+        validator = registry.validator_for(span_type, side)
+        if validator is None:
+            if side == "result" or registry.is_registered(span_type):
+                return ()
+            errors = [("$", UNREGISTERED)]
+        else:
+            fast = validator.fast_is_valid
+            if fast_accepts(fast, payload):  # the fast engine directly: runs once or twice per span
+                return ()
+            if fast is None and validator.is_valid(payload):
+                return ()
+            errors = validator.errors(payload)
+            if not errors:  # the fast engine could not read the value, and it is valid
+                return ()
+        if self.strict:
+            raise SchemaValidationError(span_type, side, errors[0][0], errors[0][1], errors)
+        self._flag(span_type, side, errors)
+        return tuple(Violation(side, path, reason) for path, reason in errors)
+
+    def _flag(self, span_type: str, side: str, errors: list[tuple[str, str]]) -> None:
+        with self._lock:
+            if errors[0][1] == UNREGISTERED:
+                self._unregistered += 1
+            else:
+                self._violations += 1
+            first = (span_type, side) not in self._warned
+            self._warned.add((span_type, side))
+        if first:
+            path, reason = errors[0]
+            logger.warning(
+                "span %s %s break their schema at %s: %s (sent flagged; warned once per span type)",
+                span_type,
+                side,
+                path,
+                reason,
+            )
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def emit(self, record: Record) -> None:
+        """Hand one record to the exporter."""
+        self.submit(record)
+
+    def stats(self) -> dict[str, Any]:
+        """The exporter's counters plus the validation counters."""
+        base = self.exporter.stats()
+        out: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        out["dropped"] = dict(base.dropped)
+        out["schema_violations"] = self._violations
+        out["unregistered_span_types"] = self._unregistered
+        return out
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record made so far is sent, rejected or dropped."""
+        return bool(self.exporter.flush(timeout))
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop the exporter."""
+        return bool(self.exporter.close(timeout))
