@@ -7,6 +7,13 @@ fails is handed to python-``jsonschema``, which produces the readable,
 path-qualified messages users see; it also checks each schema once, when it
 is compiled, so a malformed schema is refused at registration with a clear
 message instead of at the first span.
+
+A captured payload may carry the capturer's markers (a string cut at the size
+cap, a list's ``…[N more items]``, ``[REDACTED]``: see
+:mod:`prefactor._schemas.forms`). A violation located at a marker is not the
+user's: :meth:`CompiledSchema.errors` leaves it out, so the SDK (``Tracer.check``)
+and the server's store, which both ask it, never flag a payload for having
+been truncated.
 """
 
 from __future__ import annotations
@@ -19,7 +26,15 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
-__all__ = ["CompiledSchema", "SchemaDefinitionError", "compile_schema", "format_path"]
+from prefactor._schemas.forms import ELLIPSIS, is_marked
+
+__all__ = [
+    "CompiledSchema",
+    "SchemaDefinitionError",
+    "compile_schema",
+    "find_markers",
+    "format_path",
+]
 
 
 class SchemaDefinitionError(ValueError):
@@ -39,6 +54,55 @@ def format_path(parts: Iterable[Any]) -> str:
             else:
                 out.append(f"[{json.dumps(text)}]")
     return "".join(out)
+
+
+def find_markers(payload: Any) -> list[tuple[str, str]]:
+    """Every capture marker in ``payload`` as ``(json_path, text)``, in document order.
+
+    This is how to tell that a payload was cut, redacted or had values replaced:
+    an empty list means it holds everything as it was passed.
+    """
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), payload)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), value[i]) for i in range(len(value) - 1, -1, -1))
+        elif is_marked(value):
+            found.append((format_path(path), value))
+    return found
+
+
+def _cut(instance: Any) -> bool:
+    """Whether a container lost items to a cap (a ``"…"`` key, or a last marker item)."""
+    if isinstance(instance, dict):
+        return ELLIPSIS in instance
+    if isinstance(instance, list) and instance:
+        last = instance[-1]
+        return type(last) is str and last.startswith(ELLIPSIS + "[")
+    return False
+
+
+def _exempt(error: jsonschema.ValidationError) -> bool:
+    """Whether ``error`` is the capturer's doing rather than the payload's.
+
+    It is when it is located at a marker, when it judges the size or the keys of a
+    container the caps cut (anything but its type), or, for ``anyOf``/``oneOf``, when
+    some alternative fails only in such ways.
+    """
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        branches: dict[Any, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        return any(all(_exempt(sub) for sub in subs) for subs in branches.values())
+    instance = error.instance
+    if is_marked(instance):
+        return True
+    if instance == ELLIPSIS and "propertyNames" in error.schema_path:
+        return True
+    return error.validator != "type" and _cut(instance)
 
 
 def fast_accepts(fast: Any, payload: Any) -> bool:
@@ -80,7 +144,11 @@ class CompiledSchema:
         self.fast_is_valid: Any = self._fast.is_valid if self._fast is not None else None
 
     def is_valid(self, instance: Any) -> bool:
-        """Whether ``instance`` satisfies the schema."""
+        """Whether ``instance`` satisfies the schema as written: the quick check.
+
+        ``True`` means :meth:`errors` is empty. ``False`` means "ask :meth:`errors`": a
+        payload that breaks the schema only at capture markers has no errors.
+        """
         if self._fast is not None:
             try:
                 return self._fast.is_valid(instance) is True
@@ -89,14 +157,22 @@ class CompiledSchema:
         return bool(self._slow.is_valid(instance))
 
     def errors(self, instance: Any) -> list[tuple[str, str]]:
-        """Every violation as ``(json_path, reason)``, sorted by path; empty when valid."""
+        """Every violation as ``(json_path, reason)``, sorted by path; empty when valid.
+
+        A violation located at a capture marker (see :func:`find_markers`) is not
+        one: truncating a payload never makes it invalid.
+        """
         if self.is_valid(instance):
             return []
-        found = sorted(
-            (format_path(err.absolute_path), err.message)
-            for err in self._slow.iter_errors(instance)
+        return self._explain(instance)
+
+    def _explain(self, instance: Any) -> list[tuple[str, str]]:
+        raw = list(self._slow.iter_errors(instance))
+        if not raw:  # the engines disagree: still say that it failed
+            return [("$", "does not match the schema")]
+        return sorted(
+            (format_path(err.absolute_path), err.message) for err in raw if not _exempt(err)
         )
-        return found or [("$", "does not match the schema")]
 
 
 _cache: dict[str, CompiledSchema] = {}

@@ -92,7 +92,8 @@ class Text(str):
         ),
         pytest.param(dt.date(2024, 5, 1), "2024-05-01", id="date"),
         pytest.param(dt.time(8, 15), "08:15:00", id="time"),
-        pytest.param(dt.timedelta(minutes=2), 120.0, id="timedelta-seconds"),
+        pytest.param(dt.timedelta(minutes=2), "PT2M", id="timedelta-iso-duration"),
+        pytest.param(-dt.timedelta(seconds=1.5), "-PT1.5S", id="negative-timedelta"),
         pytest.param(uuid.UUID(int=255), "00000000-0000-0000-0000-0000000000ff", id="uuid"),
         pytest.param(Decimal("1.10"), "1.10", id="decimal"),
         pytest.param(PurePosixPath("/tmp/x"), "/tmp/x", id="path"),
@@ -103,7 +104,7 @@ class Text(str):
         pytest.param((1, "a"), [1, "a"], id="tuple"),
         pytest.param({3, 1, 2}, [1, 2, 3], id="set-sorted"),
         pytest.param(frozenset({"b", "a"}), ["a", "b"], id="frozenset-sorted"),
-        pytest.param(deque([1, 2]), "deque([1, 2])", id="deque-repr"),
+        pytest.param(deque([1, 2]), [1, 2], id="deque-as-list"),
         pytest.param(OrderedDict(a=1), {"a": 1}, id="ordered-dict"),
         pytest.param(
             {1: "a", None: "b", (1, 2): "c"},
