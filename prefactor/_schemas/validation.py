@@ -89,8 +89,9 @@ def _exempt(error: jsonschema.ValidationError) -> bool:
     """Whether ``error`` is the capturer's doing rather than the payload's.
 
     It is when it is located at a marker, when it judges the size or the keys of a
-    container the caps cut (anything but its type), or, for ``anyOf``/``oneOf``, when
-    some alternative fails only in such ways.
+    container the caps cut (anything but its type), when it compares a container that
+    holds a marker with a constant (``enum``, ``const``), or, for ``anyOf``/``oneOf``,
+    when some alternative fails only in such ways.
     """
     if error.validator in ("anyOf", "oneOf") and error.context:
         branches: dict[Any, list[jsonschema.ValidationError]] = {}
@@ -102,6 +103,8 @@ def _exempt(error: jsonschema.ValidationError) -> bool:
         return True
     if instance == ELLIPSIS and "propertyNames" in error.schema_path:
         return True
+    if error.validator in ("enum", "const") and isinstance(instance, dict | list):
+        return bool(find_markers(instance))
     return error.validator != "type" and _cut(instance)
 
 
