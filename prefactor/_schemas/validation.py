@@ -52,7 +52,7 @@ def format_path(parts: Iterable[Any]) -> str:
             if text.isidentifier():
                 out.append(f".{text}")
             else:
-                out.append(f"[{json.dumps(text)}]")
+                out.append(f"[{json.dumps(text, ensure_ascii=False)}]")
     return "".join(out)
 
 
