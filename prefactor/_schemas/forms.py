@@ -70,8 +70,10 @@ __all__ = [
     "float_form",
     "int_form",
     "is_marked",
+    "is_more_items",
     "json_form",
     "key_form",
+    "marked_head",
     "marker",
     "max_depth_marker",
     "more_items",
@@ -130,15 +132,49 @@ def unrepresentable(value: Any) -> str:
         return "<unrepresentable>"
 
 
-_MARKED = re.compile(
-    r"…\[[^\[\]]*\]\Z"  # a suffix marker
-    r"|\A<(?:cycle|max depth: [^<>]*|unrepresentable[^<>]*)>\Z" + "|" + re.escape(REDACTED)
-)
+# A value replaced whole: a cycle, the depth cap, a failed conversion, a secret.
+_WHOLE = re.compile(r"\A(?:<(?:cycle|max depth: [^<>]*|unrepresentable[^<>]*)>|\[REDACTED\])\Z")
+# A suffix marker at the end, or a secret anywhere (a URL's password).
+_MARKED = re.compile(r"…\[[^\[\]]*\]\Z|" + re.escape(REDACTED))
+
+
+_MORE = re.compile(r"…\[\d+ more items(?:: size budget exceeded)?\]\Z")
+_RUN = re.compile(r"(?:…\[[^\[\]]*\])+\Z")
+_RUN_REACH = 256  # a run of suffix markers is far shorter than this
+
+
+def is_more_items(value: Any) -> bool:
+    """Whether ``value`` is exactly the marker a capped list or mapping ends with."""
+    return type(value) is str and value.startswith(ELLIPSIS) and _MORE.match(value) is not None
+
+
+_ESCAPED = re.compile(r"…\[escaped (\d+) lone surrogates?\]")
+_ESCAPE_GROWTH = 5  # a lone surrogate becomes six characters ("\\udcff")
+
+
+def marked_head(text: str) -> int | None:
+    """How long the text before the markers that end ``text`` was (``None``: no markers).
+
+    A string captured before is its head (within the caps, its lone surrogates
+    escaped) followed by its markers; capturing it again must keep it as it is. The
+    length counts each escaped surrogate as the one character it was.
+    """
+    if _WHOLE.match(text):
+        return 0
+    if not text.endswith("]"):
+        return None
+    found = _RUN.search(text, max(0, len(text) - _RUN_REACH))
+    if found is None:
+        return None
+    escaped = _ESCAPED.search(found.group())
+    return found.start() - (_ESCAPE_GROWTH * int(escaped.group(1)) if escaped else 0)
 
 
 def is_marked(value: Any) -> bool:
     """Whether ``value`` is a string the capturer changed (it carries or is a marker)."""
-    return type(value) is str and _MARKED.search(value) is not None
+    return type(value) is str and (
+        _MARKED.search(value) is not None or _WHOLE.match(value) is not None
+    )
 
 
 # --- leaf forms --------------------------------------------------------------------------
@@ -185,7 +221,7 @@ def text_form(text: str) -> str:
     if encodable(text):
         return text
     escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    count = (len(escaped) - len(text)) // 5  # each surrogate became six characters
+    count = (len(escaped) - len(text)) // _ESCAPE_GROWTH
     return f"{escaped}{marker(f'escaped {count} lone surrogate' + ('s' if count > 1 else ''))}"
 
 

@@ -52,7 +52,9 @@ from prefactor._schemas.forms import (
     encodable,
     float_form,
     int_form,
+    is_more_items,
     key_form,
+    marked_head,
     max_depth_marker,
     more_items,
     ordered,
@@ -328,6 +330,9 @@ class Capturer:
     def _string(self, text: str, walk: _Walk) -> str:
         limit = min(self.max_string_length, max(walk.budget, 0))
         cut = len(text) > limit
+        if cut:  # unless it was cut before: capturing a capture changes nothing
+            start = marked_head(text)
+            cut = start is None or start > limit
         if cut and limit == 0:
             walk.budget = -1
             return BUDGET_MARKER
@@ -406,6 +411,9 @@ class Capturer:
         plain = self._plain
         memo = self._keys.memo if self.redact else None
         for count, (raw_key, item) in enumerate(value.items()):
+            if raw_key == ELLIPSIS and count + 1 == total and is_more_items(item):
+                out[ELLIPSIS] = item  # the marker of a capture captured again
+                break
             if count >= self.max_items:
                 out[ELLIPSIS] = more_items(total - count)
                 break
@@ -445,7 +453,12 @@ class Capturer:
         out: list[JSONValue] = []
         plain = self._plain
         count = 0
-        for item in islice(items, self.max_items):
+        for item in islice(items, self.max_items + 1):
+            if count + 1 == total and is_more_items(item):
+                out.append(item)  # the marker of a capture captured again
+                return out
+            if count == self.max_items:
+                break
             if walk.budget < 0:
                 out.append(more_items(total - count, budget=True))
                 return out

@@ -218,3 +218,19 @@ def test_the_schema_of_a_type_accepts_the_capture_of_every_value_of_it(
     if result_schema is not None:  # None for a function annotated "-> None"
         assert compile_schema(result_schema).errors(result) == []
     orjson.dumps([params, result])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=specs,
+    # Markers take room, so a capture captured again may meet the size budget a little
+    # earlier: the budget stays at its default here, the other caps are tiny.
+    capturer=st.sampled_from([Capturer(), Capturer(max_items=2, max_string_length=6, max_depth=3)]),
+    data=st.data(),
+)
+def test_capturing_a_capture_changes_nothing(
+    spec: Spec, capturer: Capturer, data: st.DataObject
+) -> None:
+    # The lenient path snapshots arguments, then captures the bound params again.
+    captured = capturer.capture_mapping({"x": data.draw(spec.values, label="value")})
+    assert capturer.capture_mapping(captured) == captured
