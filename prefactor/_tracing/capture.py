@@ -193,10 +193,18 @@ class Capturer:
         ``@`` (which might start a URL's credentials), an int within 64 bits, a finite
         float. ``False`` means "capture it". Shortcuts elsewhere (the decorator's) ask
         this rather than keep rules of their own.
+
+        The loops of this class inline the same tests (a call per value would cost more
+        than the tests); ``tests/tracing/test_capture_params_fast_path.py`` holds them
+        to this method.
         """
         t = type(value)
         if t is str:
-            return self._plain(value)
+            return (
+                len(value) <= self.max_string_length
+                and (value.isascii() or encodable(value))
+                and not (self.redact and "@" in value)
+            )
         if t is int:
             return INT_MIN <= value <= INT_MAX  # type: ignore[no-any-return]
         if t is float:
@@ -273,10 +281,25 @@ class Capturer:
             names
         ):
             return None
-        passes = self.passes_through
+        limit = self.max_string_length
+        redact = self.redact
         out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs twice as much
         for name, value in zip(names, values):  # noqa: B905 (lengths checked; strict= costs)
-            if not passes(value):
+            t = type(value)  # the tests of passes_through, inlined
+            if t is str:
+                if (
+                    len(value) > limit
+                    or not (value.isascii() or encodable(value))
+                    or (redact and "@" in value)
+                ):
+                    return None
+            elif t is int:
+                if not INT_MIN <= value <= INT_MAX:
+                    return None
+            elif t is float:
+                if value - value != 0.0:  # NaN or an infinity
+                    return None
+            elif t is not bool and value is not None:
                 return None
             out[name] = value
         return out
@@ -287,14 +310,6 @@ class Capturer:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _plain(self, text: str) -> bool:
-        """The string rule of :meth:`passes_through`."""
-        return (
-            len(text) <= self.max_string_length
-            and (text.isascii() or encodable(text))
-            and not (self.redact and "@" in text)
-        )
-
     def _flat_dict(self, mapping: dict[Any, Any]) -> dict[str, JSONValue] | None:
         """The fast path: plain str keys and values that pass through; ``None`` otherwise.
 
@@ -302,17 +317,33 @@ class Capturer:
         the way (their verdict memoised per key). The size budget is only
         counted when the mapping is long enough to exceed it at all.
         """
+        limit = self.max_string_length
         budget = self.max_total_size
-        counting = len(mapping) * (self.max_string_length + 64) > budget
+        counting = len(mapping) * (limit + 64) > budget
         redact = self.redact
         memo = self._keys.memo
-        passes = self.passes_through
         out: dict[str, JSONValue] = {}
         for key, value in mapping.items():
-            if not passes(value) or type(key) is not str or not key.isascii():
+            t = type(value)  # the tests of passes_through, inlined
+            if t is str:
+                if (
+                    len(value) > limit
+                    or not (value.isascii() or encodable(value))
+                    or (redact and "@" in value)
+                ):
+                    return None
+            elif t is int:
+                if not INT_MIN <= value <= INT_MAX:
+                    return None
+            elif t is float:
+                if value - value != 0.0:
+                    return None
+            elif t is not bool and value is not None:
+                return None
+            if type(key) is not str or not key.isascii():
                 return None
             if counting:
-                budget -= len(key) + (len(value) + 6 if type(value) is str else _SCALAR_COST)
+                budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
             secret: bool | None = False
             if redact and value is not None:
                 secret = memo.get(key)
@@ -408,14 +439,15 @@ class Capturer:
     def _mapping(self, value: Mapping[Any, Any], depth: int, walk: _Walk) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}
         total = len(value)
-        plain = self._plain
-        memo = self._keys.memo if self.redact else None
+        cap = self.max_items
+        limit = self.max_string_length
+        redact = self.redact
+        memo = self._keys.memo if redact else None
         for count, (raw_key, item) in enumerate(value.items()):
-            if raw_key == ELLIPSIS and count + 1 == total and is_more_items(item):
-                out[ELLIPSIS] = item  # the marker of a capture captured again
-                break
-            if count >= self.max_items:
-                out[ELLIPSIS] = more_items(total - count)
+            if count >= cap:
+                # A capture captured again keeps its own marker.
+                kept = raw_key == ELLIPSIS and count + 1 == total and is_more_items(item)
+                out[ELLIPSIS] = item if kept else more_items(total - count)
                 break
             if walk.budget < 0:
                 out[ELLIPSIS] = more_items(total - count, budget=True)
@@ -433,9 +465,19 @@ class Capturer:
                     walk.budget -= len(key) + 16
                     continue
             t = type(item)
-            # Inlined scalar cases: most values in agent payloads are short strings/numbers.
-            if t is str and len(item) < walk.budget and plain(item):
+            # Inlined scalar cases (the tests of passes_through): most values in agent
+            # payloads are short strings and numbers.
+            if (
+                t is str
+                and len(item) <= limit
+                and len(item) < walk.budget
+                and (item.isascii() or encodable(item))
+                and not (redact and "@" in item)
+            ):
                 walk.budget -= len(key) + len(item) + 6
+                out[key] = item
+            elif (t is int and INT_MIN <= item <= INT_MAX) or t is bool or item is None:
+                walk.budget -= len(key) + _SCALAR_COST
                 out[key] = item
             elif t is dict or t is list:
                 walk.budget -= len(key) + 4
@@ -451,31 +493,39 @@ class Capturer:
     def _sequence(self, items: Iterable[Any], total: int, depth: int, walk: _Walk) -> JSONValue:
         """Capture the first ``max_items`` of ``items`` (of ``total``), then the marker."""
         out: list[JSONValue] = []
-        plain = self._plain
-        count = 0
-        for item in islice(items, self.max_items + 1):
-            if count + 1 == total and is_more_items(item):
-                out.append(item)  # the marker of a capture captured again
-                return out
-            if count == self.max_items:
-                break
+        append = out.append
+        limit = self.max_string_length
+        redact = self.redact
+        for item in islice(items, self.max_items):
             if walk.budget < 0:
-                out.append(more_items(total - count, budget=True))
+                append(more_items(total - len(out), budget=True))
                 return out
             t = type(item)
-            if t is str and len(item) < walk.budget and plain(item):
+            # Inlined scalar cases, as in _mapping.
+            if (
+                t is str
+                and len(item) <= limit
+                and len(item) < walk.budget
+                and (item.isascii() or encodable(item))
+                and not (redact and "@" in item)
+            ):
                 walk.budget -= len(item) + 3
-                out.append(item)
+                append(item)
+            elif (t is int and INT_MIN <= item <= INT_MAX) or t is bool or item is None:
+                walk.budget -= _SCALAR_COST
+                append(item)
             elif t is dict or t is list:
-                out.append(self._enter(item, depth + 1, walk))
+                append(self._enter(item, depth + 1, walk))
             else:
                 try:
-                    out.append(self._walk(item, depth + 1, walk))
+                    append(self._walk(item, depth + 1, walk))
                 except Exception:
-                    out.append(unrepresentable(item))
-            count += 1
-        if count < total:
-            out.append(more_items(total - count))
+                    append(unrepresentable(item))
+        kept = len(out)
+        if kept < total:
+            # A capture captured again (a list one item over the cap) keeps its own marker.
+            last = items[kept] if kept + 1 == total and type(items) is list else None
+            append(last if is_more_items(last) else more_items(total - kept))
         return out
 
     def _repr(self, value: Any) -> str:
