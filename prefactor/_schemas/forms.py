@@ -439,7 +439,7 @@ FORMS: tuple[Form, ...] = (
     Form(
         "`float`",
         'itself; `nan`, `inf`, `-inf` as `"NaN"`, `"Infinity"`, `"-Infinity"`',
-        '`{"type": ["number", "string"], "pattern": "^(NaN|Infinity|-Infinity)$"}`',
+        "a number, or one of those three strings",
         "leaf",
         (float,),
         lambda v, p: float_form(float(v)),
@@ -521,7 +521,7 @@ FORMS: tuple[Form, ...] = (
     Form(
         "`dict.keys()`, `.values()`, `.items()`",
         "a list, in the dict's order",
-        "-",
+        "(not an annotation)",
         "view",
         (KeysView, ValuesView, ItemsView),
     ),
