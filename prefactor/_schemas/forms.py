@@ -180,22 +180,22 @@ def is_marked(value: Any) -> bool:
 # --- leaf forms --------------------------------------------------------------------------
 
 
-def safe_str(value: Any) -> str:
-    """``str(value)``, or the unrepresentable marker when that fails."""
+def _converted(convert: Callable[[Any], Any], value: Any) -> str:
     try:
-        text = str(value)
+        text = convert(value)
     except Exception:
         return unrepresentable(value)
     return text if type(text) is str else unrepresentable(value)
+
+
+def safe_str(value: Any) -> str:
+    """``str(value)``, or the unrepresentable marker when that fails."""
+    return _converted(str, value)
 
 
 def safe_repr(value: Any) -> str:
     """``repr(value)``, or the unrepresentable marker when that fails."""
-    try:
-        text = repr(value)
-    except Exception:
-        return unrepresentable(value)
-    return text if type(text) is str else unrepresentable(value)
+    return _converted(repr, value)
 
 
 def encodable(text: str) -> bool:

@@ -194,9 +194,9 @@ class Capturer:
         float. ``False`` means "capture it". Shortcuts elsewhere (the decorator's) ask
         this rather than keep rules of their own.
 
-        The loops of this class inline the same tests (a call per value would cost more
-        than the tests); ``tests/tracing/test_capture_params_fast_path.py`` holds them
-        to this method.
+        The fast path (``_flat``) and the walk's loops inline the same tests (a call per
+        value would cost more than the tests); ``tests/tracing/test_capture_params_fast_path.py``
+        holds them to this method.
         """
         t = type(value)
         if t is str:
@@ -220,7 +220,7 @@ class Capturer:
     def capture_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, JSONValue]:
         """Capture a mapping (e.g. bound arguments), redacting secret keys; never raises."""
         if type(mapping) is dict and len(mapping) <= self.max_items:
-            out = self._flat_dict(mapping)
+            out = self._flat(mapping.items(), len(mapping))
             if out is not None:
                 return out
         walk = _Walk(self.max_total_size)
@@ -266,7 +266,7 @@ class Capturer:
         The strict hot path: a function's parameter names and the scalar
         arguments of one call. It gives up (the caller then takes the general
         path) on any value that does not :meth:`pass through <passes_through>`,
-        on a secret-looking name, and when the values could exceed the size budget.
+        on a secret-looking name, and when the values exceed the size budget.
         """
         if self.redact:
             secret = self._names_cache.get(names)
@@ -277,15 +277,36 @@ class Capturer:
                 self._names_cache[names] = secret
             if secret:
                 return None
-        if len(values) * (self.max_string_length + 64) > self.max_total_size or len(values) != len(
-            names
-        ):
+        if len(values) != len(names):
             return None
+        return self._flat(zip(names, values), len(values), keyed=False)  # noqa: B905
+
+    def is_secret_key(self, key: str) -> bool:
+        """Whether values under ``key`` are redacted (``False`` when redaction is off)."""
+        return self.redact and self._keys.matches(key)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _flat(
+        self, pairs: Iterable[tuple[Any, Any]], count: int, *, keyed: bool = True
+    ) -> dict[str, Any] | None:
+        """The fast path: keys and values that are their own capture; ``None`` otherwise.
+
+        One pass over ``count`` pairs: every value is checked (the tests of
+        :meth:`passes_through`, inlined: a call per value would cost more than the
+        tests) and copied. With ``keyed``, each key is checked too and secret keys
+        redacted on the way (verdicts memoised per key); without, the keys are
+        parameter names already found plain. The size budget is only counted when
+        the pairs are many enough to exceed it at all.
+        """
         limit = self.max_string_length
+        budget = self.max_total_size
+        counting = count * (limit + 64) > budget
         redact = self.redact
+        memo = self._keys.memo
         out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs twice as much
-        for name, value in zip(names, values):  # noqa: B905 (lengths checked; strict= costs)
-            t = type(value)  # the tests of passes_through, inlined
+        for key, value in pairs:
+            t = type(value)
             if t is str:
                 if (
                     len(value) > limit
@@ -301,54 +322,16 @@ class Capturer:
                     return None
             elif t is not bool and value is not None:
                 return None
-            out[name] = value
-        return out
-
-    def is_secret_key(self, key: str) -> bool:
-        """Whether values under ``key`` are redacted (``False`` when redaction is off)."""
-        return self.redact and self._keys.matches(key)
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _flat_dict(self, mapping: dict[Any, Any]) -> dict[str, JSONValue] | None:
-        """The fast path: plain str keys and values that pass through; ``None`` otherwise.
-
-        One pass: every value is checked and copied, secret keys redacted on
-        the way (their verdict memoised per key). The size budget is only
-        counted when the mapping is long enough to exceed it at all.
-        """
-        limit = self.max_string_length
-        budget = self.max_total_size
-        counting = len(mapping) * (limit + 64) > budget
-        redact = self.redact
-        memo = self._keys.memo
-        out: dict[str, JSONValue] = {}
-        for key, value in mapping.items():
-            t = type(value)  # the tests of passes_through, inlined
-            if t is str:
-                if (
-                    len(value) > limit
-                    or not (value.isascii() or encodable(value))
-                    or (redact and "@" in value)
-                ):
-                    return None
-            elif t is int:
-                if not INT_MIN <= value <= INT_MAX:
-                    return None
-            elif t is float:
-                if value - value != 0.0:
-                    return None
-            elif t is not bool and value is not None:
-                return None
-            if type(key) is not str or not key.isascii():
-                return None
             if counting:
                 budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
             secret: bool | None = False
-            if redact and value is not None:
-                secret = memo.get(key)
-                if secret is None:
-                    secret = self._keys.matches(key)
+            if keyed:
+                if type(key) is not str or not key.isascii():
+                    return None
+                if redact and value is not None:
+                    secret = memo.get(key)
+                    if secret is None:
+                        secret = self._keys.matches(key)
             out[key] = REDACTED if secret else value
         return out if budget >= 0 else None
 

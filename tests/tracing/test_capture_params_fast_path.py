@@ -55,9 +55,10 @@ def test_a_secret_looking_name_sends_the_call_to_the_redacting_path() -> None:
     assert Capturer(redact=False).capture_params(("api_key",), ("sk-1",)) == {"api_key": "sk-1"}
 
 
-def test_a_budget_smaller_than_the_values_could_fill_is_left_to_the_general_path() -> None:
-    capturer = Capturer(max_string_length=100, max_total_size=150)
-    assert capturer.capture_params(("a", "b"), ("x", "y")) is None
+def test_values_over_the_size_budget_are_left_to_the_general_path() -> None:
+    capturer = Capturer(max_string_length=100, max_total_size=30)
+    assert capturer.capture_params(("a", "b"), ("x", "y")) == {"a": "x", "b": "y"}
+    assert capturer.capture_params(("a", "b"), ("x" * 20, "y" * 20)) is None
 
 
 def test_strict_nested_calls_record_scalar_params_and_redact_secrets(
