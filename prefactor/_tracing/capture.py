@@ -194,9 +194,9 @@ class Capturer:
         float. ``False`` means "capture it". Shortcuts elsewhere (the decorator's) ask
         this rather than keep rules of their own.
 
-        The fast path (``_flat``) and the walk's loops inline the same tests (a call per
-        value would cost more than the tests); ``tests/tracing/test_capture_params_fast_path.py``
-        holds them to this method.
+        The fast path (:meth:`capture_params`) and the walk's loops inline the same
+        tests (a call per value would cost more than the tests);
+        ``tests/tracing/test_capture_params_fast_path.py`` holds them to this method.
         """
         t = type(value)
         if t is str:
@@ -220,7 +220,7 @@ class Capturer:
     def capture_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, JSONValue]:
         """Capture a mapping (e.g. bound arguments), redacting secret keys; never raises."""
         if type(mapping) is dict and len(mapping) <= self.max_items:
-            out = self._flat(mapping.items(), len(mapping))
+            out = self.capture_params(tuple(mapping), tuple(mapping.values()))
             if out is not None:
                 return out
         walk = _Walk(self.max_total_size)
@@ -264,48 +264,31 @@ class Capturer:
         """``dict(zip(names, values))`` when that is already its own capture, else ``None``.
 
         The strict hot path: a function's parameter names and the scalar
-        arguments of one call. It gives up (the caller then takes the general
-        path) on any value that does not :meth:`pass through <passes_through>`,
-        on a secret-looking name, and when the values exceed the size budget.
+        arguments of one call (and the fast path of :meth:`capture_mapping`). It
+        gives up (the caller then takes the general path) on a value that does not
+        :meth:`pass through <passes_through>`, on a name that is secret-looking or
+        not plain text, and when the values exceed the size budget.
         """
-        if self.redact:
-            secret = self._names_cache.get(names)
-            if secret is None:
-                secret = any(self.is_secret_key(name) for name in names)
-                if len(self._names_cache) > 4096:
-                    self._names_cache.clear()
-                self._names_cache[names] = secret
-            if secret:
-                return None
         if len(values) != len(names):
             return None
-        return self._flat(zip(names, values), len(values), keyed=False)  # noqa: B905
-
-    def is_secret_key(self, key: str) -> bool:
-        """Whether values under ``key`` are redacted (``False`` when redaction is off)."""
-        return self.redact and self._keys.matches(key)
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _flat(
-        self, pairs: Iterable[tuple[Any, Any]], count: int, *, keyed: bool = True
-    ) -> dict[str, Any] | None:
-        """The fast path: keys and values that are their own capture; ``None`` otherwise.
-
-        One pass over ``count`` pairs: every value is checked (the tests of
-        :meth:`passes_through`, inlined: a call per value would cost more than the
-        tests) and copied. With ``keyed``, each key is checked too and secret keys
-        redacted on the way (verdicts memoised per key); without, the keys are
-        parameter names already found plain. The size budget is only counted when
-        the pairs are many enough to exceed it at all.
-        """
+        blocked = self._names_cache.get(names)
+        if blocked is None:
+            blocked = any(
+                type(name) is not str or not encodable(name) or self.is_secret_key(name)
+                for name in names
+            )
+            if len(self._names_cache) > 4096:  # key sets repeat; a bounded memo keeps this cheap
+                self._names_cache.clear()
+            self._names_cache[names] = blocked
+        if blocked:
+            return None
         limit = self.max_string_length
         budget = self.max_total_size
-        counting = count * (limit + 64) > budget
+        counting = len(values) * (limit + 64) > budget
         redact = self.redact
-        memo = self._keys.memo
-        out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs twice as much
-        for key, value in pairs:
+        out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs more
+        for name, value in zip(names, values):  # noqa: B905 (lengths checked; strict= costs)
+            # The tests of passes_through, inlined: a call per value would cost more.
             t = type(value)
             if t is str:
                 if (
@@ -323,17 +306,15 @@ class Capturer:
             elif t is not bool and value is not None:
                 return None
             if counting:
-                budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
-            secret: bool | None = False
-            if keyed:
-                if type(key) is not str or not key.isascii():
-                    return None
-                if redact and value is not None:
-                    secret = memo.get(key)
-                    if secret is None:
-                        secret = self._keys.matches(key)
-            out[key] = REDACTED if secret else value
+                budget -= len(name) + (len(value) + 6 if t is str else _SCALAR_COST)
+            out[name] = value
         return out if budget >= 0 else None
+
+    def is_secret_key(self, key: str) -> bool:
+        """Whether values under ``key`` are redacted (``False`` when redaction is off)."""
+        return self.redact and self._keys.matches(key)
+
+    # -- internals -------------------------------------------------------------------------
 
     def _guarded(self, value: Any, walk: _Walk) -> JSONValue:
         try:
