@@ -106,9 +106,9 @@ store.bulk(
         ]
     }
 )
-flagged = [
+flagged = next(
     s for s in store.list_spans(agent_instance_id=done)["summaries"] if s["schema_violations"]
-][0]["id"]
+)["id"]
 store.finish_span(
     flagged,
     {"status": "failed", "result_payload": {"text": "boom"}, "timestamp": "2026-02-09T10:00:05Z"},
