@@ -8,12 +8,12 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
+from prefactor.server._database import Connection
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,
@@ -38,7 +38,7 @@ _SPAN_COLUMNS = (
 )
 
 
-def _span_details(row: tuple[Any, ...] | sqlite3.Row) -> JSON:
+def _span_details(row: Sequence[Any]) -> JSON:
     return {
         "type": "agent_span",
         "id": row[0],
@@ -325,7 +325,7 @@ class _SpanBatch:
             response["control"] = memo["control"]
         return response
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: Connection) -> None:
         """Insert every queued row."""
         if self.span_rows:
             conn.executemany(
@@ -410,7 +410,8 @@ class SpanRules(StoreBase):
             conn = self._conn
             row = conn.execute(
                 f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
-                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id WHERE s.id = ?",
+                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
+                f" WHERE s.id = ?{self._sql.lock_span}",
                 (span_id,),
             ).fetchone()
             if row is None:
