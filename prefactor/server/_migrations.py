@@ -121,8 +121,8 @@ def _found_version(conn: Connection, dialect: Dialect) -> int:
     return 1 if row is None else int(row[0])
 
 
-def migrate(conn: Connection, dialect: Dialect, *, target: int = STORE_VERSION) -> int:
-    """Bring the database up to layout ``target``; the version it had.
+def migrate(conn: Connection, dialect: Dialect) -> int:
+    """Bring the database up to layout :data:`STORE_VERSION`; the version it had.
 
     Runs inside the caller's write transaction, so that a failed step leaves
     the database as it was, and two servers starting at once upgrade it once.
@@ -138,14 +138,14 @@ def migrate(conn: Connection, dialect: Dialect, *, target: int = STORE_VERSION) 
             f"the store has layout version {found}, newer than this prefactor knows"
             f" ({STORE_VERSION}): upgrade prefactor to open it"
         )
-    if found >= target:
+    if found == STORE_VERSION:
         return found
-    for migration in MIGRATIONS[found:target]:
+    for migration in MIGRATIONS[found:]:
         for statement in migration.statements(dialect):
             conn.execute(statement)
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('store_version', ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (str(target),),
+        (str(STORE_VERSION),),
     )
     return found

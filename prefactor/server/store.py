@@ -69,12 +69,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefactor.server._migrations import StoreVersionError
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
 from prefactor.server.store_spans import SpanRules
 
-__all__ = ["ApiProblem", "Store"]
+__all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
 _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
