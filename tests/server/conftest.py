@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pg_helpers import empty_tables, postgres_url
+from pg_helpers import drop_tables, empty_tables, postgres_url
 from server_helpers import SCHEMA_VERSION, Register
 
 from prefactor.server.store import Store
@@ -28,6 +28,7 @@ def pg_url() -> str:
 def pg_admin(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection of the tests' own, to reset the database between tests."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
+        drop_tables(conn)  # whatever an earlier session left, at whichever version
         yield conn
 
 

@@ -59,6 +59,11 @@ def in_schema(url: str, schema: str) -> str:
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
+def drop_tables(conn: psycopg.Connection[object]) -> None:
+    """Remove the store's tables, so that a test session starts from a new database."""
+    conn.execute(f"DROP TABLE IF EXISTS meta, {', '.join(DATA_TABLES)}")
+
+
 def empty_tables(conn: psycopg.Connection[object]) -> None:
     """Remove every row a test may have left, keeping the layout.
 
