@@ -8,6 +8,9 @@ hold version 1's tables and no version row, and are read as version 1.
 
 To change the layout, append a :class:`Migration` with the statements for each
 database; never edit one that has shipped. ``STORE_VERSION`` follows the list.
+A migration keeps every table and column the previous release uses, so that
+its servers keep working during a rolling upgrade (docs: "Running it for a
+team").
 """
 
 from __future__ import annotations
