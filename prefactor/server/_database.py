@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -98,6 +98,12 @@ class Database(Protocol):
 
         Raises:
             RuntimeError: the database is closed.
+        """
+
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (values for ``columns``, comma-separated) in the running transaction.
+
+        The bulk path's writes: each backend uses its fastest way in.
         """
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:

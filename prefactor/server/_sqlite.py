@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prefactor.server._database import Dialect
 
@@ -23,6 +24,12 @@ SQLITE = Dialect(
     migration_lock=None,
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
 )
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(table: str, columns: str) -> str:
+    marks = ", ".join("?" * (columns.count(",") + 1))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
 
 
 class SqliteDatabase:
@@ -70,6 +77,10 @@ class SqliteDatabase:
                 raise
             conn.execute("COMMIT")
             return result
+
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` with one ``executemany`` (one prepared statement, stepped per row)."""
+        self.connection.executemany(_insert_sql(table, columns), rows)
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Observe every statement run, transaction control included."""
