@@ -154,10 +154,10 @@ def bench_drivers(url: str, rows: int, rounds: int) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("DELETE FROM spans")
             started = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy(f"COPY spans ({SPAN_COLUMNS}) FROM STDIN") as copy:
-                    for row in data:
-                        copy.write_row(row)
+            copy_in = f"COPY spans ({SPAN_COLUMNS}) FROM STDIN"
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy_in) as copy:
+                for row in data:
+                    copy.write_row(row)
             return rows / (time.perf_counter() - started)
 
     async def asyncpg_round() -> float:

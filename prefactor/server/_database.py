@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,9 +38,8 @@ _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
-@dataclass(frozen=True, slots=True)
 class Dialect:
-    """The SQL fragments that differ between databases.
+    """The SQL fragments that differ between databases (one constant per backend).
 
     Statements are otherwise written once, with ``?`` placeholders; a backend
     whose driver wants another style translates them.
@@ -58,11 +56,22 @@ class Dialect:
             row when the table exists.
     """
 
-    name: str
-    lock_instance: str
-    lock_span: str
-    migration_lock: str | None
-    table_exists: str
+    __slots__ = ("lock_instance", "lock_span", "migration_lock", "name", "table_exists")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        lock_instance: str,
+        lock_span: str,
+        migration_lock: str | None,
+        table_exists: str,
+    ) -> None:
+        self.name = name
+        self.lock_instance = lock_instance
+        self.lock_span = lock_span
+        self.migration_lock = migration_lock
+        self.table_exists = table_exists
 
 
 class Connection(Protocol):

@@ -15,21 +15,23 @@ team").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefactor.server._database import Connection, Dialect
 
 __all__ = ["MIGRATIONS", "STORE_VERSION", "Migration", "StoreVersionError", "migrate"]
 
 
-@dataclass(frozen=True, slots=True)
 class Migration:
-    """One step of the layout: from ``version - 1`` to ``version``."""
+    """One step of the layout, from ``version - 1`` to ``version``: its statements per database."""
 
-    version: int
-    why: str
-    sqlite: tuple[str, ...]
-    postgresql: tuple[str, ...]
+    __slots__ = ("postgresql", "sqlite", "version", "why")
+
+    def __init__(
+        self, version: int, why: str, *, sqlite: tuple[str, ...], postgresql: tuple[str, ...]
+    ) -> None:
+        self.version = version
+        self.why = why
+        self.sqlite = sqlite
+        self.postgresql = postgresql
 
     def statements(self, dialect: Dialect) -> tuple[str, ...]:
         """This step's statements for ``dialect``."""
@@ -98,20 +100,26 @@ def _v1(rowid: str) -> tuple[str, ...]:
     )
 
 
-# Every answer about an instance counts its spans by status; with the status in the
-# index those counts read the index alone, not every span's payload.
-_V2_SPAN_COUNTS = (
-    "DROP INDEX IF EXISTS spans_by_instance",
-    "CREATE INDEX spans_by_instance ON spans (agent_instance_id, started_at, status)",
+# An idempotency row is small and only ever found by its key: in SQLite, a WITHOUT ROWID
+# table keeps it in the key's own B-tree, one tree to write per span instead of two.
+# PostgreSQL keeps every table as a heap beside its indexes: nothing to change there.
+_V2_SQLITE_IDEMPOTENCY = (
+    "CREATE TABLE idempotency_v2 ("
+    " scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " response TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID",
+    "INSERT INTO idempotency_v2 (scope, key, fingerprint, response)"
+    " SELECT scope, key, fingerprint, response FROM idempotency",
+    "DROP TABLE idempotency",
+    "ALTER TABLE idempotency_v2 RENAME TO idempotency",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout of release 0.1.0", sqlite=_v1(""), postgresql=_v1(_PG_ROWID)),
     Migration(
         2,
-        "span counts by status come from the index",
-        sqlite=_V2_SPAN_COUNTS,
-        postgresql=_V2_SPAN_COUNTS,
+        "idempotency keys in one B-tree (SQLite)",
+        sqlite=_V2_SQLITE_IDEMPOTENCY,
+        postgresql=(),
     ),
 )
 STORE_VERSION = MIGRATIONS[-1].version
