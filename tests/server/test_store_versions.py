@@ -120,11 +120,13 @@ def test_opening_a_release_0_1_0_file_records_the_current_version_and_layout(
     Store(release_file).close()
     with sqlite3.connect(release_file) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
-        columns = [r[2] for r in conn.execute("PRAGMA index_info(spans_by_instance)")]
-    assert (version, columns) == (
-        (str(STORE_VERSION),),
-        ["agent_instance_id", "started_at", "status"],
-    )
+        (idempotency,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'idempotency'"
+        ).fetchone()
+        keys = conn.execute("SELECT count(*) FROM idempotency").fetchone()
+    assert version == (str(STORE_VERSION),)
+    assert idempotency.endswith("WITHOUT ROWID")
+    assert keys == (9,)  # every key the release stored, carried into the new table
 
 
 @pytest.fixture
