@@ -23,6 +23,8 @@ from server_helpers import GOOD_PAYLOAD, SCHEMA_VERSION, ServeProcess
 
 from prefactor._ids import generate_pfid
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "cluster-token-0123456789"
 CLIENTS = 4  # copies of each request, sent at once
 
