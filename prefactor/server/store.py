@@ -1,9 +1,16 @@
-"""The API's rules on SQLite: state machines, idempotency and schema checks, in one place.
+"""The API's rules: state machines, idempotency and schema checks, in one place.
 
 Both the HTTP server (``prefactor serve``) and the SDK's embedded sink call
 this class directly; it imports nothing from the web stack. Every public
 method takes the JSON body an endpoint receives and returns the JSON body it
 answers with, or raises :class:`ApiProblem` carrying the error envelope.
+
+The rules run on SQLite (the embedded default) or on PostgreSQL, shared by
+several servers; they are written once, and a backend (``_sqlite``,
+``_postgres``) supplies only what differs: connections, transactions, row
+locks and the fastest way to insert many rows. Each public method is one
+transaction; on PostgreSQL a transaction that lost a race to another server
+(a unique key, a deadlock) is run again, and then answers as a retry would.
 
 Decisions where the wire contract is silent (its open questions):
 
@@ -63,6 +70,8 @@ Decisions where the wire contract is silent (its open questions):
   1000).
 * **Files** use WAL; readers never block a writer in another process, so the
   SDK's embedded sink and ``prefactor serve`` may share one file.
+* **Versions.** The layout is versioned (``_migrations``); opening an older
+  database upgrades it, a newer one raises :class:`StoreVersionError`.
 """
 
 from __future__ import annotations
