@@ -146,13 +146,27 @@ def is_database_url(target: str | os.PathLike[str]) -> bool:
 
 
 def describe_target(target: str | os.PathLike[str]) -> str:
-    """``target`` as it may be shown: a URL's password is masked."""
+    """``target`` as it may be shown: a URL's password is masked.
+
+    That is the password of its user part, and a ``password=`` parameter (libpq
+    takes both); a URL too malformed to split has its whole user part masked.
+    """
     text = os.fspath(target)
     if not is_database_url(text):
         return text
     parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    elif "@" in text and "@" not in parts.netloc:
+        # No '//' before the user part, so urlsplit did not see one: mask all of it.
+        scheme, _, rest = text.partition(":")
+        return f"{scheme}:***@{rest.rpartition('@')[2]}"
+    if "password=" in parts.query:
+        query = "&".join(
+            "password=***" if item.startswith("password=") else item
+            for item in parts.query.split("&")
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)

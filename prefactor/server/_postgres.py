@@ -252,7 +252,9 @@ class PostgresDatabase:
         self.connection.copy_rows(table, columns, rows)
 
     def _unavailable(self, reason: str) -> ApiProblem:
-        return ApiProblem(503, "database_unavailable", f"{reason} ({self._shown})")
+        # The details (host, driver message) go to the server's log, not to API clients.
+        _log.warning("database %s: %s", self._shown, reason)
+        return ApiProblem(503, "database_unavailable", "the database is unavailable; retry later")
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Observe every statement run, transaction control included."""

@@ -77,6 +77,12 @@ def test_a_file_whose_name_has_a_colon_opens_when_written_with_a_dot_slash(
     [
         pytest.param("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db", id="password"),
         pytest.param("postgresql://u@h/db", "postgresql://u@h/db", id="no-password"),
+        pytest.param(
+            "postgresql://h/db?sslmode=require&password=pw",
+            "postgresql://h/db?sslmode=require&password=***",
+            id="password-parameter",
+        ),
+        pytest.param("postgresql:/u:pw@h/db", "postgresql:***@h/db", id="one-slash"),
         pytest.param("traces.db", "traces.db", id="file"),
     ],
 )
