@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -102,7 +103,11 @@ def _query_int(request: Request, name: str, default: int) -> int:
 
 
 def create_app(
-    store: Store, *, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store: Store,
+    *,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    otlp: OtlpIngest | None = None,
 ) -> FastAPI:
     """Build the HTTP API over ``store``.
 
@@ -110,6 +115,8 @@ def create_app(
         store: the store that answers every request.
         token: the bearer token every request must carry.
         max_body_bytes: larger bodies are answered 413 without being read whole.
+        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``);
+            also reachable as ``app.state.otlp``, so the server can flush it when stopping.
     """
     if not token:
         raise ValueError("token must not be empty")
@@ -208,6 +215,29 @@ def create_app(
     @post("/api/v1/bulk")
     async def bulk(request: Request) -> Response:
         return await with_body(request, store.bulk)
+
+    # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
+    ingest = otlp if otlp is not None else OtlpIngest(store)
+    app.state.otlp = ingest
+
+    @post("/v1/traces")
+    async def otlp_traces(request: Request) -> Response:
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        status, content, media = await run_in_threadpool(
+            lambda: answer_export(
+                ingest,
+                raw,
+                content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""),
+                max_bytes=max_body_bytes,
+            )
+        )
+        return Response(content, status_code=status, media_type=media)
+
+    # --- errors ------------------------------------------------------------------------------
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from otlp_receiver import OtlpReceiver, serve
 
 from prefactor import _runtime as runtime
 from prefactor._export._internal import set_raise_internal_errors
+from prefactor.testing.server import LocalServer
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +30,10 @@ def receiver() -> Iterator[OtlpReceiver]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    """``prefactor serve`` on a loopback port over a fresh SQLite file."""
+    with LocalServer(tmp_path / "serve.db") as running:
+        yield running
