@@ -177,14 +177,17 @@ class OtlpIngest:
     # --- assembly ---------------------------------------------------------------------------
 
     def _expire(self, now: float, write: _Write) -> None:
+        """Store the waiting spans of traces past their wait; forget traces idle past it."""
         for trace in list(self._traces.values()):
             over = self._waiting > self._max_waiting
-            idle = now - trace.touched >= self._timeout
-            if not (over or idle):
+            if not over and now - trace.touched < self._timeout:
                 break  # ordered by last touch: the rest are younger
             if trace.waiting:
                 self._settle(trace, write, force=True)
-            if idle or len(self._traces) > self._max_traces:
+                # Kept for another wait: its root (or a parent) may still come.
+                trace.touched = now
+                self._traces.move_to_end(trace.trace_id)
+            else:
                 del self._traces[trace.trace_id]
         while len(self._traces) > self._max_traces:
             oldest = next(iter(self._traces.values()))

@@ -274,7 +274,9 @@ def test_otlp_json_with_gzip_is_ingested(server: LocalServer) -> None:
 
 
 def test_malformed_protobuf_gets_400_with_an_otlp_status(server: LocalServer) -> None:
-    response = _post(server, b"\xff\xff\xff not protobuf", **{"Content-Type": "application/x-protobuf"})
+    response = _post(
+        server, b"\xff\xff\xff not protobuf", **{"Content-Type": "application/x-protobuf"}
+    )
     assert response.status_code == 400
     status = RpcStatus.FromString(response.content)
     assert status.code == 3
