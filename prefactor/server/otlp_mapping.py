@@ -38,6 +38,7 @@ Kind = Literal["instance", "agent", "tool", "llm", "generic"]
 _LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 _AGENT_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow"})
 _STATUSES = frozenset({"complete", "failed", "cancelled"})
+_OWN_KINDS: dict[str, Kind] = {"agent": "agent", "tool": "tool", "llm": "llm"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +204,11 @@ def _ours(span: IngestSpan) -> Mapped:
         result = _error(span)
     violations = _json(attrs.get(sc.PF_SCHEMA_VIOLATIONS))
     agent = _agent(span) if span_type is None or sc.AGENT_NAME in attrs else None
+    kind: Kind = "instance"
+    if span_type is not None:
+        kind = _OWN_KINDS.get(str(span_type).partition(":")[0], "generic")
     return Mapped(
-        kind="instance" if span_type is None else "generic",
+        kind=kind,
         span_type=str(span_type or "instance"),
         status=str(status),
         params=_object(attrs.get(params_key), "value") if params_key in attrs else {},
