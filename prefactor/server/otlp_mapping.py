@@ -133,6 +133,13 @@ def _messages(attrs: Mapping[str, Any], genai_key: str, oi_prefix: str) -> Any:
     return None
 
 
+def _has_content(messages: Any) -> bool:
+    """Whether messages carry more than roles (OpenInference may record roles alone)."""
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and set(m) - {"role"} for m in messages
+    )
+
+
 def _error(span: IngestSpan) -> dict[str, Any]:
     kind = span.attributes.get(sc.ERROR_TYPE) or span.exception_type or "_OTHER"
     message = span.status_message or span.exception_message or ""
@@ -253,13 +260,16 @@ def map_span(span: IngestSpan) -> Mapped:
         outcome = failure or ({"value": _json(raw)} if raw is not None else None)
         return Mapped("tool", f"tool:{name}", status, params, outcome, tools=tools)
     if operation in _LLM_OPERATIONS or oi_kind == "LLM":
+        inputs = _messages(attrs, sc.INPUT_MESSAGES, sc.OI_LLM_INPUT_MESSAGES)
+        outputs = _messages(attrs, sc.OUTPUT_MESSAGES, sc.OI_LLM_OUTPUT_MESSAGES)
         params = _present(
             model=attrs.get(sc.REQUEST_MODEL) or attrs.get(sc.OI_LLM_MODEL_NAME),
             provider=attrs.get(sc.PROVIDER_NAME)
             or attrs.get(sc.SYSTEM)
             or attrs.get(sc.OI_LLM_PROVIDER)
             or attrs.get(sc.OI_LLM_SYSTEM),
-            messages=_messages(attrs, sc.INPUT_MESSAGES, sc.OI_LLM_INPUT_MESSAGES),
+            messages=inputs,
+            input=None if _has_content(inputs) else _json(attrs.get(sc.OI_INPUT_VALUE)),
             system_instructions=_json(attrs.get(sc.SYSTEM_INSTRUCTIONS)),
             tools=[tool.name for tool in tools] or None,
         )
@@ -270,7 +280,8 @@ def map_span(span: IngestSpan) -> Mapped:
         )
         result = failure or _present(
             model=attrs.get(sc.RESPONSE_MODEL),
-            messages=_messages(attrs, sc.OUTPUT_MESSAGES, sc.OI_LLM_OUTPUT_MESSAGES),
+            messages=outputs,
+            output=None if _has_content(outputs) else _json(attrs.get(sc.OI_OUTPUT_VALUE)),
             finish_reasons=attrs.get(sc.RESPONSE_FINISH_REASONS),
             usage=usage or None,
         )

@@ -180,4 +180,6 @@ async def test_openai_agents_traced_by_openinference_is_stored_with_its_tool_and
     assert first["payload"]["model"] == "stub-model"
     assert first["payload"]["messages"][0]["role"] == "user"
     assert first["result_payload"]["usage"] == {"input_tokens": 10, "output_tokens": 4}
+    last = max(llms, key=lambda s: s["started_at"])
+    assert "It is sunny in Paris." in json.dumps(last["result_payload"])
     assert named["agent:Assistant"]["parent_type"] == "otel:Agent workflow"
