@@ -99,10 +99,21 @@ class _Trace:
 
 @dataclass(slots=True)
 class _Write:
-    """The store items one request produced, and which span each create stands for."""
+    """The store items one request produced, kept apart by kind.
 
-    items: list[dict[str, Any]] = field(default_factory=list)
-    spans: int = 0
+    Written instances first, then every span, then the finishes: the store
+    then writes the request's spans in one run of creates (one statement),
+    and every instance exists before its spans, every parent before its
+    children (creates keep their order).
+    """
+
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    finishes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [*self.instances, *self.creates, *self.finishes]
 
 
 def _key(trace: _Trace, suffix: str) -> str:
@@ -197,6 +208,7 @@ class OtlpIngest:
 
     def _settle(self, trace: _Trace, write: _Write, *, force: bool) -> None:
         """Queue the writes of every waiting span whose parent is known (``force``: all of them)."""
+        mapped = {span_id: map_span(span) for span_id, span in trace.waiting.items()}
         if trace.instance_id is None:
             root = next((s for s in _by_start(trace.waiting.values()) if s.is_root), None)
             if root is None and force:
@@ -205,14 +217,14 @@ class OtlpIngest:
                 )
             if root is None:
                 return
-            self._register(trace, root, write, is_root=root.is_root)
+            self._register(trace, root, mapped, write, is_root=root.is_root)
         while True:
             ready = [s for s in trace.waiting.values() if self._ready(trace, s, force=force)]
             if not ready:
                 return
             for span in _by_start(ready):
-                mapped = map_span(span)
-                if mapped.kind == "instance":  # an instance's own span, after a stand-in root
+                meaning = mapped[span.span_id]
+                if meaning.kind == "instance":  # an instance's own span, after a stand-in root
                     trace.stored[span.span_id] = None
                     del trace.waiting[span.span_id]
                     self._waiting -= 1
@@ -220,9 +232,9 @@ class OtlpIngest:
                     parent: str | None = None
                     if not span.is_root:
                         parent = trace.stored.get(span.parent_id or b"", trace.root_span)
-                    self._span(trace, span, mapped, parent, write)
+                    self._span(trace, span, meaning, parent, write)
                 if span.is_root and not trace.finished:
-                    self._finish(trace, span, write, status=mapped.status)
+                    self._finish(trace, span, write, status=meaning.status)
 
     @staticmethod
     def _ready(trace: _Trace, span: IngestSpan, *, force: bool) -> bool:
@@ -231,9 +243,17 @@ class OtlpIngest:
             return True
         return force and span.parent_id not in trace.waiting
 
-    def _register(self, trace: _Trace, root: IngestSpan, write: _Write, *, is_root: bool) -> None:
-        mapped = map_span(root)
-        waiting = [map_span(s) for s in _by_start(trace.waiting.values())]
+    def _register(
+        self,
+        trace: _Trace,
+        root: IngestSpan,
+        meanings: dict[bytes, Mapped],
+        write: _Write,
+        *,
+        is_root: bool,
+    ) -> None:
+        mapped = meanings[root.span_id]
+        waiting = [meanings[s.span_id] for s in _by_start(trace.waiting.values())]
         agent = mapped.agent if mapped.kind in ("agent", "instance") else None
         if agent is None:
             agent = next((m.agent for m in waiting if m.kind == "agent" and m.agent), None)
@@ -256,8 +276,8 @@ class OtlpIngest:
         schema_version = _schema_version(waiting)
         if schema_version is not None:
             register["agent_schema_version"] = schema_version
-        write.items.append(register)
-        write.items.append(
+        write.instances.append(register)
+        write.instances.append(
             {
                 "_type": "agent_instances/start",
                 "idempotency_key": _key(trace, "-s"),
@@ -295,21 +315,20 @@ class OtlpIngest:
             details["result_payload"] = mapped.result
         if mapped.violations:
             details["schema_violations"] = mapped.violations
-        write.items.append(
+        write.creates.append(
             {
                 "_type": "agent_spans/create",
                 "idempotency_key": _key(trace, span.span_id.hex()),
                 "details": details,
             }
         )
-        write.spans += 1
         trace.stored[span.span_id] = span_id
         if trace.waiting.pop(span.span_id, None) is not None:
             self._waiting -= 1
 
     def _finish(self, trace: _Trace, root: IngestSpan, write: _Write, *, status: str) -> None:
         trace.finished = True
-        write.items.append(
+        write.finishes.append(
             {
                 "_type": "agent_instances/finish",
                 "idempotency_key": _key(trace, "-f"),
@@ -362,7 +381,7 @@ class OtlpIngest:
                     )
                 pending = rest
                 break
-        return IngestResult(write.spans - rejected, self._waiting, rejected, reason)
+        return IngestResult(len(write.creates) - rejected, self._waiting, rejected, reason)
 
 
 def _instance_of(item: dict[str, Any]) -> str:
