@@ -8,22 +8,18 @@ exporter package, which wants OpenTelemetry SDK span objects made first
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import (
-    AnyValue,
-    ArrayValue,
-    InstrumentationScope,
-    KeyValue,
-)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from prefactor._otel.semconv import SCHEMA_URL
 from prefactor._otel.spans import AttributeValue, OtelSpan
 from prefactor._version import __version__
 
-__all__ = ["any_value", "encode_request", "resource_attributes"]
+__all__ = ["encode_request", "resource_attributes"]
 
 _INTERNAL = Span.SpanKind.SPAN_KIND_INTERNAL
 _ERROR = Status.StatusCode.STATUS_CODE_ERROR
@@ -32,21 +28,29 @@ _ERROR = Status.StatusCode.STATUS_CODE_ERROR
 _FLAGS = 0x01 | 0x100
 
 
-def any_value(value: AttributeValue) -> AnyValue:
-    """One attribute value as an ``AnyValue`` (bool before int: a bool is an int)."""
+def _set(target: AnyValue, value: AttributeValue) -> None:
+    # bool before int: a bool is an int.
     if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value]))
+        target.string_value = value
+    elif isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    else:
+        add = target.array_value.values.add
+        for item in value:
+            add().string_value = item
 
 
-def _attributes(attrs: Mapping[str, AttributeValue]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=any_value(value)) for key, value in attrs.items()]
+def _fill(target: RepeatedCompositeFieldContainer[KeyValue], attrs: Mapping[str, Any]) -> None:
+    # Filled in place: constructing messages and then adding them copies each one again.
+    add = target.add
+    for key, value in attrs.items():
+        pair = add()
+        pair.key = key
+        _set(pair.value, value)
 
 
 def resource_attributes(service_name: str, extra: Mapping[str, str]) -> dict[str, AttributeValue]:
@@ -60,35 +64,30 @@ def resource_attributes(service_name: str, extra: Mapping[str, str]) -> dict[str
     }
 
 
-def _span(span: OtelSpan) -> Span:
-    out = Span(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        flags=_FLAGS,
-        name=span.name,
-        kind=_INTERNAL,
-        start_time_unix_nano=span.start_ns,
-        end_time_unix_nano=span.end_ns,
-        attributes=_attributes(span.attributes),
-    )
-    if span.parent_span_id is not None:
-        out.parent_span_id = span.parent_span_id
-    if span.error:
-        out.status.CopyFrom(Status(code=_ERROR, message=span.status_message))
-    return out
-
-
 def encode_request(spans: Iterable[OtelSpan], resource: Mapping[str, AttributeValue]) -> bytes:
     """The serialised ``ExportTraceServiceRequest`` carrying ``spans`` under one resource."""
-    scope = ScopeSpans(
-        scope=InstrumentationScope(name="prefactor", version=__version__),
-        schema_url=SCHEMA_URL,
-        spans=[_span(span) for span in spans],
-    )
-    request = ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(resource=Resource(attributes=_attributes(resource)), scope_spans=[scope])
-        ]
-    )
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    _fill(resource_spans.resource.attributes, resource)
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "prefactor"
+    scope_spans.scope.version = __version__
+    scope_spans.schema_url = SCHEMA_URL
+    add = scope_spans.spans.add
+    for span in spans:
+        out = add()
+        out.trace_id = span.trace_id
+        out.span_id = span.span_id
+        if span.parent_span_id is not None:
+            out.parent_span_id = span.parent_span_id
+        out.flags = _FLAGS
+        out.name = span.name
+        out.kind = _INTERNAL
+        out.start_time_unix_nano = span.start_ns
+        out.end_time_unix_nano = span.end_ns
+        _fill(out.attributes, span.attributes)
+        if span.error:
+            out.status.code = _ERROR
+            out.status.message = span.status_message
     data: bytes = request.SerializeToString()
     return data
