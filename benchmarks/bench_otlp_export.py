@@ -1,4 +1,4 @@
-"""The OTLP sink's choice of encoder: ``opentelemetry-proto`` directly, or the OTLP exporter package.
+"""The OTLP sink's encoder: ``opentelemetry-proto`` directly, or the OTLP exporter package.
 
 Both start from the same ended spans (what ``OtlpSink`` makes from our
 records) and deliver them to a loopback OTLP receiver in batches:

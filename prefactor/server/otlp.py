@@ -90,6 +90,7 @@ class _Trace:
     trace_id: bytes
     touched: float
     waiting: dict[bytes, IngestSpan] = field(default_factory=dict)
+    meanings: dict[bytes, Mapped] = field(default_factory=dict)  # of the waiting spans
     # OTLP span id -> our span id (None for an instance's own span: its children are top-level).
     stored: dict[bytes, str | None] = field(default_factory=dict)
     instance_id: str | None = None
@@ -166,6 +167,7 @@ class OtlpIngest:
                 if span.span_id in trace.stored or span.span_id in trace.waiting:
                     continue  # a replay of a span already here
                 trace.waiting[span.span_id] = span
+                trace.meanings[span.span_id] = map_span(span)
                 self._waiting += 1
                 trace.touched = now
                 self._traces.move_to_end(span.trace_id)
@@ -208,26 +210,28 @@ class OtlpIngest:
 
     def _settle(self, trace: _Trace, write: _Write, *, force: bool) -> None:
         """Queue the writes of every waiting span whose parent is known (``force``: all of them)."""
-        mapped = {span_id: map_span(span) for span_id, span in trace.waiting.items()}
         if trace.instance_id is None:
-            root = next((s for s in _by_start(trace.waiting.values()) if s.is_root), None)
+            waiting = _by_start(trace.waiting.values())
+            root = next((s for s in waiting if s.is_root), None)
             if root is None and force:
-                root = next(
-                    s for s in _by_start(trace.waiting.values()) if s.parent_id not in trace.waiting
-                )
+                # The earliest span whose parent is not waiting; in a cycle of parents, any.
+                root = next((s for s in waiting if s.parent_id not in trace.waiting), waiting[0])
             if root is None:
                 return
-            self._register(trace, root, mapped, write, is_root=root.is_root)
-        while True:
+            self._register(trace, root, write, is_root=root.is_root)
+        while trace.waiting:
             ready = [s for s in trace.waiting.values() if self._ready(trace, s, force=force)]
             if not ready:
-                return
+                if not force:
+                    return
+                # Forced, and every waiting span waits for another: a cycle of parents.
+                # Break it at its earliest span, which goes under the root.
+                ready = _by_start(trace.waiting.values())[:1]
             for span in _by_start(ready):
-                meaning = mapped[span.span_id]
+                meaning = trace.meanings[span.span_id]
                 if meaning.kind == "instance":  # an instance's own span, after a stand-in root
                     trace.stored[span.span_id] = None
-                    del trace.waiting[span.span_id]
-                    self._waiting -= 1
+                    self._done(trace, span)
                 else:
                     parent: str | None = None
                     if not span.is_root:
@@ -243,17 +247,15 @@ class OtlpIngest:
             return True
         return force and span.parent_id not in trace.waiting
 
-    def _register(
-        self,
-        trace: _Trace,
-        root: IngestSpan,
-        meanings: dict[bytes, Mapped],
-        write: _Write,
-        *,
-        is_root: bool,
-    ) -> None:
-        mapped = meanings[root.span_id]
-        waiting = [meanings[s.span_id] for s in _by_start(trace.waiting.values())]
+    def _done(self, trace: _Trace, span: IngestSpan) -> None:
+        """``span`` no longer waits."""
+        if trace.waiting.pop(span.span_id, None) is not None:
+            del trace.meanings[span.span_id]
+            self._waiting -= 1
+
+    def _register(self, trace: _Trace, root: IngestSpan, write: _Write, *, is_root: bool) -> None:
+        mapped = trace.meanings[root.span_id]
+        waiting = [trace.meanings[s.span_id] for s in _by_start(trace.waiting.values())]
         agent = mapped.agent if mapped.kind in ("agent", "instance") else None
         if agent is None:
             agent = next((m.agent for m in waiting if m.kind == "agent" and m.agent), None)
@@ -287,8 +289,7 @@ class OtlpIngest:
         )
         if mapped.kind == "instance":
             trace.stored[root.span_id] = None
-            del trace.waiting[root.span_id]
-            self._waiting -= 1
+            self._done(trace, root)
             self._finish(trace, root, write, status=mapped.status)
             return
         self._span(trace, root, mapped, None, write)
@@ -323,8 +324,7 @@ class OtlpIngest:
             }
         )
         trace.stored[span.span_id] = span_id
-        if trace.waiting.pop(span.span_id, None) is not None:
-            self._waiting -= 1
+        self._done(trace, span)
 
     def _finish(self, trace: _Trace, root: IngestSpan, write: _Write, *, status: str) -> None:
         trace.finished = True

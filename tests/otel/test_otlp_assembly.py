@@ -150,3 +150,11 @@ def test_a_remote_parent_makes_a_span_the_root_of_its_trace(store: Store) -> Non
     remote = span(5, 77, "invoke_agent callee", 0, 1, **{"gen_ai.operation.name": "invoke_agent"})
     assert ingest.ingest([dataclasses.replace(remote, remote_parent=True)]).stored == 1
     assert stored(store) == [("complete", "agent:callee", None)]
+
+
+def test_spans_whose_parents_form_a_cycle_are_still_stored_when_forced(store: Store) -> None:
+    ingest = OtlpIngest(store)
+    first, second = span(6, 7, "ping", 0, 1), span(7, 6, "pong", 1, 2)
+    assert ingest.ingest([first, second]).stored == 0
+    assert ingest.flush().stored == 2
+    assert stored(store) == [("active", "otel:ping", None), ("active", "otel:pong", "otel:ping")]
