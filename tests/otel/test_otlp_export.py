@@ -23,32 +23,32 @@ from prefactor.otel import OtlpSink
 
 
 @tool
-def lookup_weather(city: str) -> str:
+def otlp_weather(city: str) -> str:
     """Look up the weather of a city."""
     return f"sunny in {city}"
 
 
 @tool
-def broken_tool(city: str) -> str:
+def otlp_broken_tool(city: str) -> str:
     """Always fails."""
     raise LookupError(f"no station in {city}")
 
 
 @traced
-def plan(goal: str) -> list[str]:
+def otlp_plan(goal: str) -> list[str]:
     return [goal, "done"]
 
 
-@agent(agent_id="weather-bot", version="2.1.0", name="forecaster")
-def forecaster(city: str) -> str:
-    plan(city)
-    return lookup_weather(city)
+@agent(agent_id="weather-bot", version="2.1.0", name="otlp_forecaster")
+def otlp_forecaster(city: str) -> str:
+    otlp_plan(city)
+    return otlp_weather(city)
 
 
-@agent(agent_id="weather-bot", name="fragile")
-def fragile(city: str) -> str:
+@agent(agent_id="weather-bot", name="otlp_fragile")
+def otlp_fragile(city: str) -> str:
     try:
-        return broken_tool(city)
+        return otlp_broken_tool(city)
     except LookupError:
         return "unknown"
 
@@ -64,10 +64,14 @@ def _run(sink: OtlpSink, func: object, *args: object) -> None:
 def test_agent_run_is_an_invoke_agent_root_with_its_spans_as_children(
     receiver: OtlpReceiver,
 ) -> None:
-    _run(OtlpSink(receiver.url), forecaster, "Oslo")
+    _run(OtlpSink(receiver.url), otlp_forecaster, "Oslo")
     spans = receiver.by_name()
-    assert set(spans) == {"invoke_agent forecaster", "execute_tool lookup_weather", "function:plan"}
-    root = spans["invoke_agent forecaster"]
+    assert set(spans) == {
+        "invoke_agent otlp_forecaster",
+        "execute_tool otlp_weather",
+        "function:otlp_plan",
+    }
+    root = spans["invoke_agent otlp_forecaster"]
     attrs = attributes(root)
     instance_id = attrs["prefactor.instance.id"]
     assert root.trace_id == trace_id_for(instance_id)
@@ -77,17 +81,17 @@ def test_agent_run_is_an_invoke_agent_root_with_its_spans_as_children(
     genai = {k: v for k, v in attrs.items() if k.startswith("gen_ai.") and "tool" not in k}
     assert genai == {
         "gen_ai.operation.name": "invoke_agent",
-        "gen_ai.agent.name": "forecaster",
+        "gen_ai.agent.name": "otlp_forecaster",
         "gen_ai.agent.id": "weather-bot",
         "gen_ai.agent.version": "2.1.0",
     }
-    assert attrs["prefactor.span.type"] == "agent:forecaster"
+    assert attrs["prefactor.span.type"] == "agent:otlp_forecaster"
     assert json.loads(attrs["prefactor.params"]) == {"city": "Oslo"}
     assert json.loads(attrs["prefactor.result"]) == {"value": "sunny in Oslo"}
     definitions = json.loads(attrs["gen_ai.tool.definitions"])
-    weather = next(d for d in definitions if d["name"] == "lookup_weather")
+    weather = next(d for d in definitions if d["name"] == "otlp_weather")
     assert weather["parameters"]["properties"]["city"] == {"type": "string"}
-    for name in ("execute_tool lookup_weather", "function:plan"):
+    for name in ("execute_tool otlp_weather", "function:otlp_plan"):
         child = spans[name]
         assert (child.trace_id, child.parent_span_id) == (root.trace_id, root.span_id)
         assert root.start_time_unix_nano <= child.start_time_unix_nano
@@ -97,24 +101,24 @@ def test_agent_run_is_an_invoke_agent_root_with_its_spans_as_children(
 def test_tool_span_carries_the_genai_tool_attributes_and_prefactor_ids(
     receiver: OtlpReceiver,
 ) -> None:
-    _run(OtlpSink(receiver.url), forecaster, "Oslo")
-    span = receiver.by_name()["execute_tool lookup_weather"]
+    _run(OtlpSink(receiver.url), otlp_forecaster, "Oslo")
+    span = receiver.by_name()["execute_tool otlp_weather"]
     attrs = attributes(span)
     assert span.span_id == span_id_for(attrs["prefactor.span.id"])
     assert attrs["gen_ai.operation.name"] == "execute_tool"
-    assert attrs["gen_ai.tool.name"] == "lookup_weather"
+    assert attrs["gen_ai.tool.name"] == "otlp_weather"
     assert attrs["gen_ai.tool.type"] == "function"
     assert attrs["gen_ai.tool.description"] == "Look up the weather of a city."
     assert json.loads(attrs["gen_ai.tool.call.arguments"]) == {"city": "Oslo"}
     assert json.loads(attrs["gen_ai.tool.call.result"]) == {"value": "sunny in Oslo"}
-    assert attrs["prefactor.span.type"] == "tool:lookup_weather"
+    assert attrs["prefactor.span.type"] == "tool:otlp_weather"
     assert attrs["prefactor.span.status"] == "complete"
     assert attrs["prefactor.schema_version"]
     assert span.status.code == Status.StatusCode.STATUS_CODE_UNSET
 
 
 def test_payloads_off_leaves_every_param_and_result_out(receiver: OtlpReceiver) -> None:
-    _run(OtlpSink(receiver.url, payloads=False), forecaster, "Oslo")
+    _run(OtlpSink(receiver.url, payloads=False), otlp_forecaster, "Oslo")
     sent = {key for span in receiver.spans() for key in attributes(span)}
     assert sent.isdisjoint(
         {
@@ -131,29 +135,29 @@ def test_payloads_off_by_environment_variable(
     receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREFACTOR_OTLP_PAYLOADS", "0")
-    _run(OtlpSink(receiver.url), forecaster, "Oslo")
+    _run(OtlpSink(receiver.url), otlp_forecaster, "Oslo")
     assert "gen_ai.tool.call.arguments" not in attributes(
-        receiver.by_name()["execute_tool lookup_weather"]
+        receiver.by_name()["execute_tool otlp_weather"]
     )
 
 
 def test_failed_tool_ends_with_error_status_and_error_type(receiver: OtlpReceiver) -> None:
-    _run(OtlpSink(receiver.url), fragile, "Atlantis")
+    _run(OtlpSink(receiver.url), otlp_fragile, "Atlantis")
     spans = receiver.by_name()
-    failed = spans["execute_tool broken_tool"]
+    failed = spans["execute_tool otlp_broken_tool"]
     assert failed.status.code == Status.StatusCode.STATUS_CODE_ERROR
     assert failed.status.message == "no station in Atlantis"
     attrs = attributes(failed)
     assert attrs["error.type"] == "LookupError"
     assert attrs["prefactor.span.status"] == "failed"
-    root = spans["invoke_agent fragile"]
+    root = spans["invoke_agent otlp_fragile"]
     assert root.status.code == Status.StatusCode.STATUS_CODE_UNSET
     assert "error.type" not in attributes(root)
 
 
 def test_a_run_exported_twice_is_the_same_trace(receiver: OtlpReceiver) -> None:
     memory = MemorySink()
-    _run(memory, forecaster, "Oslo")
+    _run(memory, otlp_forecaster, "Oslo")
     records = memory.records
     first, second = OtlpSink(receiver.url), OtlpSink(receiver.url)
 
@@ -179,7 +183,7 @@ def test_environment_variables_choose_endpoint_headers_compression_and_service(
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
     sink = OtlpSink()
     assert "s3cr" not in repr(sink) + repr(sink.config)
-    _run(sink, forecaster, "Oslo")
+    _run(sink, otlp_forecaster, "Oslo")
     (request,) = receiver.received
     assert request.headers["x-api-key"] == "s3cr=t"
     assert request.headers["x-team"] == "agents"
@@ -207,7 +211,7 @@ def test_unavailable_endpoint_is_retried_and_each_span_arrives_once(
         strict=True,
         queue=QueueConfig(retry_delay_base=0.01, retry_delay_max=0.05),
     )
-    forecaster("Oslo")
+    otlp_forecaster("Oslo")
     assert runtime.flush(10)
     stats = runtime.stats()
     assert stats["retried"] >= 2
@@ -222,7 +226,7 @@ def test_permanent_refusal_rejects_the_batch_records_without_retrying(
 ) -> None:
     receiver.statuses[:] = [400]
     runtime.configure(sink=OtlpSink(receiver.url), strict=True)
-    forecaster("Oslo")
+    otlp_forecaster("Oslo")
     assert runtime.flush(10)
     stats = runtime.stats()
     assert stats["rejected"] > 0
@@ -238,7 +242,7 @@ def test_an_application_tracer_provider_is_left_alone(receiver: OtlpReceiver) ->
     tracer = provider.get_tracer("app")
     runtime.configure(sink=OtlpSink(receiver.url), strict=True)
     with tracer.start_as_current_span("request") as request_span:
-        forecaster("Oslo")
+        otlp_forecaster("Oslo")
         assert otel_trace.get_current_span() is request_span
     assert runtime.flush(10)
     assert otel_trace.get_tracer_provider() is global_before

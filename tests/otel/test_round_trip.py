@@ -38,37 +38,37 @@ SPAN_FIELDS = (
 
 
 @tool
-def convert(amount: float, currency: str) -> float:
+def rt_convert(amount: float, currency: str) -> float:
     """Convert an amount to euros."""
     return amount * 0.9
 
 
 @tool
-def describe(count: int) -> str:
+def rt_describe(count: int) -> str:
     """Describe a count."""
     return f"{count} entries"
 
 
 @tool
-def audit(entry: str) -> str:
+def rt_audit(entry: str) -> str:
     """Always refuses."""
     raise PermissionError(f"cannot audit {entry}")
 
 
 @traced
-def summarise(values: list[float]) -> dict[str, float]:
+def rt_summarise(values: list[float]) -> dict[str, float]:
     return {"total": sum(values)}
 
 
 @agent(agent_id="ledger", version="7", name="bookkeeper")
-def bookkeeper(amounts: list[float]) -> dict[str, float]:
-    values = [convert(a, "USD") for a in amounts]
-    describe("two")  # type: ignore[arg-type]  # a lenient violation, flagged
+def rt_bookkeeper(amounts: list[float]) -> dict[str, float]:
+    values = [rt_convert(a, "USD") for a in amounts]
+    rt_describe("two")  # type: ignore[arg-type]  # a lenient violation, flagged
     try:
-        audit("ledger")
+        rt_audit("ledger")
     except PermissionError:
         pass
-    return summarise(values)
+    return rt_summarise(values)
 
 
 async def _core_run(memory: MemorySink) -> None:
@@ -114,7 +114,7 @@ def test_spans_exported_over_otlp_and_ingested_equal_the_spans_stored_directly(
 ) -> None:
     memory = MemorySink()
     runtime.configure(sink=memory, strict=False)
-    bookkeeper([10.0, 20.0])
+    rt_bookkeeper([10.0, 20.0])
     assert runtime.flush(10)
     asyncio.run(_core_run(memory))
     groups = _groups(memory.records)
@@ -143,4 +143,4 @@ def test_spans_exported_over_otlp_and_ingested_equal_the_spans_stored_directly(
     statuses = sorted(inst["status"] for inst in got.values())
     assert statuses == ["complete", "failed"]
     flagged = [s for inst in got.values() for s in inst["spans"] if s["schema_violations"]]
-    assert [s["schema_name"] for s in flagged] == ["tool:describe"]
+    assert [s["schema_name"] for s in flagged] == ["tool:rt_describe"]
