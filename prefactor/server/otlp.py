@@ -96,6 +96,7 @@ class _Trace:
     instance_id: str | None = None
     root_span: str | None = None
     finished: bool = False
+    closed: bool = False  # the instance declares span types: others are flagged, not refused
 
 
 @dataclass(slots=True)
@@ -278,6 +279,7 @@ class OtlpIngest:
         schema_version = _schema_version(waiting)
         if schema_version is not None:
             register["agent_schema_version"] = schema_version
+            trace.closed = True
         write.instances.append(register)
         write.instances.append(
             {
@@ -316,6 +318,10 @@ class OtlpIngest:
             details["result_payload"] = mapped.result
         if mapped.violations:
             details["schema_violations"] = mapped.violations
+        elif trace.closed:
+            # Declaring (no) violations asks the store to store and flag what breaks the
+            # instance's schemas rather than refuse it, on stores that still refuse.
+            details["schema_violations"] = []
         write.creates.append(
             {
                 "_type": "agent_spans/create",

@@ -80,7 +80,7 @@ async def test_pydantic_ai_agent_with_a_tool_is_stored_with_its_tool_and_llm_spa
     assert tool["parent_type"] == "agent:weather"
     assert tool["payload"] == {"city": "a"}
     assert tool["result_payload"] == {"value": "sunny in a"}
-    assert tool["schema_violations"] is None
+    assert not tool["schema_violations"]
     first_llm = min((s for s in spans if s["schema_name"] == "llm"), key=lambda s: s["started_at"])
     assert first_llm["payload"]["model"] == "test"
     assert first_llm["payload"]["tools"] == ["get_weather"]
@@ -173,7 +173,7 @@ async def test_openai_agents_traced_by_openinference_is_stored_with_its_tool_and
     tool = named["tool:get_weather"]
     assert tool["payload"] == {"city": "Paris"}
     assert tool["result_payload"] == {"value": "sunny in Paris"}
-    assert tool["schema_violations"] is None
+    assert not tool["schema_violations"]
     llms = [s for s in inst["spans"] if s["schema_name"] == "llm"]
     assert len(llms) == 2
     first = min(llms, key=lambda s: s["started_at"])

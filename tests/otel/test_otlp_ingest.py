@@ -88,7 +88,7 @@ def test_genai_spans_from_the_otel_exporter_become_an_instance_with_tool_and_llm
     assert tool["payload"] == {"city": "Paris"}
     assert tool["result_payload"] == {"value": "sunny"}
     assert tool["status"] == "complete"
-    assert tool["schema_violations"] is None
+    assert not tool["schema_violations"]
     assert llm["payload"]["model"] == "gpt-4o"
     assert llm["payload"]["provider"] == "openai"
     assert llm["payload"]["messages"][0]["role"] == "user"

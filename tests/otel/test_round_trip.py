@@ -50,7 +50,7 @@ def rt_describe(count: int) -> str:
 
 
 @tool
-def rt_audit(entry: str) -> str:
+def rt_audit(entry: str) -> None:
     """Always refuses."""
     raise PermissionError(f"cannot audit {entry}")
 
@@ -95,6 +95,13 @@ def _groups(records: list[Record]) -> list[list[Record]]:
     return list(groups.values())
 
 
+def _fields(span: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: span[k] for k in SPAN_FIELDS}
+    # No violations, stored as [] by stores that keep a declared empty list, or as None.
+    fields["schema_violations"] = fields["schema_violations"] or None
+    return fields
+
+
 def _snapshot(store: Store) -> dict[str, Any]:
     out = {}
     for inst in store.list_instances()["summaries"]:
@@ -102,9 +109,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
         out[inst["id"]] = {
             "agent_id": inst["agent_id"],
             "status": inst["status"],
-            "spans": sorted(
-                ({k: span[k] for k in SPAN_FIELDS} for span in spans), key=lambda s: s["id"]
-            ),
+            "spans": sorted((_fields(span) for span in spans), key=lambda s: s["id"]),
         }
     return out
 
