@@ -9,9 +9,10 @@ malformed JSON and oversized bodies, uses the contract's error envelope.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -115,12 +116,26 @@ def create_app(
         store: the store that answers every request.
         token: the bearer token every request must carry.
         max_body_bytes: larger bodies are answered 413 without being read whole.
-        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``);
-            also reachable as ``app.state.otlp``, so the server can flush it when stopping.
+        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
+            flushed when the app shuts down.
     """
     if not token:
         raise ValueError("token must not be empty")
-    app = FastAPI(title="Prefactor local API", docs_url=None, redoc_url=None, openapi_url=None)
+    ingest = otlp if otlp is not None else OtlpIngest(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # OTLP spans still waiting for their parent are stored, not lost, when the server stops.
+        await run_in_threadpool(ingest.flush)
+
+    app = FastAPI(
+        title="Prefactor local API",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
 
     async def run(func: Callable[[], Any]) -> Response:
         def call() -> bytes:
@@ -217,9 +232,6 @@ def create_app(
         return await with_body(request, store.bulk)
 
     # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
-    ingest = otlp if otlp is not None else OtlpIngest(store)
-    app.state.otlp = ingest
-
     @post("/v1/traces")
     async def otlp_traces(request: Request) -> Response:
         try:

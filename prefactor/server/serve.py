@@ -80,7 +80,6 @@ def serve(
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         with _server_gc():
             uvicorn.Server(config).run(sockets=[sock])
-        app.state.otlp.flush()  # spans still waiting for their parent are stored, not lost
     finally:
         store.close()
         sock.close()
