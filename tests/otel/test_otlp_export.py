@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -16,7 +17,10 @@ from otlp_receiver import OtlpReceiver, attributes
 from prefactor import _runtime as runtime
 from prefactor._config import QueueConfig
 from prefactor._export.sinks import MemorySink
+from prefactor._export.sinks.base import Rejection
+from prefactor._ids import generate_pfid
 from prefactor._otel.ids import span_id_for, trace_id_for
+from prefactor._records import CreateSpan, FinishInstance, Lazy, StartInstance, Violation
 from prefactor._tracing.agents import agent, tool
 from prefactor._tracing.decorator import traced
 from prefactor.otel import OtlpSink
@@ -251,3 +255,39 @@ def test_an_application_tracer_provider_is_left_alone(receiver: OtlpReceiver) ->
     assert len(ours) == 3
     app_trace = request_span.get_span_context().trace_id.to_bytes(16, "big")
     assert all(span.trace_id != app_trace for span in ours)
+
+
+class _BrokenParams(Lazy):
+    """Params whose capture fails in the background, as a broken ``__repr__`` would."""
+
+    def resolve(self) -> tuple[dict[str, object], tuple[Violation, ...]]:
+        raise RuntimeError("capture failed")
+
+
+def test_a_record_that_cannot_be_read_costs_only_itself(receiver: OtlpReceiver) -> None:
+    instance_id, good_id, bad_id = generate_pfid(), generate_pfid(), generate_pfid()
+    now = time.time_ns()
+
+    def create(span_id: str, payload: object) -> CreateSpan:
+        return CreateSpan(
+            span_id, instance_id, "step:load", "complete", now, payload, None, now + 1000
+        )
+
+    bad = create(bad_id, _BrokenParams())
+    batch = [
+        StartInstance(instance_id, now),
+        create(good_id, {"rows": 3}),
+        bad,
+        FinishInstance(instance_id, "complete", now + 2000),
+    ]
+    sink = OtlpSink(receiver.url)
+
+    async def deliver() -> tuple[Rejection, ...]:
+        try:
+            return (await sink.export(batch)).rejected
+        finally:
+            await sink.aclose()
+
+    (rejection,) = asyncio.run(deliver())
+    assert rejection.record is bad
+    assert {attributes(s).get("prefactor.span.id") for s in receiver.spans()} == {good_id, None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import httpx
 import orjson
@@ -13,6 +14,8 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.trace import Status, StatusCode
 
+from prefactor.server.app import create_app
+from prefactor.server.store import Store
 from prefactor.testing.server import LocalServer
 
 WEATHER_TOOL = {
@@ -345,3 +348,27 @@ def test_protobuf_answer_is_an_export_response(server: LocalServer) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
     assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
+
+
+async def test_a_gzip_body_that_inflates_past_the_limit_gets_413(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small.db")
+    app = create_app(store, token="token-of-sixteen-chars", max_body_bytes=100_000)
+    bomb = gzip.compress(b"\0" * 1_000_000)
+    assert len(bomb) < 100_000
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://serve.test"
+        ) as client:
+            response = await client.post(
+                "/v1/traces",
+                content=bomb,
+                headers={
+                    "Authorization": "Bearer token-of-sixteen-chars",
+                    "Content-Type": "application/x-protobuf",
+                    "Content-Encoding": "gzip",
+                },
+            )
+    finally:
+        store.close()
+    assert response.status_code == 413
+    assert "exceeds 100000 bytes" in RpcStatus.FromString(response.content).message
