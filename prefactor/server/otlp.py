@@ -38,7 +38,6 @@ flags the tool calls that break them.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -55,11 +54,10 @@ from prefactor._otel.ids import instance_pfid, span_pfid
 from prefactor._records import iso_from_ns
 from prefactor.server.otlp_decode import IngestSpan, OtlpDecodeError, decode_request, status_body
 from prefactor.server.otlp_mapping import Agent, Mapped, ToolDefinition, map_span
-from prefactor.server.store import ApiProblem, Store
+from prefactor.server.otlp_write import write_items
+from prefactor.server.store import Store
 
 __all__ = ["DEFAULT_ORPHAN_TIMEOUT", "IngestResult", "OtlpIngest", "answer_export"]
-
-logger = logging.getLogger("prefactor.server")
 
 DEFAULT_ORPHAN_TIMEOUT = 600.0
 """Seconds a span waits for its parent (or its trace's root) before it is stored without."""
@@ -347,55 +345,8 @@ class OtlpIngest:
     # --- writing ----------------------------------------------------------------------------
 
     def _apply(self, write: _Write) -> IngestResult:
-        """Write the items in as few bulk calls as failures allow; count what was refused.
-
-        The store stops a bulk call at its first failing item: that item is
-        refused (with every later item of its instance, if it was the
-        instance's register) and the rest is sent again.
-        """
-        pending, rejected, reason = write.items, 0, ""
-        failed: set[str] = set()
-        while pending:
-            batch = [item for item in pending if _instance_of(item) not in failed]
-            if not batch:
-                break
-            try:
-                outputs = self._store.bulk({"items": batch})["outputs"]
-            except ApiProblem as problem:  # the request as a whole: nothing was written
-                logger.warning("OTLP ingest: the store refused %d items: %s", len(batch), problem)
-                rejected += sum(1 for item in batch if item["_type"] == "agent_spans/create")
-                reason = reason or problem.message
-                break
-            pending = []
-            for index, item in enumerate(batch):
-                output = outputs.get(item["idempotency_key"]) or {"code": "no_answer"}
-                if output.get("status") == "success":
-                    continue
-                message = f"{item['_type']}: {output.get('code')}: {output.get('message', '')}"
-                logger.warning("OTLP ingest: %s", message)
-                reason = reason or message
-                rest = batch[index + 1 :]
-                if item["_type"] == "agent_spans/create":
-                    rejected += 1
-                elif item["_type"] == "agent_instances/register":
-                    failed.add(_instance_of(item))
-                    rejected += sum(
-                        1
-                        for later in rest
-                        if later["_type"] == "agent_spans/create"
-                        and _instance_of(later) == _instance_of(item)
-                    )
-                pending = rest
-                break
+        rejected, reason = write_items(self._store, write.items)
         return IngestResult(len(write.creates) - rejected, self._waiting, rejected, reason)
-
-
-def _instance_of(item: dict[str, Any]) -> str:
-    if item["_type"] == "agent_instances/register":
-        return str(item["id"])
-    if item["_type"] == "agent_spans/create":
-        return str(item["details"]["agent_instance_id"])
-    return str(item.get("agent_instance_id"))
 
 
 def _by_start(spans: Iterable[IngestSpan]) -> list[IngestSpan]:
