@@ -158,3 +158,14 @@ def test_spans_whose_parents_form_a_cycle_are_still_stored_when_forced(store: St
     assert ingest.ingest([first, second]).stored == 0
     assert ingest.flush().stored == 2
     assert stored(store) == [("active", "otel:ping", None), ("active", "otel:pong", "otel:ping")]
+
+
+def test_a_refused_register_refuses_its_spans_and_says_why(store: Store) -> None:
+    ingest = OtlpIngest(store)
+    taken = store.register_instance({"agent_id": "other"})["details"]["id"]
+    root = span(1, None, "invoke_agent clash", 0, 2, **{"prefactor.instance.id": taken})
+    child = span(2, 1, "step", 0, 1, **{"prefactor.span.type": "step:x"})
+    result = ingest.ingest([child, root])
+    assert (result.stored, result.rejected) == (0, 1)
+    assert "agent_instances/register: conflict" in result.reason
+    assert store.list_spans(agent_instance_id=taken)["summaries"] == []
