@@ -19,6 +19,7 @@ from prefactor._config import QueueConfig
 from prefactor._export.sinks import MemorySink
 from prefactor._export.sinks.base import Rejection
 from prefactor._ids import generate_pfid
+from prefactor._otel import sink as otlp_sink
 from prefactor._otel.ids import span_id_for, trace_id_for
 from prefactor._records import CreateSpan, FinishInstance, Lazy, StartInstance, Violation
 from prefactor._tracing.agents import agent, tool
@@ -291,3 +292,21 @@ def test_a_record_that_cannot_be_read_costs_only_itself(receiver: OtlpReceiver) 
     (rejection,) = asyncio.run(deliver())
     assert rejection.record is bad
     assert {attributes(s).get("prefactor.span.id") for s in receiver.spans()} == {good_id, None}
+
+
+def test_unfinished_instances_past_the_cap_are_forgotten_oldest_first(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(otlp_sink, "MAX_OPEN_INSTANCES", 1)
+    first, second, now = generate_pfid(), generate_pfid(), time.time_ns()
+    sink = OtlpSink(receiver.url)
+
+    async def start_both() -> None:
+        for instance_id in (first, second):
+            open_span = CreateSpan(generate_pfid(), instance_id, "step:wait", "active", now)
+            await sink.export([StartInstance(instance_id, now), open_span])
+        await sink.aclose()
+
+    asyncio.run(start_both())
+    assert f"forgot unfinished instance {first} (1 open spans)" in caplog.text
+    assert second not in caplog.text
