@@ -32,13 +32,15 @@ from prefactor._ids import is_pfid
 from prefactor._otel import semconv as sc
 from prefactor.server.otlp_decode import IngestSpan
 
-__all__ = ["Agent", "Mapped", "ToolDefinition", "map_span", "tool_definitions"]
+__all__ = ["MAX_NAME", "Agent", "Mapped", "ToolDefinition", "map_span", "tool_definitions"]
 
 Kind = Literal["instance", "agent", "tool", "llm", "generic"]
 _LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 _AGENT_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow"})
 _STATUSES = frozenset({"complete", "failed", "cancelled"})
 _OWN_KINDS: dict[str, Kind] = {"agent": "agent", "tool": "tool", "llm": "llm"}
+MAX_NAME = 200
+"""The longest span name kept in a span type."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,15 @@ class Mapped:
     instance_id: str | None = None
     violations: list[dict[str, Any]] | None = None
     tools: list[ToolDefinition] = field(default_factory=list)
+
+
+def _type(kind: str, name: str) -> str:
+    """A span type named after a span: names beyond ``MAX_NAME`` characters are cut.
+
+    Types are labels and keys of schema versions; the span's whole name stays in
+    its params (generic spans) or attributes.
+    """
+    return f"{kind}:{name[:MAX_NAME]}"
 
 
 def _json(value: Any) -> Any:
@@ -249,7 +260,9 @@ def map_span(span: IngestSpan) -> Mapped:
             messages=_json(attrs.get(sc.OUTPUT_MESSAGES)),
             output=_json(attrs.get(sc.OI_OUTPUT_VALUE, attrs.get("final_result"))),
         )
-        return Mapped("agent", f"agent:{agent.name}", status, params, result, agent, tools=tools)
+        return Mapped(
+            "agent", _type("agent", agent.name), status, params, result, agent, tools=tools
+        )
     if operation == "execute_tool" or oi_kind == "TOOL":
         name = attrs.get(sc.TOOL_NAME) or attrs.get(sc.OI_TOOL_NAME)
         if not isinstance(name, str) or not name:
@@ -258,7 +271,7 @@ def map_span(span: IngestSpan) -> Mapped:
         params = _object(arguments, "arguments") if arguments is not None else {}
         raw = attrs.get(sc.TOOL_CALL_RESULT, attrs.get(sc.OI_OUTPUT_VALUE))
         outcome = failure or ({"value": _json(raw)} if raw is not None else None)
-        return Mapped("tool", f"tool:{name}", status, params, outcome, tools=tools)
+        return Mapped("tool", _type("tool", name), status, params, outcome, tools=tools)
     if operation in _LLM_OPERATIONS or oi_kind == "LLM":
         inputs = _messages(attrs, sc.INPUT_MESSAGES, sc.OI_LLM_INPUT_MESSAGES)
         outputs = _messages(attrs, sc.OUTPUT_MESSAGES, sc.OI_LLM_OUTPUT_MESSAGES)
@@ -287,4 +300,4 @@ def map_span(span: IngestSpan) -> Mapped:
         )
         return Mapped("llm", "llm", status, params, result, tools=tools)
     generic = {"name": span.name, "attributes": dict(attrs)}
-    return Mapped("generic", f"otel:{span.name}", status, generic, failure, tools=tools)
+    return Mapped("generic", _type("otel", span.name), status, generic, failure, tools=tools)

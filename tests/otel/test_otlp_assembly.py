@@ -169,3 +169,14 @@ def test_a_refused_register_refuses_its_spans_and_says_why(store: Store) -> None
     assert (result.stored, result.rejected) == (0, 1)
     assert "agent_instances/register: conflict" in result.reason
     assert store.list_spans(agent_instance_id=taken)["summaries"] == []
+
+
+def test_a_very_long_span_name_is_cut_in_its_type_and_kept_whole_in_its_params(
+    store: Store,
+) -> None:
+    name = "step " + "x" * 5000
+    assert OtlpIngest(store).ingest([span(4, None, name, 0, 1)]).stored == 1
+    (inst,) = store.list_instances()["summaries"]
+    (stored_span,) = store.list_spans(agent_instance_id=inst["id"])["summaries"]
+    assert stored_span["schema_name"] == "otel:" + name[:200]
+    assert stored_span["payload"]["name"] == name
