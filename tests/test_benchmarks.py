@@ -73,3 +73,18 @@ def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
     assert "medians of 1 alternating rounds; this tree vs HEAD" in out
     for row in ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span"):
         assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_ingest_stores_every_span_it_sends() -> None:
+    out = _run("bench_otlp_ingest.py", "--traces", "60", "--batch", "64", "--in-process")
+    for line in ("protobuf:", "in process:"):
+        assert re.search(rf"{re.escape(line)}\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_export_compares_both_encoders() -> None:
+    out = _run("bench_otlp_export.py", "--spans", "400", "--batch", "100")
+    for name in ("encode proto", "encode sdk+exporter", "send proto+httpx", "send sdk+exporter"):
+        assert re.search(rf"^{re.escape(name)}\s+[\d.]+ µs/span", out, re.M), out
+    assert re.search(r"encode x[\d.]+, encode\+send x[\d.]+", out), out

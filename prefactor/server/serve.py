@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from prefactor._errors import PrefactorConfigError
@@ -62,7 +62,7 @@ def _server_gc() -> Iterator[None]:
 
 
 class _ClosingStore:
-    """The app, closing its store when the server shuts down (ASGI lifespan)."""
+    """The app, closing its store once the app's own shutdown is done (ASGI lifespan)."""
 
     def __init__(self, app: ASGIApp, store: Store) -> None:
         self._app = app
@@ -72,14 +72,14 @@ class _ClosingStore:
         if scope["type"] != "lifespan":
             await self._app(scope, receive, send)
             return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
+
+        async def closing_send(message: Message) -> None:
+            # The app's shutdown (storing OTLP spans still waiting) has used the store.
+            if message["type"] == "lifespan.shutdown.complete":
                 self._store.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+            await send(message)
+
+        await self._app(scope, receive, closing_send)
 
 
 @dataclass(frozen=True)
