@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from prefactor._api.client import PrefactorApiClient
 from prefactor._api.models import SpanResponse
@@ -31,6 +32,7 @@ from prefactor._export.sinks.bulk import (
     BulkSink,
     BulkUnsupportedError,
     Output,
+    UnencodableError,
 )
 from prefactor._version import __version__
 
@@ -108,6 +110,8 @@ class HttpSink(BulkSink):
     async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
         try:
             answer = await self._api().bulk(items)
+        except orjson.JSONEncodeError as exc:  # raised before anything is sent
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
@@ -132,6 +136,8 @@ class HttpSink(BulkSink):
         kind = item["_type"]
         try:
             return await self._call_single(kind, item)
+        except orjson.JSONEncodeError as exc:
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
