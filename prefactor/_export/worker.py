@@ -137,6 +137,38 @@ class ExportWorker:
         name: the thread's name.
     """
 
+    # Slots: the exporter's submit reads a few of these on the caller's path.
+    __slots__ = (
+        "_batch_size",
+        "_config",
+        "_drops",
+        "_failures_log",
+        "_in_flight_batches",
+        "_internal_errors",
+        "_lanes",
+        "_loop",
+        "_markers",
+        "_name",
+        "_on_room",
+        "_on_terminate",
+        "_queue",
+        "_rejected",
+        "_rejections_log",
+        "_retried",
+        "_sent",
+        "_sinks",
+        "_start_lock",
+        "_stopping",
+        "_thread",
+        "_wake",
+        "closing",
+        "held",
+        "in_flight",
+        "seq",
+        "started",
+        "wake_pending",
+    )
+
     def __init__(
         self,
         queue: collections.deque[Record | FlushMarker],
@@ -421,6 +453,7 @@ class ExportWorker:
         """Hand ``records`` to one sink and count the answer; the error if it still owes some."""
         try:
             result = await state.sink.export(records)
+            self._settle(batch, state, len(records), result)
         except TransientExportError as exc:
             pending = records if exc.pending is None else exc.pending
             self._settle(batch, state, len(records) - len(pending), exc.partial)
@@ -432,8 +465,6 @@ class ExportWorker:
         except Exception as exc:
             self._internal_error(exc, f"the sink {state.name}")
             self._lose(batch, state, records, DropReason.INTERNAL_ERROR)
-            return None
-        self._settle(batch, state, len(records), result)
         return None
 
     def _settle(self, batch: _Batch, state: _SinkState, settled: int, result: ExportResult) -> None:
