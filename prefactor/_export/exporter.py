@@ -99,6 +99,7 @@ class Exporter:
         self._stalled = False
         self._closing = False
         self._close_result = True
+        self._close_done = threading.Event()
         # Written under self._lock by submitters that drop.
         self._caller_drops: collections.Counter[str] = collections.Counter()
         self._worker = ExportWorker(
@@ -261,11 +262,16 @@ class Exporter:
         Returns:
             ``True`` if everything queued was delivered (sent or rejected).
         """
-        with self._lock:
-            if self._closing:
-                return self._close_result
-            self._closing = True
+        with process.closing():
+            return self._close(timeout)
+
+    def _close(self, timeout: float | None) -> bool:
         wait = self._config.shutdown_timeout if timeout is None else timeout
+        with self._lock:
+            closing, self._closing = self._closing, True
+        if closing:  # closed, or closing in another thread: wait for that close
+            self._close_done.wait(wait + _JOIN_GRACE)
+            return self._close_result
         deadline = time.monotonic() + wait
         self._closed = True
         with self._space:
@@ -278,6 +284,7 @@ class Exporter:
         worker.stop()
         worker.join(max(deadline - time.monotonic(), 0.0) + _JOIN_GRACE)
         self._close_result = ok
+        self._close_done.set()
         self._report_losses()
         self._surface_internal_errors()
         return ok
@@ -310,6 +317,11 @@ class Exporter:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a :meth:`close` has finished (the worker stopped, the sinks closed)."""
+        return self._close_done.is_set()
+
     def stats(self) -> ExportStats:
         """A snapshot of the counters (exact once the exporter is idle)."""
         with self._lock:
@@ -327,4 +339,6 @@ class Exporter:
         """Start over empty: the parent still owns and sends what it had queued."""
         process.orphan(self._worker.loop)
         self._reset()
-        self._closing = self._closed
+        if self._closed:
+            self._closing = True
+            self._close_done.set()

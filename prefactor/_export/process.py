@@ -9,7 +9,10 @@
   the signal, so the process ends as SIGTERM would have ended it (status
   ``-15``, or 143 in a shell). If a Python handler was installed before, it is
   chained instead: exporters are flushed (same bounded wait) and that handler
-  runs; whether the process ends is its decision. A SIGTERM that is ignored
+  runs; whether the process ends is its decision. A SIGTERM that arrives
+  during that wait is ignored (the wait is bounded); one that interrupts a
+  close on the main thread (the exit hook, say) is handled when that close
+  is done. A SIGTERM that is ignored
   (``SIG_IGN``) or handled outside Python is left alone. The handler is
   installed at most once per process: a handler set after it replaces it and
   is never overwritten (call :func:`prefactor.shutdown` in yours).
@@ -26,20 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from prefactor._config import QueueConfig
 
-__all__ = ["close_all", "flush_all", "orphan", "started", "track"]
+__all__ = ["close_all", "closing", "flush_all", "orphan", "started", "track"]
 
 logger = logging.getLogger("prefactor.export")
 
@@ -53,7 +57,7 @@ class _Ending(Protocol):
     """What this module needs of an exporter."""
 
     @property
-    def closed(self) -> bool: ...
+    def stopped(self) -> bool: ...
 
     @property
     def config(self) -> QueueConfig: ...
@@ -69,6 +73,9 @@ _live: weakref.WeakSet[_Ending] = weakref.WeakSet()
 _orphaned_loops: list[asyncio.AbstractEventLoop] = []
 _sigterm_decided = False
 _previous_sigterm: object = None
+_sigterm_running = False
+_closes_here = 0  # closes running on the main thread
+_pending_sigterm: int | None = None
 _multiprocessing_pid = 0
 
 
@@ -95,11 +102,16 @@ def started(config: QueueConfig) -> None:
 
 
 def _open() -> list[_Ending]:
-    return [exporter for exporter in list(_live) if not exporter.closed]
+    """Exporters not closed yet, or whose close (in another thread) has not finished."""
+    return [exporter for exporter in list(_live) if not exporter.stopped]
 
 
 def close_all() -> None:
-    """Close every open exporter, each with its shutdown timeout; ``close`` reports losses."""
+    """Close every open exporter, each with its shutdown timeout; ``close`` reports losses.
+
+    A close already running elsewhere (a multiprocessing exit finalizer when a
+    SIGTERM arrives) is waited for, not cut short.
+    """
     for exporter in _open():
         try:
             exporter.close()
@@ -137,7 +149,44 @@ def _install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+@contextlib.contextmanager
+def closing() -> Iterator[None]:
+    """Wrap an exporter's close: a SIGTERM that interrupts it is handled once it is done.
+
+    The handler runs on the main thread; if that thread was inside a close
+    (the exit hook, multiprocessing's exit finalizer, ``prefactor.shutdown()``)
+    waiting in the handler would stop that very close, so the signal waits
+    for it instead.
+    """
+    global _closes_here, _pending_sigterm  # noqa: PLW0603 - main-thread bookkeeping
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _closes_here += 1
+    try:
+        yield
+    finally:
+        _closes_here -= 1
+        pending, _pending_sigterm = _pending_sigterm, None
+        if pending is not None and not _closes_here:
+            _on_sigterm(pending, None)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _sigterm_running, _pending_sigterm  # noqa: PLW0603 - the handler's own state
+    if _sigterm_running:
+        return  # a repeated SIGTERM (multiprocessing.Pool sends two) during the bounded wait
+    if _closes_here:
+        _pending_sigterm = signum  # handled when the interrupted close is done
+        return
+    _sigterm_running = True
+    try:
+        _handle_sigterm(signum, frame)
+    finally:
+        _sigterm_running = False
+
+
+def _handle_sigterm(signum: int, frame: FrameType | None) -> None:
     previous = _previous_sigterm
     if callable(previous):
         _bounded(flush_all)
