@@ -146,6 +146,11 @@ class QueueConfig(BaseModel):
     handle_sigterm: bool = Field(
         True, description="Flush on SIGTERM as on exit, then end as SIGTERM would."
     )
+    spool_path: Path | None = Field(
+        None,
+        description="SQLite file keeping what the API could not take, for the next start"
+        " or `prefactor push`; None: such records are dropped and counted.",
+    )
 
 
 class PrefactorCoreConfig(BaseModel):

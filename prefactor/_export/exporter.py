@@ -44,6 +44,8 @@ logger = logging.getLogger("prefactor.export")
 _LIVENESS_SLICE = 1.0
 _JOIN_GRACE = 1.0
 """Seconds past the shutdown timeout that close() gives the worker to close its sinks."""
+_SPOOL_GRACE = 5.0
+"""Seconds more when a spool is set: the backlog is written to it after the timeout."""
 
 WAKE_BACKLOG = 4096
 """Queued records that wake the worker before ``flush_interval`` elapses."""
@@ -89,6 +91,8 @@ class Exporter:
         self._closed = False
         self._reset()
         process.track(self)
+        if self._config.spool_path is not None and self._worker.has_spooled():
+            self._start()  # send what an earlier run spooled without waiting for a record
 
     def _reset(self) -> None:
         """Fresh queue, locks, counters and worker (at creation and in a forked child)."""
@@ -208,10 +212,11 @@ class Exporter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted before this call is sent, rejected or dropped.
 
-        A sync call usable from any thread. In async code use :meth:`aflush`,
-        which waits in a worker thread instead of blocking the event loop. A
-        flush never cancels a retry: when the timeout expires it just stops
-        waiting.
+        Also waits for what an earlier run left in the spool, which the
+        exporter sends when it starts. A sync call usable from any thread. In
+        async code use :meth:`aflush`, which waits in a worker thread instead
+        of blocking the event loop. A flush never cancels a retry: when the
+        timeout expires it just stops waiting.
 
         Returns:
             ``True`` if everything finished in time, ``False`` on timeout (or
@@ -226,23 +231,36 @@ class Exporter:
         if worker.is_current():
             return False
         if not worker.alive() or (not self._queue and not worker.held):
+            done = not self._queue and not worker.held
+            if done and worker.alive():
+                done = self._wait_for(worker.pushed, timeout)
             self._surface_internal_errors()
-            return not self._queue and not worker.held
+            return done
         marker = FlushMarker()
         self._queue.append(marker)
         worker.wake()
         deadline = None if timeout is None else time.monotonic() + timeout
-        done = False
-        while not done:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            # Wait in slices only to notice a worker that has died meanwhile.
-            done = marker.done.wait(_LIVENESS_SLICE if left is None else min(left, _LIVENESS_SLICE))
-            if not done and not worker.alive():
-                break
+        done = self._wait_for(marker.done, timeout)
+        if done:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            done = self._wait_for(worker.pushed, left)
         self._surface_internal_errors()
         return done
+
+    def _wait_for(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait for ``event``, at most ``timeout``, and not past the worker's death."""
+        worker = self._worker
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not event.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            # Wait in slices only to notice a worker that has died meanwhile.
+            if event.wait(_LIVENESS_SLICE if left is None else min(left, _LIVENESS_SLICE)):
+                return True
+            if not worker.alive():
+                return event.is_set()
+        return True
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """:meth:`flush` for async code: waits in a thread, the event loop keeps running."""
@@ -270,7 +288,7 @@ class Exporter:
         with self._lock:
             closing, self._closing = self._closing, True
         if closing:  # closed, or closing in another thread: wait for that close
-            self._close_done.wait(wait + _JOIN_GRACE)
+            self._close_done.wait(wait + self._grace())
             return self._close_result
         deadline = time.monotonic() + wait
         self._closed = True
@@ -282,31 +300,49 @@ class Exporter:
             worker.start()  # closes the sinks on the worker's loop
         ok = self.flush(wait)
         worker.stop()
-        worker.join(max(deadline - time.monotonic(), 0.0) + _JOIN_GRACE)
+        worker.join(max(deadline - time.monotonic(), 0.0) + self._grace())
         self._close_result = ok
         self._close_done.set()
         self._report_losses()
         self._surface_internal_errors()
         return ok
 
+    def _grace(self) -> float:
+        return _JOIN_GRACE + (_SPOOL_GRACE if self._config.spool_path is not None else 0.0)
+
+    @property
+    def longest_close(self) -> float:
+        """Seconds a :meth:`close` with the default timeout may take at most."""
+        return self._config.shutdown_timeout + self._grace()
+
     def _report_losses(self) -> None:
         stats = self.stats()
-        if not stats.dropped_total:
+        if not stats.dropped_total and not stats.spooled:
             return
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items()) if v)
         causes = []
         for sink, sink_stats in self._worker.sinks():
             if sink_stats.last_error is not None:
                 causes.append(f"; {sink!r} last failed with: {sink_stats.last_error}")
-            elif sink_stats.dropped.get(DropReason.SHUTDOWN):
+            elif sink_stats.dropped.get(DropReason.SHUTDOWN) or sink_stats.spooled:
                 causes.append(f"; {sink!r} had not answered by the shutdown timeout")
-        logger.warning(
-            "prefactor: %d telemetry records were lost (%s); %d were sent%s",
-            stats.dropped_total,
-            reasons,
-            stats.sent,
-            "".join(causes),
-        )
+        if stats.dropped_total:
+            reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items()) if v)
+            logger.warning(
+                "prefactor: %d telemetry records were lost (%s); %d were sent%s",
+                stats.dropped_total,
+                reasons,
+                stats.sent,
+                "".join(causes),
+            )
+        spool = self._worker.spool
+        if stats.spooled and spool is not None:
+            logger.warning(
+                "prefactor: %d telemetry records wait in the spool %s; they are sent on the"
+                " next start or by `prefactor push`%s",
+                stats.spooled,
+                spool.path,
+                "".join(causes),
+            )
 
     async def aclose(self, timeout: float | None = None) -> bool:
         """:meth:`close` for async code."""

@@ -47,8 +47,6 @@ __all__ = ["close_all", "closing", "flush_all", "orphan", "started", "track"]
 
 logger = logging.getLogger("prefactor.export")
 
-_GRACE = 1.0
-"""Seconds a signal handler allows per exporter beyond its shutdown timeout."""
 _MP_EXIT_PRIORITY = 0
 """Among multiprocessing's exit finalizers, those with priority >= 0 run first."""
 
@@ -61,6 +59,9 @@ class _Ending(Protocol):
 
     @property
     def config(self) -> QueueConfig: ...
+
+    @property
+    def longest_close(self) -> float: ...
 
     def flush(self, timeout: float | None = None) -> bool: ...
 
@@ -205,7 +206,7 @@ def _bounded(work: Callable[[], None]) -> None:
     that thread holds an exporter's lock: waiting in another thread makes such
     a deadlock cost the timeout, not the process.
     """
-    timeout = sum(exporter.config.shutdown_timeout + _GRACE for exporter in _open())
+    timeout = sum(exporter.longest_close for exporter in _open())
     thread = threading.Thread(target=work, name="prefactor-sigterm", daemon=True)
     thread.start()
     thread.join(timeout)

@@ -41,6 +41,7 @@ class SinkStats:
         sent: records this sink delivered.
         rejected: records its destination refused for good.
         retried: retry attempts of batches for this sink.
+        spooled: records it could not deliver, kept in the spool for later.
         dropped: records this sink lost, by reason (see :class:`DropReason`).
         last_error: the last transient failure it reported (never a secret), if any.
     """
@@ -48,6 +49,7 @@ class SinkStats:
     sent: int = 0
     rejected: int = 0
     retried: int = 0
+    spooled: int = 0
     dropped: Mapping[str, int] = field(default_factory=_empty)
     last_error: str | None = None
 
@@ -61,10 +63,11 @@ class SinkStats:
 class ExportStats:
     """A snapshot of the exporter's counters (records, not requests).
 
-    Every record submitted ends up counted once in ``sent``, ``rejected`` or
-    ``dropped`` (``queued`` until then). With several sinks, a record counts
-    as sent when every sink delivered it, as rejected when one refused it,
-    and as dropped when one lost it; ``sinks`` says which.
+    Every record submitted ends up counted once in ``sent``, ``rejected``,
+    ``spooled`` or ``dropped`` (``queued`` until then). With several sinks, a
+    record counts as sent when every sink delivered it, as dropped when one
+    lost it, else as rejected when one refused it, else as spooled when one
+    kept it for later; ``sinks`` says which.
 
     Attributes:
         submitted: records accepted by ``submit()``.
@@ -73,6 +76,8 @@ class ExportStats:
         sent: records the destination (every destination) accepted.
         rejected: records a destination refused for good (logged, not retried).
         retried: batch retry attempts.
+        spooled: records not delivered yet, kept in the spool
+            (``QueueConfig.spool_path``) for the next start or ``prefactor push``.
         dropped: records lost, by reason (see :class:`DropReason`).
         sinks: per sink, in the order given, keyed by its class name (``#2``,
             ``#3``... for repeats).
@@ -84,6 +89,7 @@ class ExportStats:
     sent: int = 0
     rejected: int = 0
     retried: int = 0
+    spooled: int = 0
     dropped: Mapping[str, int] = field(default_factory=_empty)
     sinks: Mapping[str, SinkStats] = field(default_factory=lambda: MappingProxyType({}))
 

@@ -25,6 +25,7 @@ import bisect
 import collections
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,8 @@ from types import MappingProxyType
 from prefactor._config import QueueConfig
 from prefactor._export._support import RateLimitedLog, backoff_delay
 from prefactor._export.base import ExportResult, Sink, TransientExportError
+from prefactor._export.sinks.bulk import BulkSink
+from prefactor._export.spool import Spool, push
 from prefactor._export.stats import DropReason, ExportStats, SinkStats
 from prefactor._records import Record
 
@@ -43,7 +46,12 @@ logger = logging.getLogger("prefactor.export")
 
 TerminateCallback = Callable[[str, str | None], None]
 
-_REJECTED = "rejected"  # an outcome that is not a drop reason
+# Outcomes of a record that are not drop reasons; when sinks disagree, a drop
+# outranks a rejection, which outranks a record kept in the spool.
+_REJECTED = "rejected"
+_SPOOLED = "spooled"
+_RANK = {_SPOOLED: 1, _REJECTED: 2}
+_SPOOLABLE = (DropReason.RETRIES_EXHAUSTED, DropReason.SHUTDOWN)
 _KEPT_ERRORS = 8
 
 
@@ -59,24 +67,47 @@ class FlushMarker:
 
 
 class _SinkState:
-    """One sink and what it did: the counters behind :class:`SinkStats`."""
+    """One sink and what it did: the counters behind :class:`SinkStats`.
 
-    __slots__ = ("dropped", "last_error", "name", "rejected", "retried", "sent", "sink")
+    ``spool`` is set for a sink whose undelivered records are kept for later;
+    ``spooled_instances`` are the instances it has spooled records of, whose
+    later records go to the spool too (never ahead of the earlier ones).
+    """
 
-    def __init__(self, sink: Sink, name: str) -> None:
+    __slots__ = (
+        "destination",
+        "dropped",
+        "last_error",
+        "name",
+        "rejected",
+        "retried",
+        "sent",
+        "sink",
+        "spool",
+        "spooled",
+        "spooled_instances",
+    )
+
+    def __init__(self, sink: Sink, name: str, spool: Spool | None) -> None:
         self.sink = sink
         self.name = name
         self.sent = 0
         self.rejected = 0
         self.retried = 0
+        self.spooled = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
+        destination = sink.spool_destination if isinstance(sink, BulkSink) else None
+        self.destination = destination or ""
+        self.spool = spool if destination else None
+        self.spooled_instances: set[str] = set()
 
     def snapshot(self) -> SinkStats:
         return SinkStats(
             sent=self.sent,
             rejected=self.rejected,
             retried=self.retried,
+            spooled=self.spooled,
             dropped=MappingProxyType(dict(self.dropped)),
             last_error=self.last_error,
         )
@@ -157,6 +188,8 @@ class ExportWorker:
         "_retried",
         "_sent",
         "_sinks",
+        "_spool",
+        "_spooled",
         "_start_lock",
         "_stopping",
         "_thread",
@@ -164,6 +197,7 @@ class ExportWorker:
         "closing",
         "held",
         "in_flight",
+        "pushed",
         "seq",
         "started",
         "wake_pending",
@@ -180,7 +214,10 @@ class ExportWorker:
         name: str,
     ) -> None:
         self._queue = queue
-        self._sinks = [_SinkState(s, n) for s, n in zip(sinks, sink_names(sinks), strict=True)]
+        self._spool = Spool(config.spool_path) if config.spool_path is not None else None
+        self._sinks = [
+            _SinkState(s, n, self._spool) for s, n in zip(sinks, sink_names(sinks), strict=True)
+        ]
         self._config = config
         self._batch_size = config.batch_size
         self._on_terminate = on_terminate
@@ -197,6 +234,7 @@ class ExportWorker:
         self._sent = 0
         self._rejected = 0
         self._retried = 0
+        self._spooled = 0
         self._drops: collections.Counter[str] = collections.Counter()
         self._internal_errors: list[BaseException] = []
         self._rejections_log = RateLimitedLog(logger)
@@ -208,6 +246,8 @@ class ExportWorker:
         self.held = 0  # drained from the queue and not yet finished
         self.seq = 0  # records drained so far
         self.in_flight = 0
+        self.pushed = threading.Event()  # set while no push of the spool is running
+        self.pushed.set()
 
     # --- control, from any thread -------------------------------------------------------------
 
@@ -216,6 +256,8 @@ class ExportWorker:
         with self._start_lock:
             if self.started:
                 return
+            if any(state.spool is not None for state in self._sinks):
+                self.pushed.clear()  # until the worker has looked at the spool
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
             self._loop = loop
@@ -225,6 +267,7 @@ class ExportWorker:
                 logger.warning("prefactor: could not start the export worker", exc_info=True)
                 self._loop = None
                 loop.close()
+                self.pushed.set()
                 return
             self._thread = thread
             self.started = True
@@ -279,9 +322,19 @@ class ExportWorker:
             sent=self._sent,
             rejected=self._rejected,
             retried=self._retried,
+            spooled=self._spooled,
             dropped=MappingProxyType(dict(dropped)),
             sinks=MappingProxyType({s.name: s.snapshot() for s in self._sinks}),
         )
+
+    @property
+    def spool(self) -> Spool | None:
+        """Where undelivered records are kept, if anywhere."""
+        return self._spool
+
+    def has_spooled(self) -> bool:
+        """Whether a spooled sink's destination has items waiting from an earlier run."""
+        return any(s.spool is not None and s.spool.pending(s.destination) for s in self._sinks)
 
     def sinks(self) -> list[tuple[Sink, SinkStats]]:
         """Each sink with its counters, in order."""
@@ -309,6 +362,7 @@ class ExportWorker:
     async def _main(self) -> None:
         self._wake = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
+        self._push_spooled(tasks)
         while not self._stopping:
             self.wake_pending = False
             self._wake.clear()
@@ -422,6 +476,9 @@ class ExportWorker:
     async def _deliver(self, key: str, lane: _Lane, batch: _Batch) -> None:
         finished = True
         try:
+            for state, records in list(batch.owed.items()):
+                if key in state.spooled_instances:
+                    self._divert(batch, state, records)  # behind its earlier records
             owed = list(batch.owed.items())
             if len(owed) == 1:
                 errors = [await self._deliver_to(batch, *owed[0])]
@@ -469,7 +526,7 @@ class ExportWorker:
 
     def _settle(self, batch: _Batch, state: _SinkState, settled: int, result: ExportResult) -> None:
         """Count ``settled`` records of one sink: those not rejected or dropped were sent."""
-        del batch.owed[state]
+        batch.owed.pop(state, None)
         rejected, dropped = result.rejected, result.dropped
         state.sent += settled - len(rejected) - len(dropped)
         for rejection in rejected:
@@ -509,11 +566,71 @@ class ExportWorker:
     def _lose(
         self, batch: _Batch, state: _SinkState, records: Sequence[Record], reason: str
     ) -> None:
-        """Count ``records`` as dropped by one sink."""
+        """Count ``records`` as dropped by one sink, or keep them in its spool."""
+        if reason in _SPOOLABLE and self._divert(batch, state, records):
+            return
         batch.owed.pop(state, None)
         state.dropped[reason] += len(records)
         for record in records:
             self._outcome(batch, record, reason)
+
+    def _divert(self, batch: _Batch, state: _SinkState, records: Sequence[Record]) -> bool:
+        """Keep ``records`` in the sink's spool; ``False`` when it has none or writing failed."""
+        if state.spool is None:
+            return False
+        try:
+            kept, dropped = state.spool.add(state.destination, records)
+        except (sqlite3.Error, OSError) as exc:
+            logger.error("prefactor: could not write the spool %s: %s", state.spool.path, exc)
+            return False
+        batch.owed.pop(state, None)
+        state.spooled += len(kept)
+        for record in kept:
+            state.spooled_instances.add(record.instance_id)
+            self._outcome(batch, record, _SPOOLED)
+        self._settle(batch, state, len(dropped), ExportResult(dropped=tuple(dropped)))
+        return True
+
+    def _push_spooled(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Send what earlier runs spooled for these sinks, in the background."""
+        loop = asyncio.get_running_loop()
+        pushes = [
+            loop.create_task(self._push(state, state.spool, state.spool.last_row()))
+            for state in self._sinks
+            if state.spool is not None and state.spool.pending(state.destination)
+        ]  # only what is there now: what this run spools waits for its successor
+        if not pushes:
+            self.pushed.set()
+            return
+        running = len(pushes)
+
+        def done(task: asyncio.Task[None]) -> None:
+            nonlocal running
+            tasks.discard(task)
+            running -= 1
+            if not running:
+                self.pushed.set()
+
+        for task in pushes:
+            tasks.add(task)
+            task.add_done_callback(done)
+
+    async def _push(self, state: _SinkState, spool: Spool, upto: int) -> None:
+        try:
+            result = await push(spool, state.sink, state.destination, upto=upto)
+        except Exception as exc:
+            self._internal_error(exc, f"pushing the spool {spool.path}")
+            return
+        logger.log(
+            logging.WARNING if result.error else logging.INFO,
+            "prefactor: sent %d spooled records to %r (%d refused); %d wait in %s%s",
+            result.sent,
+            state.sink,
+            result.rejected,
+            result.left,
+            spool.path,
+            f"; last error: {result.error}" if result.error else "",
+        )
 
     @staticmethod
     def _outcome(batch: _Batch, record: Record, outcome: str) -> None:
@@ -521,7 +638,7 @@ class ExportWorker:
         if outcomes is None:
             outcomes = batch.outcomes = {}
         key = id(record)
-        if outcomes.get(key, _REJECTED) == _REJECTED:
+        if _RANK.get(outcome, 3) > _RANK.get(outcomes.get(key, ""), 0):
             outcomes[key] = outcome
 
     def _retry_or_drop(
@@ -532,15 +649,16 @@ class ExportWorker:
         if lane.attempt >= config.max_retries:
             lane.attempt = 0
             for state, records in list(batch.owed.items()):
-                self._lose(batch, state, records, DropReason.RETRIES_EXHAUSTED)
                 self._failures_log.log(
                     logging.WARNING,
-                    "prefactor: dropped %d records after %d attempts to %r; last error: %s",
+                    "prefactor: gave up on %d records after %d attempts to %r (%s); last error: %s",
                     len(records),
                     config.max_retries + 1,
                     state.sink,
+                    "kept in the spool" if state.spool is not None else "dropped",
                     state.last_error,
                 )
+                self._lose(batch, state, records, DropReason.RETRIES_EXHAUSTED)
             return True
         hints = [exc.retry_after for exc in failures if exc.retry_after is not None]
         delay = backoff_delay(
@@ -576,6 +694,8 @@ class ExportWorker:
             for outcome in outcomes.values():
                 if outcome == _REJECTED:
                     self._rejected += 1
+                elif outcome == _SPOOLED:
+                    self._spooled += 1
                 else:
                     self._drops[outcome] += 1
         seqs = batch.seqs
@@ -603,8 +723,12 @@ class ExportWorker:
                 for state, records in list(lane.retry.owed.items()):
                     self._lose(lane.retry, state, records, DropReason.SHUTDOWN)
                 self._finish(lane.retry)
-            if lane.records:  # never handed to a sink
-                self._drops[DropReason.SHUTDOWN] += len(lane.records)
+            if lane.records:  # never handed to a sink: each sink loses (or spools) them
+                records = list(lane.records)
+                batch = _Batch(records, list(lane.seqs), dict.fromkeys(self._sinks, records))
+                for state in self._sinks:
+                    self._lose(batch, state, records, DropReason.SHUTDOWN)
+                self._finish(batch)
         self._lanes.clear()
         self.held = 0
         for marker in self._markers:
@@ -615,3 +739,5 @@ class ExportWorker:
                 await state.sink.aclose()
             except Exception as exc:
                 self._internal_error(exc, f"closing the sink {state.name}")
+        if self._spool is not None:
+            self._spool.close()

@@ -62,7 +62,7 @@ def test_retries_exhausted_drops_the_batch_counts_it_and_logs_once(
     assert len(sink.attempts) == 3
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "dropped 4 records after 3 attempts" in warnings[0].getMessage()
+    assert "gave up on 4 records after 3 attempts" in warnings[0].getMessage()
     exporter.close()
 
 

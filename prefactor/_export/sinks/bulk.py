@@ -192,6 +192,11 @@ class BulkSink(ABC):
     async def _single(self, item: dict[str, Any]) -> Output:
         """Send one item through its single endpoint; answer like a bulk output."""
 
+    @property
+    def spool_destination(self) -> str | None:
+        """The name undelivered records are spooled under (a URL); ``None``: never spooled."""
+        return None
+
     def _remember_single(self, kind: str) -> None:
         """From now on send items of ``kind`` through their single endpoint."""
         self._single_types.add(kind)

@@ -95,6 +95,11 @@ class HttpSink(BulkSink):
         self._client: PrefactorApiClient | None = None
         self._pid = 0
 
+    @property
+    def spool_destination(self) -> str:
+        """The API's URL: records it could not take are spooled under it."""
+        return self._config.api_url
+
     def _api(self) -> PrefactorApiClient:
         """The client of this process, made on first use (again in a forked child)."""
         if self._client is not None and self._pid == os.getpid():
