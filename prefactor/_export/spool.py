@@ -42,6 +42,8 @@ logger = logging.getLogger("prefactor.export")
 
 DEFAULT_SPOOL_PATH = Path(".prefactor") / "spool.db"
 
+_inherited: list[sqlite3.Connection] = []
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,7 +99,9 @@ class Spool:
     def _connection(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._conn is None or self._pid != os.getpid():
-                # A connection inherited through fork belongs to the parent: leave it be.
+                if self._conn is not None:
+                    # Inherited through fork: the parent's. Never use or close it here.
+                    _inherited.append(self._conn)
                 self._path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(
                     self._path, timeout=10, isolation_level=None, check_same_thread=False
