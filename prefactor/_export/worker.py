@@ -13,9 +13,11 @@ took the batch never see it again. The lane's next batch waits until every
 sink has settled this one, so no sink ever receives an instance's records out
 of order.
 
-Everything here runs on the worker's thread except :meth:`start`,
-:meth:`wake`, :meth:`stop` and :meth:`stats`, which the exporter calls from
-any thread; the counters are written only by the worker.
+What each sink did with each record is counted by the
+:class:`~prefactor._export.ledger.Ledger`. Everything here runs on the
+worker's thread except :meth:`start`, :meth:`wake`, :meth:`stop` and
+:meth:`stats`, which the exporter calls from any thread; the counters are
+written only by the worker.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import bisect
 import collections
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +34,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from prefactor._config import QueueConfig
-from prefactor._export._support import RateLimitedLog, backoff_delay
-from prefactor._export.base import ExportResult, Sink, TransientExportError
-from prefactor._export.sinks.bulk import BulkSink
+from prefactor._export._support import backoff_delay
+from prefactor._export.base import Sink, TransientExportError
+from prefactor._export.ledger import Batch, Ledger, SinkState, TerminateCallback
 from prefactor._export.spool import Spool, push
 from prefactor._export.stats import DropReason, ExportStats, SinkStats
 from prefactor._records import Record
@@ -43,16 +44,6 @@ from prefactor._records import Record
 __all__ = ["ExportWorker", "FlushMarker", "TerminateCallback"]
 
 logger = logging.getLogger("prefactor.export")
-
-TerminateCallback = Callable[[str, str | None], None]
-
-# Outcomes of a record that are not drop reasons; when sinks disagree, a drop
-# outranks a rejection, which outranks a record kept in the spool.
-_REJECTED = "rejected"
-_SPOOLED = "spooled"
-_RANK = {_SPOOLED: 1, _REJECTED: 2}
-_SPOOLABLE = (DropReason.RETRIES_EXHAUSTED, DropReason.SHUTDOWN)
-_KEPT_ERRORS = 8
 
 
 class FlushMarker:
@@ -66,81 +57,6 @@ class FlushMarker:
         self.remaining = 0
 
 
-class _SinkState:
-    """One sink and what it did: the counters behind :class:`SinkStats`.
-
-    ``spool`` is set for a sink whose undelivered records are kept for later;
-    ``spooled_instances`` are the instances it has spooled records of, whose
-    later records go to the spool too (never ahead of the earlier ones).
-    """
-
-    __slots__ = (
-        "destination",
-        "dropped",
-        "last_error",
-        "name",
-        "rejected",
-        "retried",
-        "sent",
-        "sink",
-        "spool",
-        "spooled",
-        "spooled_instances",
-    )
-
-    def __init__(self, sink: Sink, name: str, spool: Spool | None) -> None:
-        self.sink = sink
-        self.name = name
-        self.sent = 0
-        self.rejected = 0
-        self.retried = 0
-        self.spooled = 0
-        self.dropped: collections.Counter[str] = collections.Counter()
-        self.last_error: str | None = None
-        destination = sink.spool_destination if isinstance(sink, BulkSink) else None
-        self.destination = destination or ""
-        self.spool = spool if destination else None
-        self.spooled_instances: set[str] = set()
-
-    def snapshot(self) -> SinkStats:
-        return SinkStats(
-            sent=self.sent,
-            rejected=self.rejected,
-            retried=self.retried,
-            spooled=self.spooled,
-            dropped=MappingProxyType(dict(self.dropped)),
-            last_error=self.last_error,
-        )
-
-
-def sink_names(sinks: Sequence[Sink]) -> list[str]:
-    """Each sink's class name, with ``#2``, ``#3``... for repeats."""
-    seen: collections.Counter[str] = collections.Counter()
-    names = []
-    for sink in sinks:
-        base = type(sink).__name__
-        seen[base] += 1
-        names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-    return names
-
-
-@dataclass(slots=True, eq=False)
-class _Batch:
-    """Records delivered together, their drain sequence numbers (rising), and who owes what.
-
-    ``owed`` maps each sink that has not settled the batch to the records it
-    still has to deliver. ``outcomes`` holds, by record identity, every record
-    that was not sent everywhere: ``"rejected"`` or a drop reason (a drop wins).
-    Sequence numbers are kept side by side rather than as pairs: a pair is one
-    more object per record for the garbage collector to track.
-    """
-
-    records: list[Record]
-    seqs: list[int]
-    owed: dict[_SinkState, Sequence[Record]]
-    outcomes: dict[int, str] | None = None
-
-
 @dataclass(slots=True, eq=False)
 class _Lane:
     """The records of one instance, waiting in order, and their drain sequence numbers."""
@@ -149,7 +65,7 @@ class _Lane:
     seqs: collections.deque[int] = field(default_factory=collections.deque)
     since: float = 0.0  # when the oldest waiting record arrived (roughly)
     busy: bool = False
-    retry: _Batch | None = None
+    retry: Batch | None = None
     retry_at: float = 0.0
     attempt: int = 0
 
@@ -172,24 +88,15 @@ class ExportWorker:
     __slots__ = (
         "_batch_size",
         "_config",
-        "_drops",
-        "_failures_log",
         "_in_flight_batches",
-        "_internal_errors",
         "_lanes",
+        "_ledger",
         "_loop",
         "_markers",
         "_name",
         "_on_room",
-        "_on_terminate",
         "_queue",
-        "_rejected",
-        "_rejections_log",
-        "_retried",
-        "_sent",
         "_sinks",
-        "_spool",
-        "_spooled",
         "_start_lock",
         "_stopping",
         "_thread",
@@ -214,13 +121,10 @@ class ExportWorker:
         name: str,
     ) -> None:
         self._queue = queue
-        self._spool = Spool(config.spool_path) if config.spool_path is not None else None
-        self._sinks = [
-            _SinkState(s, n, self._spool) for s, n in zip(sinks, sink_names(sinks), strict=True)
-        ]
+        self._ledger = Ledger(sinks, config.spool_path, on_terminate)
+        self._sinks = self._ledger.sinks
         self._config = config
         self._batch_size = config.batch_size
-        self._on_terminate = on_terminate
         self._on_room = on_room
         self._name = name
         self._start_lock = threading.Lock()
@@ -231,14 +135,6 @@ class ExportWorker:
         self._lanes: dict[str, _Lane] = {}
         self._markers: list[FlushMarker] = []
         self._in_flight_batches = 0
-        self._sent = 0
-        self._rejected = 0
-        self._retried = 0
-        self._spooled = 0
-        self._drops: collections.Counter[str] = collections.Counter()
-        self._internal_errors: list[BaseException] = []
-        self._rejections_log = RateLimitedLog(logger)
-        self._failures_log = RateLimitedLog(logger)
         # Read by the exporter's submit on the caller's path: plain attributes.
         self.started = False
         self.wake_pending = False
@@ -306,23 +202,20 @@ class ExportWorker:
 
     def take_internal_error(self) -> BaseException | None:
         """The first internal error caught since the last call, if any."""
-        if not self._internal_errors:
-            return None
-        error = self._internal_errors[0]
-        self._internal_errors.clear()
-        return error
+        return self._ledger.take_internal_error()
 
     def stats(self, waiting: int, caller_drops: collections.Counter[str]) -> ExportStats:
         """The counters, with ``waiting`` records still in the queue and the caller's drops."""
-        dropped = caller_drops + collections.Counter(dict(self._drops))
+        ledger = self._ledger
+        dropped = caller_drops + collections.Counter(dict(ledger.drops))
         return ExportStats(
             submitted=self.seq + waiting,
             queued=waiting + self.held,
             in_flight=self.in_flight,
-            sent=self._sent,
-            rejected=self._rejected,
-            retried=self._retried,
-            spooled=self._spooled,
+            sent=ledger.sent,
+            rejected=ledger.rejected,
+            retried=ledger.retried,
+            spooled=ledger.spooled,
             dropped=MappingProxyType(dict(dropped)),
             sinks=MappingProxyType({s.name: s.snapshot() for s in self._sinks}),
         )
@@ -330,7 +223,7 @@ class ExportWorker:
     @property
     def spool(self) -> Spool | None:
         """Where undelivered records are kept, if anywhere."""
-        return self._spool
+        return self._ledger.spool
 
     def has_spooled(self) -> bool:
         """Whether a spooled sink's destination has items waiting from an earlier run."""
@@ -371,7 +264,7 @@ class ExportWorker:
                 self._drain()
                 deadline = self._dispatch(tasks)
             except Exception as exc:
-                self._internal_error(exc, "the export worker loop")
+                self._ledger.internal_error(exc, "the export worker loop")
             if self._stopping:
                 break
             delay = self._config.flush_interval
@@ -460,8 +353,8 @@ class ExportWorker:
                 take = min(batch_size, len(lane.records))
                 records, seqs = lane.records.popleft, lane.seqs.popleft
                 taken = [records() for _ in range(take)]
-                owed: dict[_SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
-                batch = _Batch(taken, [seqs() for _ in range(take)], owed)
+                owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
+                batch = Batch(taken, [seqs() for _ in range(take)], owed)
             # Move the lane to the end so that busy instances take turns.
             del self._lanes[key]
             self._lanes[key] = lane
@@ -473,12 +366,12 @@ class ExportWorker:
             task.add_done_callback(tasks.discard)
         return next_due
 
-    async def _deliver(self, key: str, lane: _Lane, batch: _Batch) -> None:
+    async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
             for state, records in list(batch.owed.items()):
                 if key in state.spooled_instances:
-                    self._divert(batch, state, records)  # behind its earlier records
+                    self._ledger.divert(batch, state, records)  # behind its earlier records
             owed = list(batch.owed.items())
             if len(owed) == 1:
                 errors = [await self._deliver_to(batch, *owed[0])]
@@ -491,7 +384,7 @@ class ExportWorker:
                 lane.attempt = 0
         except asyncio.CancelledError:
             for state, records in batch.owed.items():
-                self._lose(batch, state, records, DropReason.SHUTDOWN)
+                self._ledger.lose(batch, state, records, DropReason.SHUTDOWN)
             raise
         finally:
             lane.busy = False
@@ -505,91 +398,24 @@ class ExportWorker:
                 self._wake.set()
 
     async def _deliver_to(
-        self, batch: _Batch, state: _SinkState, records: Sequence[Record]
+        self, batch: Batch, state: SinkState, records: Sequence[Record]
     ) -> TransientExportError | None:
         """Hand ``records`` to one sink and count the answer; the error if it still owes some."""
         try:
             result = await state.sink.export(records)
-            self._settle(batch, state, len(records), result)
+            self._ledger.settle(batch, state, len(records), result)
         except TransientExportError as exc:
             pending = records if exc.pending is None else exc.pending
-            self._settle(batch, state, len(records) - len(pending), exc.partial)
+            self._ledger.settle(batch, state, len(records) - len(pending), exc.partial)
             state.last_error = str(exc)
             if not pending:
                 return None
             batch.owed[state] = pending
             return exc
         except Exception as exc:
-            self._internal_error(exc, f"the sink {state.name}")
-            self._lose(batch, state, records, DropReason.INTERNAL_ERROR)
+            self._ledger.internal_error(exc, f"the sink {state.name}")
+            self._ledger.lose(batch, state, records, DropReason.INTERNAL_ERROR)
         return None
-
-    def _settle(self, batch: _Batch, state: _SinkState, settled: int, result: ExportResult) -> None:
-        """Count ``settled`` records of one sink: those not rejected or dropped were sent."""
-        batch.owed.pop(state, None)
-        rejected, dropped = result.rejected, result.dropped
-        state.sent += settled - len(rejected) - len(dropped)
-        for rejection in rejected:
-            state.rejected += 1
-            self._outcome(batch, rejection.record, _REJECTED)
-            self._rejections_log.log(
-                logging.WARNING,
-                "prefactor: %s refused %s %s: %s (%s)",
-                state.name,
-                rejection.record.kind,
-                rejection.record.idempotency_key,
-                rejection.message,
-                rejection.code,
-            )
-        for drop in dropped:
-            state.dropped[drop.reason] += 1
-            self._outcome(batch, drop.record, drop.reason)
-            self._rejections_log.log(
-                logging.WARNING,
-                "prefactor: %s set aside %s %s (%s): %s",
-                state.name,
-                drop.record.kind,
-                drop.record.idempotency_key,
-                drop.reason,
-                drop.message,
-                exc_info=drop.error,
-            )
-            if drop.error is not None:
-                self._keep_error(drop.error)
-        if self._on_terminate is not None:
-            for termination in result.terminations:
-                try:
-                    self._on_terminate(termination.instance_id, termination.reason)
-                except Exception as exc:
-                    self._internal_error(exc, "the on_terminate callback")
-
-    def _lose(
-        self, batch: _Batch, state: _SinkState, records: Sequence[Record], reason: str
-    ) -> None:
-        """Count ``records`` as dropped by one sink, or keep them in its spool."""
-        if reason in _SPOOLABLE and self._divert(batch, state, records):
-            return
-        batch.owed.pop(state, None)
-        state.dropped[reason] += len(records)
-        for record in records:
-            self._outcome(batch, record, reason)
-
-    def _divert(self, batch: _Batch, state: _SinkState, records: Sequence[Record]) -> bool:
-        """Keep ``records`` in the sink's spool; ``False`` when it has none or writing failed."""
-        if state.spool is None:
-            return False
-        try:
-            kept, dropped = state.spool.add(state.destination, records)
-        except (sqlite3.Error, OSError) as exc:
-            logger.error("prefactor: could not write the spool %s: %s", state.spool.path, exc)
-            return False
-        batch.owed.pop(state, None)
-        state.spooled += len(kept)
-        for record in kept:
-            state.spooled_instances.add(record.instance_id)
-            self._outcome(batch, record, _SPOOLED)
-        self._settle(batch, state, len(dropped), ExportResult(dropped=tuple(dropped)))
-        return True
 
     def _push_spooled(self, tasks: set[asyncio.Task[None]]) -> None:
         """Send what earlier runs spooled for these sinks, in the background."""
@@ -615,11 +441,11 @@ class ExportWorker:
             tasks.add(task)
             task.add_done_callback(done)
 
-    async def _push(self, state: _SinkState, spool: Spool, upto: int) -> None:
+    async def _push(self, state: SinkState, spool: Spool, upto: int) -> None:
         try:
             result = await push(spool, state.sink, state.destination, upto=upto)
         except Exception as exc:
-            self._internal_error(exc, f"pushing the spool {spool.path}")
+            self._ledger.internal_error(exc, f"pushing the spool {spool.path}")
             return
         logger.log(
             logging.WARNING if result.error else logging.INFO,
@@ -632,42 +458,21 @@ class ExportWorker:
             f"; last error: {result.error}" if result.error else "",
         )
 
-    @staticmethod
-    def _outcome(batch: _Batch, record: Record, outcome: str) -> None:
-        outcomes = batch.outcomes
-        if outcomes is None:
-            outcomes = batch.outcomes = {}
-        key = id(record)
-        if _RANK.get(outcome, 3) > _RANK.get(outcomes.get(key, ""), 0):
-            outcomes[key] = outcome
-
     def _retry_or_drop(
-        self, lane: _Lane, batch: _Batch, failures: list[TransientExportError]
+        self, lane: _Lane, batch: Batch, failures: list[TransientExportError]
     ) -> bool:
         """Keep what the failing sinks owe for another attempt; ``True`` when dropped instead."""
         config = self._config
         if lane.attempt >= config.max_retries:
             lane.attempt = 0
-            for state, records in list(batch.owed.items()):
-                self._failures_log.log(
-                    logging.WARNING,
-                    "prefactor: gave up on %d records after %d attempts to %r (%s); last error: %s",
-                    len(records),
-                    config.max_retries + 1,
-                    state.sink,
-                    "kept in the spool" if state.spool is not None else "dropped",
-                    state.last_error,
-                )
-                self._lose(batch, state, records, DropReason.RETRIES_EXHAUSTED)
+            self._ledger.give_up(batch, config.max_retries + 1)
             return True
         hints = [exc.retry_after for exc in failures if exc.retry_after is not None]
         delay = backoff_delay(
             lane.attempt, config.retry_delay_base, config.retry_delay_max, max(hints, default=None)
         )
         lane.attempt += 1
-        self._retried += 1
-        for state in batch.owed:
-            state.retried += 1
+        self._ledger.retrying(batch)
         lane.retry = batch
         lane.retry_at = time.monotonic() + delay
         logger.debug(
@@ -675,29 +480,9 @@ class ExportWorker:
         )
         return False
 
-    def _internal_error(self, exc: BaseException, where: str) -> None:
-        logger.error("prefactor: internal error in %s", where, exc_info=exc)
-        self._keep_error(exc)
-
-    def _keep_error(self, exc: BaseException) -> None:
-        # Only the first is ever raised (in the SDK's own tests): keep a few, not all.
-        if len(self._internal_errors) < _KEPT_ERRORS:
-            self._internal_errors.append(exc)
-
-    def _finish(self, batch: _Batch) -> None:
-        """Account for a batch every sink has settled (sent, rejected or dropped)."""
-        outcomes, size = batch.outcomes, len(batch.records)
-        if not outcomes:
-            self._sent += size
-        else:
-            self._sent += size - len(outcomes)
-            for outcome in outcomes.values():
-                if outcome == _REJECTED:
-                    self._rejected += 1
-                elif outcome == _SPOOLED:
-                    self._spooled += 1
-                else:
-                    self._drops[outcome] += 1
+    def _finish(self, batch: Batch) -> None:
+        """Account for a batch every sink has settled; release its room and its flushes."""
+        self._ledger.close_out(batch)
         seqs = batch.seqs
         self.held -= len(seqs)
         if self._markers:
@@ -721,13 +506,13 @@ class ExportWorker:
         for lane in self._lanes.values():
             if lane.retry is not None:
                 for state, records in list(lane.retry.owed.items()):
-                    self._lose(lane.retry, state, records, DropReason.SHUTDOWN)
+                    self._ledger.lose(lane.retry, state, records, DropReason.SHUTDOWN)
                 self._finish(lane.retry)
             if lane.records:  # never handed to a sink: each sink loses (or spools) them
                 records = list(lane.records)
-                batch = _Batch(records, list(lane.seqs), dict.fromkeys(self._sinks, records))
+                batch = Batch(records, list(lane.seqs), dict.fromkeys(self._sinks, records))
                 for state in self._sinks:
-                    self._lose(batch, state, records, DropReason.SHUTDOWN)
+                    self._ledger.lose(batch, state, records, DropReason.SHUTDOWN)
                 self._finish(batch)
         self._lanes.clear()
         self.held = 0
@@ -738,6 +523,6 @@ class ExportWorker:
             try:
                 await state.sink.aclose()
             except Exception as exc:
-                self._internal_error(exc, f"closing the sink {state.name}")
-        if self._spool is not None:
-            self._spool.close()
+                self._ledger.internal_error(exc, f"closing the sink {state.name}")
+        if self._ledger.spool is not None:
+            self._ledger.spool.close()
