@@ -8,12 +8,12 @@ touching the others.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import secrets
 import sys
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -21,7 +21,10 @@ from pydantic import SecretStr
 from prefactor import traces
 from prefactor._config import DEFAULT_DB_PATH, HttpClientConfig
 from prefactor._errors import PrefactorConfigError, PrefactorHttpError
+from prefactor._export.sinks import HttpSink
+from prefactor._export.spool import DEFAULT_SPOOL_PATH, PushResult, Spool, push
 from prefactor._version import __version__
+from prefactor.server.store import ApiProblem, StoreVersionError
 
 __all__ = ["build_parser", "main"]
 
@@ -32,32 +35,51 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if find_spec("fastapi") is None or find_spec("uvicorn") is None:
         print(SERVER_EXTRA_HINT, file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("prefactor serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     # Imported by name only here: the web stack is an optional extra.
     serving: Any = importlib.import_module("prefactor.server.serve")
     token = args.token or os.environ.get("PREFACTOR_API_TOKEN") or ""
     generated = not token
     if generated:
         token = secrets.token_urlsafe(24)
-    db = Path(args.db or os.environ.get("PREFACTOR_DB") or DEFAULT_DB_PATH)
-    result: int = serving.serve(
-        host=args.host, port=args.port, db=db, token=token, show_token=generated
-    )
+    # A string, not a Path: a Path would fold the '//' of a postgresql:// URL.
+    db = args.db or os.environ.get("PREFACTOR_DB") or str(DEFAULT_DB_PATH)
+    try:
+        result: int = serving.serve(
+            host=args.host,
+            port=args.port,
+            db=db,
+            token=token,
+            show_token=generated,
+            workers=args.workers,
+        )
+    except (PrefactorConfigError, StoreVersionError) as exc:
+        print(f"prefactor serve: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
 def _add_serve(commands: Any) -> None:
     parser = commands.add_parser(
         "serve",
-        help="run the local Prefactor API over a SQLite file",
-        description="Run the Prefactor REST API locally, storing traces in a SQLite file.",
+        help="run the local Prefactor API over a SQLite file or PostgreSQL",
+        description="Run the Prefactor REST API, storing traces in a SQLite file (the default)"
+        " or a PostgreSQL database shared by several servers.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8040, help="port (8040; 0 picks a free one)")
     parser.add_argument(
-        "--db", default=None, help="database file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+        "--db",
+        default=None,
+        help="a SQLite file or a postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
     parser.add_argument(
         "--token", default=None, help="bearer token (PREFACTOR_API_TOKEN, else generated)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes on the one port (1)"
     )
     parser.set_defaults(handler=_cmd_serve)
 
@@ -76,7 +98,14 @@ def _source(args: argparse.Namespace) -> HttpClientConfig | None:
 def _read_errors(run: Any) -> int:
     try:
         result: int = run()
-    except (FileNotFoundError, LookupError, PrefactorConfigError, PrefactorHttpError) as exc:
+    except (
+        FileNotFoundError,
+        LookupError,
+        PrefactorConfigError,
+        PrefactorHttpError,
+        StoreVersionError,
+        ApiProblem,
+    ) as exc:
         print(f"prefactor: {exc}", file=sys.stderr)
         return 1
     return result
@@ -114,7 +143,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", default=None, help="embedded store file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+        "--db",
+        default=None,
+        help="store file or postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
     parser.add_argument("--url", default=None, help="read from this Prefactor API instead")
     parser.add_argument("--token", default=None, help="its bearer token (PREFACTOR_API_TOKEN)")
@@ -145,6 +176,53 @@ def _add_show(commands: Any) -> None:
     parser.set_defaults(handler=_cmd_show)
 
 
+async def _push_to(spool: Spool, config: HttpClientConfig) -> PushResult:
+    sink = HttpSink(config)
+    try:
+        return await push(spool, sink, sink.spool_destination)
+    finally:
+        await sink.aclose()
+        spool.close()
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    def run() -> int:
+        config = _source(args)
+        if config is None:
+            raise PrefactorConfigError(
+                "push needs the API: PREFACTOR_API_URL (or --url) and PREFACTOR_API_TOKEN"
+            )
+        spool = Spool(args.spool)
+        if not spool.pending(config.api_url):
+            print(f"nothing waits in {spool.path} for {config.api_url}")
+            return 0
+        result = asyncio.run(_push_to(spool, config))
+        print(
+            f"sent {result.sent} spooled records to {config.api_url}"
+            f" ({result.rejected} refused); {result.left} wait in {spool.path}"
+        )
+        if result.error is not None:
+            print(f"prefactor: stopped at: {result.error}", file=sys.stderr)
+        return 1 if result.left else 0
+
+    return _read_errors(run)
+
+
+def _add_push(commands: Any) -> None:
+    parser = commands.add_parser(
+        "push",
+        help="send what the spool kept while the API was unreachable",
+        description="Send the records the SDK kept in its spool (QueueConfig.spool_path) "
+        "because the API could not take them, oldest first; each is sent once.",
+    )
+    parser.add_argument(
+        "--spool", default=DEFAULT_SPOOL_PATH, help=f"the spool file ({DEFAULT_SPOOL_PATH})"
+    )
+    parser.add_argument("--url", default=None, help="the Prefactor API (PREFACTOR_API_URL)")
+    # The token only from the environment: a command line is visible to other users.
+    parser.set_defaults(handler=_cmd_push, token=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="prefactor", description="Prefactor SDK tools.")
@@ -153,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_traces(commands)
     _add_show(commands)
+    _add_push(commands)
     return parser
 
 
