@@ -10,7 +10,7 @@ message instead of at the first span.
 
 A captured payload may carry the capturer's markers (a string cut at the size
 cap, a list's ``…[N more items]``, ``[REDACTED]``: see
-:mod:`prefactor._schemas.forms`). A violation located at a marker is not the
+`prefactor._schemas.markers`). A violation located at a marker is not the
 user's: :meth:`CompiledSchema.errors` leaves it out, so the SDK (``Tracer.check``)
 and the server's store, which both ask it, never flag a payload for having
 been truncated.
@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
-from prefactor._schemas.forms import ELLIPSIS, is_marked
+from prefactor._schemas.markers import ELLIPSIS, is_marked
 
 __all__ = [
     "CompiledSchema",

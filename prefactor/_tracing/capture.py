@@ -9,7 +9,7 @@ too: the schema of a type accepts what the capturer records for its values. Ever
 captured value is something the JSON encoder can write (no int beyond 64 bits, no
 lone surrogate, no ``NaN``).
 
-Size caps and secrets leave visible markers (see :mod:`prefactor._schemas.forms`):
+Size caps and secrets leave visible markers (see :mod:`prefactor._schemas.markers`):
 long strings end in ``"…[truncated N chars]"``, long lists end with the item
 ``"…[N more items]"``, long mappings with the key ``"…"`` (value ``"…[N more items]"``),
 and once a payload's size budget is spent the remaining values become
@@ -43,25 +43,27 @@ from prefactor._redaction import (
     redact_credentials,
 )
 from prefactor._schemas.forms import (
-    BUDGET_MARKER,
-    CYCLE,
-    ELLIPSIS,
     INT_MAX,
     INT_MIN,
     JSON,
     encodable,
     float_form,
     int_form,
-    is_more_items,
     key_form,
-    marked_head,
-    max_depth_marker,
-    more_items,
     ordered,
     records_fields,
     row_for,
     safe_repr,
     text_form,
+)
+from prefactor._schemas.markers import (
+    BUDGET_MARKER,
+    CYCLE,
+    ELLIPSIS,
+    is_more_items,
+    marked_head,
+    max_depth_marker,
+    more_items,
     truncated,
     unrepresentable,
 )
