@@ -48,6 +48,7 @@ __all__ = [
     "ListResponse",
     "PaginationOutput",
     "QualitySchemaForCreate",
+    "QualityViolation",
     "RecordQualityRequest",
     "RegisterInstanceRequest",
     "SchemaViolation",
@@ -153,6 +154,13 @@ class AgentInstanceSpanCounts(_Response):
     finished: int = 0
 
 
+class QualityViolation(_Response):
+    """A schema failure recorded on a quality payload (our extension): JSON path, reason."""
+
+    path: str
+    reason: str
+
+
 class AgentInstance(_Response):
     """One run of an agent."""
 
@@ -173,6 +181,7 @@ class AgentInstance(_Response):
     purpose: InstancePurpose | None = None
     quality_payloads: dict[str, JSONObject] | None = None
     quality_summaries: dict[str, str] | None = None
+    quality_violations: dict[str, list[QualityViolation]] | None = None
     external_identifier: str | None = None
 
 

@@ -19,6 +19,7 @@ from prefactor.server.store_common import (
     fingerprint,
     idempotency_conflict,
     loads,
+    upgrade,
 )
 from prefactor.server.store_schemas import OPEN_SCHEMA_SET, SchemaSet
 
@@ -29,7 +30,8 @@ JSON = dict[str, Any]
 _INSTANCE_COLUMNS = (
     "id, account_id, agent_id, agent_version_id, environment_id, agent_deployment_id, status,"
     " purpose, external_identifier, started_at, finished_at, termination_reason,"
-    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id"
+    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id,"
+    " quality_violations"
 )
 
 
@@ -65,6 +67,7 @@ class StoreBase:
         # Page cache in KiB (negative): index pages of large bulk inserts stay in memory.
         self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.executescript(DDL)
+        upgrade(self._conn)
         self._schema_sets: dict[str, SchemaSet] = {}
         self._closed = False
         self.account_id = self._meta("account_id")

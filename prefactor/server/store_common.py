@@ -7,11 +7,14 @@ Times are stored as fixed-width ISO strings in UTC with microseconds and a
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
+
+from prefactor._errors import PrefactorError
 
 __all__ = [
     "DDL",
@@ -24,6 +27,7 @@ __all__ = [
     "pagination",
     "parse",
     "path_key",
+    "upgrade",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,7 +53,8 @@ CREATE TABLE IF NOT EXISTS instances (
     status TEXT NOT NULL, purpose TEXT NOT NULL, external_identifier TEXT,
     started_at TEXT, finished_at TEXT, termination_reason TEXT,
     quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
-    inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    quality_violations TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
 CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
     ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
@@ -65,8 +70,24 @@ CREATE TABLE IF NOT EXISTS idempotency (
     response TEXT NOT NULL, PRIMARY KEY (scope, key));
 """
 
+# Columns added after the first release, for files an older store created: (table, column DDL).
+_ADDED_COLUMNS = (("instances", "quality_violations TEXT NOT NULL DEFAULT '{}'"),)
 
-class ApiProblem(Exception):
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Add the columns a file written by an older store lacks (the DDL creates only tables)."""
+    for table, column in _ADDED_COLUMNS:
+        name = column.split()[0]
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if name not in present:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+class ApiProblem(PrefactorError):
     """An API error answer: HTTP status, machine code, message and optional field errors."""
 
     def __init__(
