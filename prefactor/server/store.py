@@ -78,6 +78,7 @@ __all__ = ["ApiProblem", "Store"]
 
 _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
+_MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
 
 
 class Store(SpanRules, InstanceRules):
@@ -295,8 +296,8 @@ def _span_details(item: JSON) -> JSON:
 
 def _check_page(offset: int, page_size: int, limit: int) -> None:
     errors: dict[str, list[str]] = {}
-    if offset < 0:
-        errors["pagination[offset]"] = ["must be >= 0"]
+    if not 0 <= offset <= _MAX_OFFSET:
+        errors["pagination[offset]"] = [f"must be between 0 and {_MAX_OFFSET}"]
     if not 1 <= page_size <= limit:
         errors["pagination[page_size]"] = [f"must be between 1 and {limit}"]
     if errors:

@@ -122,6 +122,7 @@ def check_span_details(details: JSON) -> SpanFields:
         type(instance_id) is str
         and type(name) is str
         and name
+        and type(status) is str
         and status in _CREATE_STATUSES
         and (payload is None or type(payload) is dict)
         and (result is None or type(result) is dict)
