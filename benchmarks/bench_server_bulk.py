@@ -101,11 +101,9 @@ def span_items(instance_id: str, count: int) -> list[dict[str, Any]]:
 
 
 def bench_http(spans: int, batch: int, db: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN}
     argv = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", str(db)]
-    proc = subprocess.Popen(
-        [*argv, "--token", TOKEN], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split("listening on ", 1)[1].strip()

@@ -28,20 +28,48 @@ __all__ = ["build_parser", "main"]
 SERVER_EXTRA_HINT = "prefactor serve needs the server extra: pip install 'prefactor[server]'"
 
 
+_TOKEN_FLAG_REFUSED = (
+    "prefactor serve: --token is not accepted, since every local user can read a process's"
+    " command line; put the token in PREFACTOR_API_TOKEN or in a file named by --token-file"
+)
+
+
+def _serve_token(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The token ``serve`` requires and where it came from (``None``: generated here).
+
+    Raises:
+        OSError: the token file cannot be read.
+        ValueError: the token file is empty.
+    """
+    if args.token_file is not None:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"the token file {args.token_file} is empty")
+        return token, f"the file {args.token_file}"
+    token = os.environ.get("PREFACTOR_API_TOKEN") or ""
+    if token:
+        return token, "PREFACTOR_API_TOKEN"
+    return secrets.token_urlsafe(24), None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.token is not None:
+        print(_TOKEN_FLAG_REFUSED, file=sys.stderr)
+        return 2
     if find_spec("fastapi") is None or find_spec("uvicorn") is None:
         print(SERVER_EXTRA_HINT, file=sys.stderr)
         return 2
     # Imported by name only here: the web stack is an optional extra.
     serving: Any = importlib.import_module("prefactor.server.serve")
-    token = args.token or os.environ.get("PREFACTOR_API_TOKEN") or ""
-    generated = not token
-    if generated:
-        token = secrets.token_urlsafe(24)
     db = Path(args.db or os.environ.get("PREFACTOR_DB") or DEFAULT_DB_PATH)
-    result: int = serving.serve(
-        host=args.host, port=args.port, db=db, token=token, show_token=generated
-    )
+    try:
+        token, source = _serve_token(args)
+        result: int = serving.serve(
+            host=args.host, port=args.port, db=db, token=token, token_source=source
+        )
+    except (OSError, ValueError) as exc:  # the token, or an address that cannot be bound
+        print(f"prefactor serve: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
@@ -49,7 +77,9 @@ def _add_serve(commands: Any) -> None:
     parser = commands.add_parser(
         "serve",
         help="run the local Prefactor API over a SQLite file",
-        description="Run the Prefactor REST API locally, storing traces in a SQLite file.",
+        description="Run the Prefactor REST API locally, storing traces in a SQLite file. "
+        "The bearer token (16 characters or more) comes from --token-file, else "
+        "PREFACTOR_API_TOKEN, else is generated and printed.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8040, help="port (8040; 0 picks a free one)")
@@ -57,8 +87,14 @@ def _add_serve(commands: Any) -> None:
         "--db", default=None, help="database file (PREFACTOR_DB, else ./.prefactor/traces.db)"
     )
     parser.add_argument(
-        "--token", default=None, help="bearer token (PREFACTOR_API_TOKEN, else generated)"
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="read the bearer token from this file (else PREFACTOR_API_TOKEN, else generated)",
     )
+    # Refused with an explanation rather than unknown: a token on the command line is
+    # readable by every local user for as long as the server runs.
+    parser.add_argument("--token", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_cmd_serve)
 
 

@@ -12,10 +12,10 @@ from typing import TextIO
 
 import uvicorn
 
-from prefactor.server.app import create_app
+from prefactor.server.app import check_token, create_app
 from prefactor.server.store import Store
 
-__all__ = ["mask_token", "serve"]
+__all__ = ["serve"]
 
 
 # Collections of the youngest generation at most every this many new objects.
@@ -43,26 +43,28 @@ def _server_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def mask_token(token: str) -> str:
-    """The token with all but its first four characters hidden."""
-    return token[:4] + "*" * max(4, len(token) - 4)
-
-
 def serve(
     *,
     host: str,
     port: int,
     db: Path,
     token: str,
-    show_token: bool,
+    token_source: str | None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Serve the API until interrupted; the exit status.
 
     The socket is bound and listening before the address is printed, so a
     caller that reads the printed URL can connect at once (``port=0`` picks a
-    free port and prints it).
+    free port and prints it). The banner names where the token came from
+    (``token_source``) and never shows any part of it; a token generated here
+    (``token_source=None``) is printed whole, as there is no other way to learn it.
+
+    Raises:
+        ValueError: the token is too short (checked before anything is bound).
+        OSError: the address cannot be bound.
     """
+    check_token(token)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,8 +77,10 @@ def serve(
         shown_host = f"[{host}]" if family == socket.AF_INET6 else host
         print(f"prefactor serve: listening on http://{shown_host}:{bound_port}", file=out)
         print(f"  database: {db}", file=out)
-        label = "generated token" if show_token else "token"
-        print(f"  {label}: {token if show_token else mask_token(token)}", file=out, flush=True)
+        shown = (
+            f"generated token: {token}" if token_source is None else f"token: from {token_source}"
+        )
+        print(f"  {shown}", file=out, flush=True)
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         with _server_gc():
             uvicorn.Server(config).run(sockets=[sock])

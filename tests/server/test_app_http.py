@@ -172,9 +172,10 @@ async def test_an_internal_failure_answers_500_with_the_envelope(
     assert "unexpected error" in caplog.text
 
 
-def test_an_empty_token_is_refused(http_store: Store) -> None:
-    with pytest.raises(ValueError, match="token"):
-        create_app(http_store, token="")
+@pytest.mark.parametrize("token", ["", "x" * 15], ids=["empty", "15-characters"])
+def test_a_token_shorter_than_16_characters_is_refused(http_store: Store, token: str) -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        create_app(http_store, token=token)
 
 
 async def test_a_span_that_breaks_its_schema_answers_200_flagged(

@@ -67,20 +67,9 @@ SCHEMAS = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
     db = tmp_path_factory.mktemp("serve") / "traces.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefactor._cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-            "--token",
-            TOKEN,
-        ],
+        [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", str(db)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -128,10 +117,12 @@ class ContractClient:
         return details
 
 
-def test_served_token_is_masked_in_the_banner(served: tuple[str, list[str]]) -> None:
+def test_the_banner_names_the_token_source_and_shows_none_of_it(
+    served: tuple[str, list[str]],
+) -> None:
     _, header = served
-    assert TOKEN not in "".join(header)
-    assert header[2].strip().startswith("token: cont")
+    assert header[2].strip() == "token: from PREFACTOR_API_TOKEN"
+    assert TOKEN[:4] not in "".join(header[:2])
 
 
 def test_served_api_refuses_a_wrong_token(served: tuple[str, list[str]]) -> None:
