@@ -25,17 +25,17 @@ from prefactor.server.store import Store
 
 
 @prefactor.tool
-def lookup(query: str) -> str:
+def fetch_missing_page(query: str) -> str:
     raise ValueError(f"no page for {query}")
 
 
 @prefactor.tool
-def healthy(query: str) -> str:
+def shout(query: str) -> str:
     return query.upper()
 
 
 @prefactor.tool
-async def wait(seconds: float) -> str:
+async def sleep_then_answer(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "waited"
 
@@ -43,18 +43,18 @@ async def wait(seconds: float) -> str:
 @prefactor.agent(agent_id="e2e-failed-tool")
 def survives_a_failed_tool(query: str) -> str:
     with contextlib.suppress(ValueError):
-        lookup(query)
+        fetch_missing_page(query)
     return "answered anyway"
 
 
 @prefactor.agent(agent_id="e2e-failed-agent")
 def fails_through_its_tool(query: str) -> str:
-    return lookup(query)
+    return fetch_missing_page(query)
 
 
 @prefactor.agent(agent_id="e2e-cancelled-task")
 async def cancels_its_task(seconds: float) -> str:
-    task = asyncio.create_task(wait(seconds))
+    task = asyncio.create_task(sleep_then_answer(seconds))
     await asyncio.sleep(0.01)  # the tool's span is open
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -64,8 +64,8 @@ async def cancels_its_task(seconds: float) -> str:
 
 @prefactor.agent(agent_id="e2e-raising-parent")
 def raises_after_healthy_children(query: str) -> str:
-    healthy(query)
-    healthy(query + "!")
+    shout(query)
+    shout(query + "!")
     raise RuntimeError("the agent gave up")
 
 
@@ -125,7 +125,7 @@ def test_a_failed_tool_is_stored_failed_under_its_agent(destination: Destination
     assert survives_a_failed_tool("llamas") == "answered anyway"
     instance, spans = _run_of(destination, "e2e-failed-tool")
     (root,) = spans["agent:survives_a_failed_tool"]
-    (tool,) = spans["tool:lookup"]
+    (tool,) = spans["tool:fetch_missing_page"]
     assert (instance["status"], root["status"]) == ("complete", "complete")
     assert _error(tool) == ("failed", "ValueError", "no page for llamas")
     assert (tool["parent_span_id"], tool["schema_violations"]) == (root["id"], None)
@@ -136,7 +136,7 @@ def test_a_failed_agent_is_stored_whole(destination: Destination) -> None:
         fails_through_its_tool("alpacas")
     instance, spans = _run_of(destination, "e2e-failed-agent")
     (root,) = spans["agent:fails_through_its_tool"]
-    (tool,) = spans["tool:lookup"]
+    (tool,) = spans["tool:fetch_missing_page"]
     assert instance["status"] == "failed"
     assert _error(root) == ("failed", "ValueError", "no page for alpacas")
     assert _error(tool) == ("failed", "ValueError", "no page for alpacas")
@@ -149,7 +149,7 @@ async def test_a_cancelled_task_is_stored_cancelled_under_its_agent(
     assert await cancels_its_task(30.0) == "stopped"
     instance, spans = _run_of(destination, "e2e-cancelled-task")
     (root,) = spans["agent:cancels_its_task"]
-    (tool,) = spans["tool:wait"]
+    (tool,) = spans["tool:sleep_then_answer"]
     assert (instance["status"], root["status"], tool["status"]) == (
         "complete",
         "complete",
@@ -163,7 +163,7 @@ def test_an_agent_that_raises_keeps_its_healthy_children(destination: Destinatio
         raises_after_healthy_children("vicuñas")
     instance, spans = _run_of(destination, "e2e-raising-parent")
     (root,) = spans["agent:raises_after_healthy_children"]
-    children = spans["tool:healthy"]
+    children = spans["tool:shout"]
     assert instance["status"] == "failed"
     assert _error(root) == ("failed", "RuntimeError", "the agent gave up")
     assert sorted(
