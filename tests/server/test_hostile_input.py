@@ -25,15 +25,8 @@ OVERFLOWING = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
 
 
 @pytest.fixture
-def hostile_store() -> Iterator[Store]:
-    s = Store()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def http(hostile_store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(hostile_store, token=TOKEN))
+async def http(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(store, token=TOKEN))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://test", headers=AUTH
     ) as client:
