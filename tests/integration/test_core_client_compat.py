@@ -17,6 +17,9 @@ from integration_helpers import TOKEN, Served
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
 from prefactor_http.config import HttpClientConfig
 
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
+
 AGENT = "core-0.5.3"
 ROUNDS, CONCURRENT = 10, 6
 SHAPES = ("no-spans", "complete", "failed", "cancelled")
