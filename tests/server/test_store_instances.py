@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from server_helpers import SCHEMA_VERSION, Register
 
+from prefactor import PrefactorError
+from prefactor._api.models import AgentSchemaVersionForRegister
 from prefactor._ids import generate_pfid, is_pfid
 from prefactor.server.store import ApiProblem, Store
+from prefactor.server.store_schemas import SchemaProblems, SchemaSet
 
 
 def test_register_creates_a_pending_instance_with_every_id(store: Store) -> None:
@@ -318,3 +321,19 @@ def test_a_file_from_before_quality_violations_gains_the_column_on_open(
         )
     finally:
         reopened.close()
+
+
+def test_store_problems_are_prefactor_errors(store: Store) -> None:
+    with pytest.raises(PrefactorError) as caught:
+        store.get_instance("nope")
+    assert (type(caught.value), caught.value.status) == (ApiProblem, 404)
+
+
+def test_schema_problems_are_prefactor_errors() -> None:
+    bad = AgentSchemaVersionForRegister.model_validate({"span_schemas": {"t:x": {"type": 5}}})
+    with pytest.raises(PrefactorError) as caught:
+        SchemaSet.from_definition(bad)
+    assert (type(caught.value), list(caught.value.errors)) == (
+        SchemaProblems,
+        ["agent_schema_version.span_schemas.t:x"],
+    )
