@@ -9,9 +9,10 @@ malformed JSON and oversized bodies, uses the contract's error envelope.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ from prefactor._api.models import (
     TerminateInstanceRequest,
 )
 from prefactor.server import openapi
+from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "MIN_TOKEN_LENGTH", "check_token", "create_app"]
@@ -128,7 +130,11 @@ def check_token(token: str) -> None:
 
 
 def create_app(
-    store: Store, *, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store: Store,
+    *,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    otlp: OtlpIngest | None = None,
 ) -> FastAPI:
     """Build the HTTP API over ``store``.
 
@@ -137,13 +143,27 @@ def create_app(
         token: the bearer token every request must carry, at least
             :data:`MIN_TOKEN_LENGTH` characters.
         max_body_bytes: larger bodies are answered 413 without being read whole.
+        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
+            flushed when the app shuts down.
 
     Raises:
         ValueError: the token is too short.
     """
     check_token(token)
+    ingest = otlp if otlp is not None else OtlpIngest(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # OTLP spans still waiting for their parent are stored, not lost, when the server stops.
+        await run_in_threadpool(ingest.flush)
+
     app = FastAPI(
-        title="Prefactor local API", docs_url=None, redoc_url=None, openapi_url="/openapi.json"
+        title="Prefactor local API",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     bodies: list[type[BaseModel]] = []
 
@@ -247,6 +267,26 @@ def create_app(
     @post("/api/v1/bulk", BulkRequest)
     async def bulk(request: Request) -> Response:
         return await with_body(request, store.bulk)
+
+    # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
+    @app.post("/v1/traces", response_class=Response, openapi_extra=openapi.otlp_traces())
+    async def otlp_traces(request: Request) -> Response:
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        status, content, media = await run_in_threadpool(
+            lambda: answer_export(
+                ingest,
+                raw,
+                content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""),
+                max_bytes=max_body_bytes,
+            )
+        )
+        return Response(content, status_code=status, media_type=media)
+
+    # --- errors ------------------------------------------------------------------------------
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

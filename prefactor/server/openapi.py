@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from prefactor._api.models import ApiError
 from prefactor._version import __version__
 
-__all__ = ["body", "document", "query"]
+__all__ = ["body", "document", "otlp_traces", "query"]
 
 _COMPONENTS = "#/components/schemas/"
 _ERROR = {
@@ -36,6 +36,20 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _COMPONENTS + model.__name__}}},
         }
+    }
+
+
+def otlp_traces() -> dict[str, Any]:
+    """The ``openapi_extra`` of ``POST /v1/traces``, which answers in OTLP's own terms."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        "responses": {"4XX": {"description": "An OTLP Status: the body could not be read"}},
     }
 
 
@@ -56,7 +70,7 @@ def document(app: FastAPI, models: Sequence[type[BaseModel]]) -> dict[str, Any]:
         for operation in item.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's own shape, which these routes never answer
-            responses["4XX"] = _ERROR
+            responses.setdefault("4XX", _ERROR)
     every: dict[type[BaseModel], None] = dict.fromkeys([ApiError, *models])
     _, schemas = models_json_schema(
         [(m, "validation") for m in every], ref_template=_COMPONENTS + "{model}"
