@@ -1,4 +1,4 @@
-"""Building blocks of the store: the API problem, the SQL layout, times, request parsing.
+"""Building blocks of the store: the API problem, JSON, times, request parsing.
 
 Times are stored as fixed-width ISO strings in UTC with microseconds and a
 ``Z`` (``2026-02-09T00:00:00.000000Z``), so string order is time order.
@@ -7,7 +7,6 @@ Times are stored as fixed-width ISO strings in UTC with microseconds and a
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 from prefactor._errors import PrefactorError
 
 __all__ = [
-    "DDL",
     "ApiProblem",
     "dumps",
     "fingerprint",
@@ -27,64 +25,9 @@ __all__ = [
     "pagination",
     "parse",
     "path_key",
-    "upgrade",
 ]
 
 M = TypeVar("M", bound=BaseModel)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, inserted_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-    agent_id TEXT NOT NULL, environment_id TEXT NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (agent_id, environment_id));
-CREATE TABLE IF NOT EXISTS agent_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS schema_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, agent_id TEXT NOT NULL,
-    agent_version_id TEXT NOT NULL, environment_id TEXT NOT NULL,
-    agent_deployment_id TEXT NOT NULL, schema_version_id TEXT,
-    status TEXT NOT NULL, purpose TEXT NOT NULL, external_identifier TEXT,
-    started_at TEXT, finished_at TEXT, termination_reason TEXT,
-    quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
-    inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    quality_violations TEXT NOT NULL DEFAULT '{}');
-CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
-CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
-    ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
-CREATE TABLE IF NOT EXISTS spans (
-    id TEXT PRIMARY KEY, agent_instance_id TEXT NOT NULL, parent_span_id TEXT,
-    schema_name TEXT NOT NULL, schema_title TEXT, summary TEXT, status TEXT NOT NULL,
-    payload TEXT NOT NULL, result_payload TEXT, schema_violations TEXT,
-    started_at TEXT NOT NULL, finished_at TEXT, inserted_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_by_instance ON spans (agent_instance_id, started_at);
-CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    response TEXT NOT NULL, PRIMARY KEY (scope, key));
-"""
-
-# Columns added after the first release, for files an older store created: (table, column DDL).
-_ADDED_COLUMNS = (("instances", "quality_violations TEXT NOT NULL DEFAULT '{}'"),)
-
-
-def upgrade(conn: sqlite3.Connection) -> None:
-    """Add the columns a file written by an older store lacks (the DDL creates only tables)."""
-    for table, column in _ADDED_COLUMNS:
-        name = column.split()[0]
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if name not in present:
-            try:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-            except sqlite3.OperationalError as exc:  # another process added it first
-                if "duplicate column" not in str(exc):
-                    raise
 
 
 class ApiProblem(PrefactorError):

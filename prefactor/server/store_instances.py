@@ -117,7 +117,8 @@ class InstanceRules(StoreBase):
             if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
                 raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
             conn.execute(
-                "INSERT OR IGNORE INTO agents (id, inserted_at) VALUES (?, ?)", (agent_id, now)
+                "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (agent_id, now),
             )
             environment_id = req.environment_id or self.default_environment_id
             deployment_id = self._get_or_insert(
@@ -233,7 +234,7 @@ class InstanceRules(StoreBase):
             req = parse(TerminateInstanceRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             status, now = row[6], now_iso()
             if isinstance(req, StartInstanceRequest):
                 # Already started or finished: a no-op, since a client that sends start
@@ -268,7 +269,7 @@ class InstanceRules(StoreBase):
         req = parse(RecordQualityRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             schemas = self._schema_set(row[16])
             quality = schemas.quality.get(req.name)
             payloads, summaries, flagged = loads(row[12]), loads(row[13]), loads(row[17])

@@ -303,26 +303,6 @@ def test_a_closed_store_refuses_calls(store: Store) -> None:
         store.register_instance({})
 
 
-def test_a_file_from_before_quality_violations_gains_the_column_on_open(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "old.db"
-    Store(path).close()
-    with sqlite3.connect(path) as conn:  # the layout an older store wrote
-        conn.execute("ALTER TABLE instances DROP COLUMN quality_violations")
-    reopened = Store(path)
-    try:
-        instance_id = reopened.register_instance({})["details"]["id"]
-        reopened.record_quality(instance_id, {"name": "grade", "payload": {"a": 1}})
-        details = reopened.get_instance(instance_id)["details"]
-        assert (details["quality_payloads"], details["quality_violations"]) == (
-            {"grade": {"a": 1}},
-            {},
-        )
-    finally:
-        reopened.close()
-
-
 def test_store_problems_are_prefactor_errors(store: Store) -> None:
     with pytest.raises(PrefactorError) as caught:
         store.get_instance("nope")
