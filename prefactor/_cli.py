@@ -31,7 +31,7 @@ SERVER_EXTRA_HINT = "prefactor serve needs the server extra: pip install 'prefac
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    if find_spec("fastapi") is None or find_spec("uvicorn") is None:
+    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "jinja2")):
         print(SERVER_EXTRA_HINT, file=sys.stderr)
         return 2
     # Imported by name only here: the web stack is an optional extra.

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TextIO
 
 import uvicorn
+from fastapi import FastAPI
 
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
-__all__ = ["mask_token", "serve"]
+__all__ = ["mask_token", "serve", "sign_in_link"]
 
 
 # Collections of the youngest generation at most every this many new objects.
@@ -48,6 +49,18 @@ def mask_token(token: str) -> str:
     return token[:4] + "*" * max(4, len(token) - 4)
 
 
+def sign_in_link(app: FastAPI, host: str, port: int) -> str:
+    """A one-time link that signs a browser in to the viewer.
+
+    The code is in the fragment (after ``#``), which browsers never send to
+    the server; the sign-in page posts it. A wildcard host is shown as loopback.
+    """
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host)
+    if shown is None:
+        shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/signin#code={app.state.sign_in.issue_code()}"
+
+
 def serve(
     *,
     host: str,
@@ -76,7 +89,8 @@ def serve(
         print(f"prefactor serve: listening on http://{shown_host}:{bound_port}", file=out)
         print(f"  database: {db}", file=out)
         label = "generated token" if show_token else "token"
-        print(f"  {label}: {token if show_token else mask_token(token)}", file=out, flush=True)
+        print(f"  {label}: {token if show_token else mask_token(token)}", file=out)
+        print(f"  viewer: {sign_in_link(app, host, bound_port)}", file=out, flush=True)
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         with _server_gc():
             uvicorn.Server(config).run(sockets=[sock])

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
@@ -80,7 +81,7 @@ _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
 
 
-class Store(SpanRules, InstanceRules):
+class Store(SpanRules, InstanceRules, ViewerReads):
     """The local Prefactor API over one SQLite database; safe to share between threads.
 
     Args:

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS instances (
     quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
     inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
+CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at, id);
 CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
     ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
 CREATE TABLE IF NOT EXISTS spans (
