@@ -58,3 +58,18 @@ def test_bench_server_bulk_ingests_over_http_and_in_process() -> None:
     out = _run("bench_server_bulk.py", "--spans", "2000", "--batch", "500", "--in-process")
     assert re.search(r"prefactor serve over loopback HTTP: [\d,]+ spans/s ingested", out), out
     assert re.search(r"Store\.bulk in process \(file, WAL\):\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_viewer_times_every_page_on_both_stores() -> None:
+    out = _run(
+        "bench_viewer.py", "--runs", "120", "--small", "60", "--requests", "2", "--deep", "2"
+    )
+    assert "filled 120 runs (840 bulk items)" in out
+    for page in (
+        "runs page, newest 50",
+        "runs page, status=failed",
+        "a run's page",
+        "schemas page",
+    ):
+        assert re.search(rf"^{re.escape(page)}\s+[\d.]+ \(\s*[\d.]+\) cpu\s+[\d.]+", out, re.M), out
