@@ -49,9 +49,11 @@ def duration_ms(start: Any, end: Any) -> float | None:
 
 
 def format_duration(ms: float | None) -> str:
-    """A duration for people: ``0.4ms``, ``812.0ms``, ``12.35s``, ``4m 05s``; ``…`` if unknown."""
+    """A duration for people: ``45µs``, ``812.0ms``, ``12.35s``, ``4m 05s``; ``…`` if unknown."""
     if ms is None:
         return "…"
+    if ms < 1:
+        return f"{ms * 1000:.0f}µs"
     if ms < 10_000:
         return f"{ms:.1f}ms"
     if ms < 600_000:

@@ -186,7 +186,9 @@ class ViewerReads(StoreBase):
                 rows = self._runs(conn, conditions, params, after, ascending=True, limit=limit)
                 if len(rows) > limit:
                     page = rows[:limit][::-1]
-                    return RunPage(self._with_totals(conn, page), matching, page[0].cursor, None)
+                    return RunPage(
+                        self._with_totals(conn, page), matching, page[0].cursor, page[-1].cursor
+                    )
                 before = None
             rows = self._runs(conn, conditions, params, before, ascending=False, limit=limit)
             page = rows[:limit]

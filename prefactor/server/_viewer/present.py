@@ -50,6 +50,7 @@ WINDOWS: dict[str, tuple[str, timedelta]] = {
 _OPEN_DEPTH = 2  # JSON containers this shallow start open
 _OPEN_MAX_CHILDREN = 40  # larger containers start closed, unless they hold a violation
 _MIN_BAR_PERCENT = 0.25  # a zero-length span still shows as a sliver
+_MAX_TICK_STEPS = 8
 
 
 def store_time(moment: datetime) -> str:
@@ -149,20 +150,22 @@ class Waterfall:
 
 
 def _tick_step(total_ms: float) -> float:
-    """A round step (1, 2 or 5 times a power of ten, in ms) giving four to ten ticks."""
+    """A round step (1, 2 or 5 times a power of ten, in ms): three to eight steps per run."""
     step = 0.001
-    while total_ms / step > 10:
+    while total_ms / step > _MAX_TICK_STEPS:
         for factor in (2, 2.5, 2):
             step *= factor
-            if total_ms / step <= 10:
+            if total_ms / step <= _MAX_TICK_STEPS:
                 break
     return step
 
 
 def _tick_label(ms: float) -> str:
-    """An axis label: ``0``, ``250ms``, ``1.5s``, ``2m``."""
+    """An axis label: ``0``, ``50µs``, ``250ms``, ``1.5s``, ``2m``."""
     if ms == 0:
         return "0"
+    if ms < 1:
+        return f"{round(ms * 1000, 3):g}µs"
     if ms < 1000:
         return f"{round(ms, 6):g}ms"
     if ms < 120_000:
