@@ -24,6 +24,8 @@ from prefactor.server.store_schemas import QualityType, SpanType
 from prefactor.server.store_spans import _SPAN_COLUMNS, _span_details
 
 __all__ = [
+    "COUNT_CAP",
+    "INSTANCE_STATUSES",
     "Cursor",
     "RunFilter",
     "RunPage",
@@ -33,6 +35,9 @@ __all__ = [
     "ViewerReads",
 ]
 
+# Runs matching a filter are counted up to this many: enough to say "10,000+", and a
+# bound on the work of a filter that matches most of the table.
+COUNT_CAP = 10_000
 INSTANCE_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
 
 _RUN_COLUMNS = (
@@ -115,7 +120,8 @@ class RunPage:
 
     Attributes:
         rows: the runs of the page.
-        matching: how many runs match the filter in all.
+        matching: how many runs match the filter in all; with a filter, counted up to
+            the cap and one more (the cap plus one means "more than the cap").
         newer: where the page of newer runs ends (``None`` on the newest page).
         older: where the page of older runs starts (``None`` on the oldest page).
     """
@@ -169,19 +175,24 @@ class ViewerReads(StoreBase):
         before: Cursor | None = None,
         after: Cursor | None = None,
         limit: int = 50,
+        count_cap: int = COUNT_CAP,
     ) -> RunPage:
         """A page of runs, newest first: the newest, or the one before or after a cursor.
 
         A page asked for ``after`` a cursor that has fewer than ``limit`` newer
-        runs is the newest page, so "newer" never lands on a short page.
+        runs is the newest page, so "newer" never lands on a short page. With a
+        filter, matching runs are counted up to ``count_cap`` and one more.
         """
         conditions, params = run_filter.where()
         with self._tx(write=False) as conn:
-            matching = int(
-                conn.execute(
-                    f"SELECT count(*) FROM instances i {_where(conditions)}", params
-                ).fetchone()[0]
-            )
+            if conditions:  # counting stops at the cap: a filter may match most of the table
+                count_sql = (
+                    f"SELECT count(*) FROM (SELECT 1 FROM instances i {_where(conditions)}"
+                    f" LIMIT {int(count_cap) + 1}) capped"
+                )
+            else:  # the whole table: SQLite counts it from the smallest index
+                count_sql = "SELECT count(*) FROM instances i"
+            matching = int(conn.execute(count_sql, params).fetchone()[0])
             if after is not None:
                 rows = self._runs(conn, conditions, params, after, ascending=True, limit=limit)
                 if len(rows) > limit:
@@ -301,18 +312,22 @@ class ViewerReads(StoreBase):
 
     def schema_catalog(self, agent_id: str | None = None) -> list[SchemaVersionEntry]:
         """Every registered schema version (of one agent), newest first within each agent."""
-        where, params = ("WHERE agent_id = ?", (agent_id,)) if agent_id is not None else ("", ())
+        mine, params = ("s.agent_id = ?", (agent_id,)) if agent_id is not None else ("1 = 1", ())
         with self._tx(write=False) as conn:
             versions = conn.execute(
-                "SELECT id, agent_id, external_identifier, inserted_at FROM schema_versions"
-                f" {where} ORDER BY agent_id, inserted_at DESC, id",
+                "SELECT s.id, s.agent_id, s.external_identifier, s.inserted_at"
+                f" FROM schema_versions s WHERE {mine}"
+                " ORDER BY s.agent_id, s.inserted_at DESC, s.id",
                 params,
             ).fetchall()
+            # Which agent versions ran with each schema version: one index probe per pair of
+            # the same agent's versions, never a scan of the runs.
             used: dict[str, list[str]] = {}
-            inner = "AND i.agent_id = ?" if agent_id is not None else ""
             for schema_version_id, version in conn.execute(
-                "SELECT DISTINCT i.schema_version_id, v.external_identifier"
-                f" FROM {_RUN_FROM} WHERE i.schema_version_id IS NOT NULL {inner}"
+                "SELECT s.id, v.external_identifier FROM schema_versions s"
+                " JOIN agent_versions v ON v.agent_id = s.agent_id"
+                f" WHERE {mine} AND EXISTS (SELECT 1 FROM instances i"
+                " WHERE i.schema_version_id = s.id AND i.agent_version_id = v.id)"
                 " ORDER BY v.external_identifier",
                 params,
             ):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import pytest
 
 from prefactor._ids import generate_pfid
@@ -211,15 +213,54 @@ def test_the_schema_catalog_lists_span_types_and_the_versions_that_used_them(
     assert store.schema_catalog("agent-b") == []
 
 
-def test_the_newest_page_reads_the_index_in_order_without_sorting(store: Store) -> None:
+@pytest.mark.parametrize(
+    "run_filter",
+    [
+        pytest.param(RunFilter(), id="all"),
+        pytest.param(RunFilter(agent_id="agent-a"), id="agent"),
+        pytest.param(RunFilter(status="failed"), id="status"),
+        pytest.param(RunFilter(agent_id="agent-a", status="failed"), id="agent-and-status"),
+        pytest.param(RunFilter(since="2020-01-01T00:00:00.000000Z"), id="since"),
+    ],
+)
+@pytest.mark.parametrize("cursor", [None, Cursor("2030-01-01T00:00:00.000000Z", "z")])
+def test_a_page_of_runs_is_read_from_an_index_in_order_without_sorting(
+    store: Store, run_filter: RunFilter, cursor: Cursor | None
+) -> None:
     """What keeps a page fast at 100,000 runs: no scan and sort of the whole table."""
-    plan = " ".join(
-        str(row[3])
-        for row in store._conn.execute(
-            "EXPLAIN QUERY PLAN SELECT i.id FROM instances i"
-            " WHERE (i.inserted_at, i.id) < (?, ?) ORDER BY i.inserted_at DESC, i.id DESC LIMIT 51",
-            ("2030", "x"),
-        )
-    )
-    assert "instances_by_inserted" in plan
-    assert "TEMP B-TREE" not in plan
+    statements: list[str] = []
+    store.set_trace_callback(statements.append)
+    store.run_page(run_filter, before=cursor)
+    store.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.startswith("SELECT") and "instances i" in sql]
+    assert len(reads) == 2  # the count and the page
+    for sql in reads:
+        plan = " | ".join(str(row[3]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "TEMP B-TREE" not in plan, plan
+        if "count(*)" in sql and run_filter == RunFilter():  # the total: SQLite's own count
+            assert "USING COVERING INDEX" in plan, plan
+            continue
+        assert re.search(r"(SEARCH|SCAN) i USING (COVERING )?INDEX instances_by_", plan), plan
+        # Every filter is answered by the index itself, not by reading rows to check them.
+        for column, value in (("agent_id", run_filter.agent_id), ("status", run_filter.status)):
+            assert value is None or f"{column}=?" in plan, plan
+        assert run_filter.since is None or "inserted_at>?" in plan, plan
+
+
+def test_a_filters_count_stops_one_past_the_cap_and_the_total_does_not(store: Store) -> None:
+    for _ in range(8):
+        make_run(store, spans=())
+    assert store.run_page(RunFilter(status="complete"), limit=2, count_cap=5).matching == 6
+    assert store.run_page(RunFilter(status="complete"), limit=2, count_cap=8).matching == 8
+    assert store.run_page(RunFilter(), limit=2, count_cap=5).matching == 8
+
+
+def test_the_schema_catalog_probes_the_runs_index_instead_of_scanning_runs(store: Store) -> None:
+    make_run(store, "agent-a", schema=SCHEMAS)
+    statements: list[str] = []
+    store.set_trace_callback(statements.append)
+    store.schema_catalog()
+    store.set_trace_callback(None)
+    (used,) = [sql for sql in statements if "EXISTS" in sql]
+    plan = " | ".join(str(row[3]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + used))
+    assert "SEARCH i USING COVERING INDEX instances_by_versions" in plan, plan

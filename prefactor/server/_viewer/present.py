@@ -142,11 +142,19 @@ class WaterfallRow:
 
 @dataclass(frozen=True, slots=True)
 class Waterfall:
-    """A run's spans as bars on one time axis; ``ticks`` are ``(percent, label)``."""
+    """A run's spans as bars on one time axis.
+
+    Attributes:
+        rows: the spans in tree order.
+        ticks: the axis' ``(percent, label)`` marks.
+        total: the axis' length, for people.
+        tick_percent: the distance between two ticks, in percent of the axis.
+    """
 
     rows: list[WaterfallRow]
     ticks: list[tuple[float, str]]
     total: str
+    tick_percent: float
 
 
 def _tick_step(total_ms: float) -> float:
@@ -209,7 +217,7 @@ def waterfall(run: RunRow, spans: Sequence[SpanLine], now: str) -> Waterfall:
     step = _tick_step(total_ms)
     count = int(total_ms / step * 1.0001) + 1
     ticks = [(round(i * step / total_ms * 100, 3), _tick_label(i * step)) for i in range(count)]
-    return Waterfall(rows, ticks, format_duration(total_ms))
+    return Waterfall(rows, ticks, format_duration(total_ms), round(step / total_ms * 100, 4))
 
 
 # --- JSON tree ----------------------------------------------------------------------------

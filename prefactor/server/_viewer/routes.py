@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from prefactor._version import __version__
-from prefactor.server._store_views import INSTANCE_STATUSES
+from prefactor.server._store_views import COUNT_CAP, INSTANCE_STATUSES
 from prefactor.server._viewer.gate import SESSION_SCOPE_KEY, SessionGate
 from prefactor.server._viewer.present import (
     TERMINAL_RUN,
@@ -66,12 +66,15 @@ class _Views:
         )
         self.env.globals.update(
             version=__version__,
+            count_cap=COUNT_CAP,
             short_time=short_time,
             run_duration=run_duration,
             pretty=pretty_json,
             schema_fields=schema_fields,
             schema_tree=lambda schema: json_tree(schema, open_depth=1),
         )
+        # A <select> option whose label is its value.
+        self.env.filters["pair"] = lambda value: (value, value)
 
     def html(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         nonce = request.scope.get(SESSION_SCOPE_KEY)
@@ -115,7 +118,7 @@ class _Views:
             "runs.html",
             agents=self.store.agent_ids(),
             statuses=INSTANCE_STATUSES,
-            windows=WINDOWS,
+            windows=[(key, label) for key, (label, _) in WINDOWS.items()],
             **context,
         )
 

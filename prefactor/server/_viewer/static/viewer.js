@@ -19,6 +19,14 @@
     });
   }
 
+  // Grid lines under the waterfall's bars: the tick spacing comes from the page (CSP forbids
+  // inline styles, not styles set from a script).
+  function grid(root) {
+    root.querySelectorAll("ol.spans[data-tick]").forEach(function (list) {
+      list.style.setProperty("--tick", list.dataset.tick + "%");
+    });
+  }
+
   // Fetch a fragment of this page; a lapsed session sends the whole page to the sign-in page.
   function fragment(url) {
     return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
@@ -115,6 +123,7 @@
       return fragment(withSpan(live.dataset.liveUrl, selected)).then(function (html) {
         live.innerHTML = html;
         localTimes(live);
+        grid(live);
         if (selected && statusOf(selected) !== before) select(selected, false);
         if (finalNow()) {
           var form = document.getElementById("terminate-form");
@@ -145,6 +154,7 @@
 
   function start() {
     localTimes(document);
+    grid(document);
     autoSubmit();
     var page = document.body.dataset.page;
     if (page === "runs") runsPage();
