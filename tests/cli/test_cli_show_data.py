@@ -21,19 +21,19 @@ from prefactor.testing.server import LocalServer
 
 
 @tool
-def fetch(key: str) -> str:
+def fetch_key(key: str) -> str:
     """Fetch a key."""
     return f"value of {key}"
 
 
 @tool
-def explode(key: str):  # type: ignore[no-untyped-def]
+def explode_on(key: str):  # type: ignore[no-untyped-def]
     """Fail on purpose (no return annotation: its error record breaks no schema)."""
     raise ValueError(f"no such key: {key}")
 
 
 @tool
-def summarise(notes: list[str]) -> dict[str, Any]:
+def summarise_notes(notes: list[str]) -> dict[str, Any]:
     """Return a nested result."""
     return {
         "summary": " / ".join(notes),
@@ -43,12 +43,12 @@ def summarise(notes: list[str]) -> dict[str, Any]:
 
 @agent(agent_id="show-agent", version="2.0")
 def show_agent(key: str) -> str:
-    first = fetch(key)
+    first = fetch_key(key)
     try:
-        explode(key)
+        explode_on(key)
     except ValueError:
         pass
-    summarise([first, "a second note that is long enough to wrap the line " * 2])
+    summarise_notes([first, "a second note that is long enough to wrap the line " * 2])
     return first
 
 
@@ -82,8 +82,8 @@ def test_a_failed_span_shows_its_error_type_and_message_by_default(
 ) -> None:
     code, out, _ = _run(capsys, "show", "--db", str(db))
     assert code == 0
-    (line,) = [line for line in out.splitlines() if "tool:explode" in line]
-    assert line.startswith("   ├─ tool:explode [failed] ")
+    (line,) = [line for line in out.splitlines() if "tool:explode_on" in line]
+    assert line.startswith("   ├─ tool:explode_on [failed] ")
     assert line.endswith("  ✗ ValueError: no such key: k1")
     assert "params" not in out
 
@@ -99,7 +99,7 @@ def test_show_verbose_prints_each_spans_params_and_result_under_it(
         '   │  params: {"key": "k1"}',
         '   │  result: {"value": "value of k1"}',
     ]
-    fetch_line = next(i for i, line in enumerate(lines) if "tool:fetch [complete]" in line)
+    fetch_line = next(i for i, line in enumerate(lines) if "tool:fetch_key [complete]" in line)
     assert lines[fetch_line + 1 : fetch_line + 3] == [
         '   │     params: {"key": "k1"}',
         '   │     result: {"value": "value of k1"}',
@@ -112,10 +112,10 @@ def test_show_verbose_prints_a_failed_spans_params_and_its_error_once(
     code, out, _ = _run(capsys, "show", "--verbose", "--db", str(db))
     assert code == 0
     lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "tool:explode" in line)
+    at = next(i for i, line in enumerate(lines) if "tool:explode_on" in line)
     assert lines[at].endswith("✗ ValueError: no such key: k1")
     assert lines[at + 1] == '   │     params: {"key": "k1"}'
-    assert "tool:summarise" in lines[at + 2]
+    assert "tool:summarise_notes" in lines[at + 2]
     assert out.count("no such key") == 1
 
 
@@ -125,7 +125,7 @@ def test_show_verbose_indents_a_value_too_long_for_one_line(
     code, out, _ = _run(capsys, "show", "-v", "--db", str(db))
     assert code == 0
     lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "tool:summarise" in line)
+    at = next(i for i, line in enumerate(lines) if "tool:summarise_notes" in line)
     assert lines[at + 1] == "         params:"
     assert lines[at + 2] == "           {"
     assert lines[at + 3] == '             "notes": ['
@@ -143,10 +143,10 @@ def test_show_json_prints_the_instance_and_every_span_as_the_api_has_them(
     assert data["instance"]["agent_id"] == "show-agent"
     assert data["instance"]["span_counts"]["total"] == 4
     spans = {s["schema_name"]: s for s in data["spans"]}
-    assert spans["tool:fetch"]["payload"] == {"key": "k1"}
-    assert spans["tool:fetch"]["result_payload"] == {"value": "value of k1"}
-    assert spans["tool:explode"]["status"] == "failed"
-    assert spans["tool:explode"]["result_payload"] == {
+    assert spans["tool:fetch_key"]["payload"] == {"key": "k1"}
+    assert spans["tool:fetch_key"]["result_payload"] == {"value": "value of k1"}
+    assert spans["tool:explode_on"]["status"] == "failed"
+    assert spans["tool:explode_on"]["result_payload"] == {
         "error": {"type": "ValueError", "message": "no such key: k1"}
     }
 
@@ -195,15 +195,15 @@ def test_show_reads_every_span_of_a_run_larger_than_one_page(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @agent(agent_id="wide-agent")
-    def wide(n: int) -> int:
+    def wide_agent(n: int) -> int:
         for i in range(n):
-            fetch(str(i))
+            fetch_key(str(i))
         return n
 
     path = tmp_path / "wide.db"
     runtime.configure(db_path=path, strict=False, on_full="block")
     try:
-        wide(10_000)  # with the agent's own span, one more than the API's largest page
+        wide_agent(10_000)  # with the agent's own span, one more than the API's largest page
         assert runtime.flush(60)
     finally:
         runtime.shutdown()
@@ -230,5 +230,5 @@ def test_show_and_traces_print_the_same_data_from_a_server(
     assert "✗ ValueError: no such key: remote" in verbose
     assert '│     params: {"key": "remote"}' in verbose
     spans = {s["schema_name"]: s for s in json.loads(as_json)["spans"]}
-    assert spans["tool:fetch"]["result_payload"] == {"value": "value of remote"}
-    assert spans["tool:explode"]["status"] == "failed"
+    assert spans["tool:fetch_key"]["result_payload"] == {"value": "value of remote"}
+    assert spans["tool:explode_on"]["status"] == "failed"

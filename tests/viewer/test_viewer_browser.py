@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from viewer_helpers import TOKEN, ServedApp, llm, search, support_agent
+from viewer_helpers import TOKEN, ServedApp, ask_model, kb_search, support_agent
 
 from prefactor import _runtime as runtime
 from prefactor._errors import PrefactorTerminatedError
@@ -134,12 +134,12 @@ def test_a_failed_spans_error_is_read_after_opening_the_run(page: Page, served: 
     page.goto(served.url + "/?agent=error-bot")
     page.locator(f'tr[data-id="{run_id}"] td').nth(1).click()  # the whole row opens the run
     expect(page).to_have_url(f"{served.url}/runs/{run_id}")
-    page.locator(".span-row", has_text="tool:fetch_page").locator("a").click()
+    page.locator(".span-row", has_text="tool:fetch_help_page").locator("a").click()
     error = page.locator("#span-detail .error-box")
     expect(error).to_contain_text(
         "TimeoutError: GET https://docs.example.com/refund did not answer"
     )
-    expect(page.locator(".span-row.selected")).to_contain_text("tool:fetch_page")
+    expect(page.locator(".span-row.selected")).to_contain_text("tool:fetch_help_page")
     assert "span=" in page.url  # the selection is a link to share
 
 
@@ -150,7 +150,7 @@ def test_a_schema_violation_shows_its_json_path_in_the_params(
         support_agent("flag-bot")("q")
     (run_id,) = run_ids(served.store, "flag-bot")
     page.goto(f"{served.url}/runs/{run_id}")
-    page.locator(".span-row", has_text="tool:llm").nth(1).locator("a").click()
+    page.locator(".span-row", has_text="tool:ask_model").nth(1).locator("a").click()
     expect(page.locator("#span-detail .violations .path")).to_have_text("$.messages[0].content")
     flagged = page.locator('#span-detail [data-path="$.messages[0].content"]')
     expect(flagged).to_be_visible()
@@ -175,11 +175,11 @@ def test_a_run_in_progress_updates_live_and_is_terminated_with_a_reason(
     waiting, step, finish = threading.Event(), threading.Event(), threading.Event()
 
     @agent(agent_id="slow-bot")
-    def slow(question: str) -> str:
-        search(question)
+    def slow_agent(question: str) -> str:
+        kb_search(question)
         waiting.set()
         step.wait(WAIT_MS / 1000)
-        llm("gpt-4o-mini", [{"role": "user", "content": question}])
+        ask_model("gpt-4o-mini", [{"role": "user", "content": question}])
         finish.wait(WAIT_MS / 1000)
         return "done"
 
@@ -187,7 +187,7 @@ def test_a_run_in_progress_updates_live_and_is_terminated_with_a_reason(
 
     def run() -> None:
         try:
-            outcome.append(slow("status"))
+            outcome.append(slow_agent("status"))
         except PrefactorTerminatedError as exc:  # the SDK may stop the agent once terminated
             outcome.append(exc)
 
@@ -206,7 +206,7 @@ def test_a_run_in_progress_updates_live_and_is_terminated_with_a_reason(
             page.evaluate("window.stillTheSamePage = true")
             step.set()
             assert runtime.flush(10)
-            expect(page.locator(".span-row", has_text="tool:llm")).to_have_count(1)
+            expect(page.locator(".span-row", has_text="tool:ask_model")).to_have_count(1)
             assert page.evaluate("window.stillTheSamePage") is True
             page.fill("#terminate-reason", "stuck waiting on a human")
             page.click("text=Terminate run")
@@ -243,7 +243,7 @@ def test_the_token_never_appears_in_the_access_log_the_html_or_any_url(
         with tab.expect_request(lambda r: "/runs/rows" in r.url):  # a live poll or two
             pages.append(tab.content())
         tab.goto(f"{served.url}/runs/{run_id}")
-        tab.locator(".span-row", has_text="tool:fetch_page").locator("a").click()
+        tab.locator(".span-row", has_text="tool:fetch_help_page").locator("a").click()
         expect(tab.locator(".error-box")).to_be_visible()
         pages.append(tab.content())
         tab.goto(served.url + "/schemas")
@@ -291,21 +291,21 @@ def test_the_viewer_loads_every_asset_from_the_server_itself(page: Page, served:
 
 
 @tool
-def search_docs(query: str, limit: int = 3) -> list[str]:
+def search_help(query: str, limit: int = 3) -> list[str]:
     """Search the help centre."""
     time.sleep(0.012)
     return [f"article about {query}"][:limit]
 
 
 @tool
-def open_page(url: str):  # type: ignore[no-untyped-def]
+def open_help_page(url: str):  # type: ignore[no-untyped-def]
     """Fetch a page (and time out)."""
     time.sleep(0.006)
     raise TimeoutError(f"GET {url} did not answer within 5 s")
 
 
 @tool
-def chat(model: str, messages: list[dict[str, str]]) -> dict[str, str]:
+def chat_model(model: str, messages: list[dict[str, str]]) -> dict[str, str]:
     """A model call."""
     time.sleep(0.025)
     return {"text": "Open Settings, then Security, then Reset password."}
@@ -313,20 +313,20 @@ def chat(model: str, messages: list[dict[str, str]]) -> dict[str, str]:
 
 @agent(agent_id="support-bot", version="1.4.0")
 def support_bot(question: str) -> str:
-    search_docs(question)
+    search_help(question)
     try:
-        open_page("https://help.example.com/" + question.replace(" ", "-"))
+        open_help_page("https://help.example.com/" + question.replace(" ", "-"))
     except TimeoutError:
         pass
-    chat("gpt-4o-mini", [{"role": "system", "content": "Answer briefly."}])
-    reply = chat("gpt-4o-mini", [{"role": "user", "content": 17}])  # type: ignore[dict-item]
+    chat_model("gpt-4o-mini", [{"role": "system", "content": "Answer briefly."}])
+    reply = chat_model("gpt-4o-mini", [{"role": "user", "content": 17}])  # type: ignore[dict-item]
     return reply["text"]
 
 
 @agent(agent_id="research-agent", version="0.9.2")
-def research(goal: str) -> str:
-    notes = [str(search_docs(step)) for step in (goal, goal + " costs")]
-    return chat("gpt-4o", [{"role": "user", "content": " ".join(notes)}])["text"]
+def research_topic(goal: str) -> str:
+    notes = [str(search_help(step)) for step in (goal, goal + " costs")]
+    return chat_model("gpt-4o", [{"role": "user", "content": " ".join(notes)}])["text"]
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -342,7 +342,7 @@ def test_screenshots_of_the_runs_page_and_of_a_run(browser: Browser, tmp_path: P
     with ServedApp(tmp_path / "shots.db") as shots:
         with sdk_sending_to(shots):
             for goal in ("solar panels", "heat pumps"):
-                research(goal)
+                research_topic(goal)
             for question in ("reset my password", "where is my invoice", "cancel my plan"):
                 support_bot(question)
         waiting = shots.store.register_instance({"agent_id": "billing-agent"})["details"]["id"]
@@ -356,7 +356,7 @@ def test_screenshots_of_the_runs_page_and_of_a_run(browser: Browser, tmp_path: P
             expect(tab.locator("tr[data-id]")).to_have_count(7)
             tab.screenshot(path=str(out / "viewer-runs.png"))
             tab.locator("tr[data-id]", has_text="support-bot").first.locator("a").click()
-            tab.locator(".span-row", has_text="tool:chat").nth(1).locator("a").click()
+            tab.locator(".span-row", has_text="tool:chat_model").nth(1).locator("a").click()
             expect(tab.locator("#span-detail .violations")).to_be_visible()
             tab.screenshot(path=str(out / "viewer-run.png"))
         finally:

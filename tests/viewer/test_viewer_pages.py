@@ -129,11 +129,11 @@ async def test_a_runs_waterfall_lists_its_spans_as_a_tree_coloured_by_status(
     run_agents(db, (support_agent("support-bot"), "q"))
     html = (await viewer.get(f"/runs/{newest(store)['id']}")).text
     assert span_rows(html) == [
-        ("complete", "0", "agent:answer"),
-        ("complete", "1", "tool:search"),
-        ("failed", "1", "tool:fetch_page"),
-        ("complete", "1", "tool:llm"),
-        ("complete", "1", "tool:llm"),
+        ("complete", "0", "agent:answer_ticket"),
+        ("complete", "1", "tool:kb_search"),
+        ("failed", "1", "tool:fetch_help_page"),
+        ("complete", "1", "tool:ask_model"),
+        ("complete", "1", "tool:ask_model"),
     ]
     bars = [
         (float(x), float(x) + float(w))
@@ -152,7 +152,7 @@ async def test_a_run_page_selects_the_root_span_and_shows_its_params_and_result(
     run_agents(db, (support_agent("support-bot"), "reset my password"))
     html = (await viewer.get(f"/runs/{newest(store)['id']}")).text
     detail = html[html.index('<aside id="span-detail"') :]
-    assert "agent:answer" in detail
+    assert "agent:answer_ticket" in detail
     question = '<span class="j-key">question</span> <span class="j-string">&#34;reset my password'
     assert question in detail
     assert '<span class="j-string">&#34;gpt-4o-mini says: read the docs&#34;</span>' in detail
@@ -163,7 +163,7 @@ async def test_a_failed_spans_details_show_its_error_type_and_message(
 ) -> None:
     run_agents(db, (support_agent("support-bot"), "reset"))
     run_id = newest(store)["id"]
-    failed = span_id(store, run_id, "tool:fetch_page")
+    failed = span_id(store, run_id, "tool:fetch_help_page")
     html = (await viewer.get(f"/runs/{run_id}/spans/{failed}")).text
     assert '<strong class="err-type">TimeoutError</strong>' in html
     assert "GET https://docs.example.com/reset did not answer within 5 s" in html
@@ -175,11 +175,13 @@ async def test_a_flagged_spans_details_show_each_violation_with_its_json_path(
 ) -> None:
     run_agents(db, (support_agent("support-bot"), "q"))
     run_id = newest(store)["id"]
-    flagged = span_id(store, run_id, "tool:llm", 1)
+    flagged = span_id(store, run_id, "tool:ask_model", 1)
     html = (await viewer.get(f"/runs/{run_id}?span={flagged}")).text
     assert '<code class="path">$.messages[0].content</code>' in html
     assert "17 is not of type &#39;string&#39;" in html
-    node = re.search(r'<div class="j j-leaf j-bad" data-path="\$\.messages\[0\]\.content">', html)
+    node = re.search(
+        r'<div class="j j-leaf j-bad" data-path="\$\.messages\[0\]\.content">', html
+    )
     assert node is not None
     assert re.search(r'<li class="span-row status-complete selected" data-id="' + flagged, html)
 
@@ -188,19 +190,19 @@ async def test_values_that_look_like_markup_are_shown_as_text(
     viewer: httpx.AsyncClient, db: Path, store: Store
 ) -> None:
     @tool
-    def echo(text: str) -> str:
+    def echo_text(text: str) -> str:
         return text
 
     @agent(agent_id="<img src=x onerror=alert(1)>")
-    def hostile(text: str) -> str:
-        return echo(text)
+    def hostile_agent(text: str) -> str:
+        return echo_text(text)
 
-    run_agents(db, (hostile, "<script>alert('x')</script>"))
+    run_agents(db, (hostile_agent, "<script>alert('x')</script>"))
     run_id = newest(store)["id"]
     pages = [
         (await viewer.get("/")).text,
         (await viewer.get(f"/runs/{run_id}")).text,
-        (await viewer.get(f"/runs/{run_id}/spans/{span_id(store, run_id, 'tool:echo')}")).text,
+        (await viewer.get(f"/runs/{run_id}/spans/{span_id(store, run_id, 'tool:echo_text')}")).text,
     ]
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
@@ -319,7 +321,7 @@ async def test_the_schemas_page_lists_span_types_per_agent_version(
     run_agents(db, (support_agent("support-bot", "1.4.0"), "q"))
     html = (await viewer.get("/schemas", params={"agent": "support-bot"})).text
     assert "used by agent version" in html and '<span class="tag">1.4.0</span>' in html
-    for name in ("agent:answer", "tool:search", "tool:fetch_page", "tool:llm"):
+    for name in ("agent:answer_ticket", "tool:kb_search", "tool:fetch_help_page", "tool:ask_model"):
         assert f'<span class="mono">{name}</span>' in html
     assert re.search(
         r'<td class="mono">limit</td>\s*<td class="type">integer <span class="muted">= 3</span>',
@@ -345,3 +347,13 @@ async def test_every_page_loads_only_the_packages_own_files(
         assert response.status_code == 200 and "http://" not in response.text.replace(
             "http://www.w3.org/2000/svg", ""
         )
+
+
+async def test_a_run_without_spans_says_so_and_offers_no_span(
+    viewer: httpx.AsyncClient, store: Store
+) -> None:
+    run_id: str = store.register_instance({"agent_id": "empty-agent"})["details"]["id"]
+    html = (await viewer.get(f"/runs/{run_id}")).text
+    assert "No spans yet." in html
+    assert "Select a span to see its params and result." in html
+    assert 'data-status="pending" data-final="0"' in html

@@ -22,19 +22,19 @@ TOKEN = "viewer-token-7f3a9c2e51d04b68"
 
 
 @tool
-def search(query: str, limit: int = 3) -> list[str]:
+def kb_search(query: str, limit: int = 3) -> list[str]:
     """Search the knowledge base."""
     return [f"article about {query}", "<b>pricing</b> page"][:limit]
 
 
 @tool
-def fetch_page(url: str):  # type: ignore[no-untyped-def]
+def fetch_help_page(url: str):  # type: ignore[no-untyped-def]
     """Fail: no return hint, so its error record breaks no schema and is stored."""
     raise TimeoutError(f"GET {url} did not answer within 5 s")
 
 
 @tool
-def llm(model: str, messages: list[dict[str, str]]) -> dict[str, str]:
+def ask_model(model: str, messages: list[dict[str, str]]) -> dict[str, str]:
     """A model call."""
     return {"text": f"{model} says: read the docs"}
 
@@ -47,17 +47,17 @@ def support_agent(agent_id: str, version: str = "1.4.0") -> Callable[[str], str]
     (lenient mode stores it flagged).
     """
 
-    def answer(question: str) -> str:
-        search(question)
+    def answer_ticket(question: str) -> str:
+        kb_search(question)
         try:
-            fetch_page(f"https://docs.example.com/{question}")
+            fetch_help_page(f"https://docs.example.com/{question}")
         except TimeoutError:
             pass
-        reply = llm("gpt-4o-mini", [{"role": "user", "content": question}])
-        llm("gpt-4o-mini", [{"role": "user", "content": 17}])  # type: ignore[dict-item]
+        reply = ask_model("gpt-4o-mini", [{"role": "user", "content": question}])
+        ask_model("gpt-4o-mini", [{"role": "user", "content": 17}])  # type: ignore[dict-item]
         return reply["text"]
 
-    return agent(agent_id=agent_id, version=version)(answer)
+    return agent(agent_id=agent_id, version=version)(answer_ticket)
 
 
 def run_agents(db: Path, *runs: tuple[Callable[[str], str], str]) -> None:
