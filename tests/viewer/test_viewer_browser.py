@@ -28,6 +28,9 @@ from prefactor._errors import PrefactorTerminatedError
 from prefactor._tracing.agents import agent, tool
 from prefactor.server.store import Store
 
+# Starts Chromium: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

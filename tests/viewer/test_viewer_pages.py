@@ -179,9 +179,7 @@ async def test_a_flagged_spans_details_show_each_violation_with_its_json_path(
     html = (await viewer.get(f"/runs/{run_id}?span={flagged}")).text
     assert '<code class="path">$.messages[0].content</code>' in html
     assert "17 is not of type &#39;string&#39;" in html
-    node = re.search(
-        r'<div class="j j-leaf j-bad" data-path="\$\.messages\[0\]\.content">', html
-    )
+    node = re.search(r'<div class="j j-leaf j-bad" data-path="\$\.messages\[0\]\.content">', html)
     assert node is not None
     assert re.search(r'<li class="span-row status-complete selected" data-id="' + flagged, html)
 

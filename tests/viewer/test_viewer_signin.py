@@ -193,6 +193,7 @@ async def test_pages_forbid_framing_and_load_only_their_own_files(
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.slow
 def test_prefactor_serve_prints_a_sign_in_link_whose_code_the_server_never_sees(
     tmp_path: Path,
 ) -> None:
