@@ -33,7 +33,7 @@ def explode_on(key: str):  # type: ignore[no-untyped-def]
 
 
 @tool
-def summarise_notes(notes: list[str]) -> dict[str, Any]:
+def summarise_for_show(notes: list[str]) -> dict[str, Any]:
     """Return a nested result."""
     return {
         "summary": " / ".join(notes),
@@ -48,7 +48,7 @@ def show_agent(key: str) -> str:
         explode_on(key)
     except ValueError:
         pass
-    summarise_notes([first, "a second note that is long enough to wrap the line " * 2])
+    summarise_for_show([first, "a second note that is long enough to wrap the line " * 2])
     return first
 
 
@@ -115,7 +115,7 @@ def test_show_verbose_prints_a_failed_spans_params_and_its_error_once(
     at = next(i for i, line in enumerate(lines) if "tool:explode_on" in line)
     assert lines[at].endswith("✗ ValueError: no such key: k1")
     assert lines[at + 1] == '   │     params: {"key": "k1"}'
-    assert "tool:summarise_notes" in lines[at + 2]
+    assert "tool:summarise_for_show" in lines[at + 2]
     assert out.count("no such key") == 1
 
 
@@ -125,7 +125,7 @@ def test_show_verbose_indents_a_value_too_long_for_one_line(
     code, out, _ = _run(capsys, "show", "-v", "--db", str(db))
     assert code == 0
     lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "tool:summarise_notes" in line)
+    at = next(i for i, line in enumerate(lines) if "tool:summarise_for_show" in line)
     assert lines[at + 1] == "         params:"
     assert lines[at + 2] == "           {"
     assert lines[at + 3] == '             "notes": ['
