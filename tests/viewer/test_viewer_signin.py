@@ -31,8 +31,9 @@ async def test_a_page_opened_without_signing_in_sends_the_browser_to_sign_in(
 ) -> None:
     run_agents(db, (support_agent("secret-agent"), "q"))
     response = await anonymous.get(path)
-    assert (response.status_code, response.headers["location"]) == (303, "/signin")
-    page = await anonymous.get("/signin")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/signin")
+    page = await anonymous.get(response.headers["location"])
     assert page.status_code == 200
     assert "secret-agent" not in response.text + page.text
 
@@ -45,7 +46,37 @@ async def test_a_run_page_without_a_session_shows_nothing_of_the_run(
     for path in (f"/runs/{run_id}", f"/runs/{run_id}/live"):
         response = await anonymous.get(path)
         assert response.status_code == 303
-        assert run_id not in response.text and "secret-agent" not in response.text
+        page = await anonymous.get(response.headers["location"])
+        assert "secret-agent" not in response.text + page.text
+        assert "<table" not in page.text and "span-row" not in page.text
+
+
+async def test_signing_in_leads_back_to_the_page_first_asked_for(
+    anonymous: httpx.AsyncClient, store: Store
+) -> None:
+    run_id = store.register_instance({"agent_id": "a"})["details"]["id"]
+    asked = await anonymous.get(f"/runs/{run_id}", params={"span": "x"})
+    location = asked.headers["location"]
+    assert location == f"/signin?next=%2Fruns%2F{run_id}%3Fspan%3Dx"
+    form = (await anonymous.get(location)).text
+    assert f'name="next" value="/runs/{run_id}?span=x"' in form
+    signed = await anonymous.post(
+        "/signin", data={"token": TOKEN, "next": f"/runs/{run_id}?span=x"}
+    )
+    assert signed.headers["location"] == f"/runs/{run_id}?span=x"
+    assert (await anonymous.get("/signin", params={"next": "/schemas"})).headers[
+        "location"
+    ] == "/schemas"  # signed in already: straight on
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "runs", ""]
+)
+async def test_signing_in_never_leads_off_the_server(
+    anonymous: httpx.AsyncClient, target: str
+) -> None:
+    signed = await anonymous.post("/signin", data={"token": TOKEN, "next": target})
+    assert signed.headers["location"] == "/"
 
 
 async def test_a_post_without_a_session_is_refused(

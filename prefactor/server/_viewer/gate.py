@@ -8,6 +8,8 @@ the sign-in page, before any route reads the store.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse, RedirectResponse
@@ -15,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prefactor.server._viewer.session import SESSION_COOKIE, SignIn
 
-__all__ = ["SESSION_SCOPE_KEY", "SessionGate", "is_viewer_path"]
+__all__ = ["SESSION_SCOPE_KEY", "SessionGate", "is_viewer_path", "local_path"]
 
 SESSION_SCOPE_KEY = "prefactor.viewer_session"
 _SEGMENTS = frozenset({"", "runs", "schemas", "signin", "signout", "static"})
@@ -35,6 +37,13 @@ _HEADERS = {
 def is_viewer_path(path: str) -> bool:
     """Whether ``path`` is the viewer's: ``/``, ``/runs...``, ``/schemas``, sign-in, assets."""
     return path.startswith("/") and path.split("/", 2)[1] in _SEGMENTS
+
+
+def local_path(target: str | None) -> str:
+    """``target`` if it is a path on this server (where to go after signing in), else ``/``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
 def _is_open(path: str) -> bool:
@@ -72,7 +81,12 @@ class SessionGate:
         nonce = self._sign_in.session_nonce(HTTPConnection(scope).cookies.get(SESSION_COOKIE))
         if nonce is None and not _is_open(path):
             if scope["method"] in ("GET", "HEAD"):
-                answer: PlainTextResponse | RedirectResponse = RedirectResponse("/signin", 303)
+                back = path + (
+                    f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
+                )
+                answer: PlainTextResponse | RedirectResponse = RedirectResponse(
+                    "/signin" if back == "/" else f"/signin?{urlencode({'next': back})}", 303
+                )
             else:
                 answer = PlainTextResponse("Sign in first.", 401)
             await answer(scope, receive, send_with_headers)

@@ -36,6 +36,7 @@ __all__ = [
     "schema_type",
     "short_time",
     "span_detail",
+    "store_time",
     "waterfall",
 ]
 

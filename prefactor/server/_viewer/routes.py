@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from prefactor._version import __version__
 from prefactor.server._store_views import COUNT_CAP, INSTANCE_STATUSES
-from prefactor.server._viewer.gate import SESSION_SCOPE_KEY, SessionGate
+from prefactor.server._viewer.gate import SESSION_SCOPE_KEY, SessionGate, local_path
 from prefactor.server._viewer.present import (
     TERMINAL_RUN,
     WINDOWS,
@@ -36,6 +36,7 @@ from prefactor.server._viewer.present import (
     schema_fields,
     short_time,
     span_detail,
+    store_time,
     waterfall,
 )
 from prefactor.server._viewer.session import SESSION_COOKIE, SESSION_SECONDS, SignIn, same_origin
@@ -105,7 +106,7 @@ class _Views:
         context: dict[str, Any] = {
             "page": page,
             "form": form,
-            "now": now_iso(),
+            "now": store_time(now),
             "live_url": link("/runs/rows") if page.newer is None else "",
             "newest_url": link("/"),
             "newer_url": link("/", after=encode_cursor(page.newer)) if page.newer else "",
@@ -263,24 +264,28 @@ def add_viewer(app: FastAPI, store: Store, *, token: str) -> SignIn:
 
     @page("/signin")
     async def signin_page(request: Request) -> Response:
+        back = local_path(request.query_params.get("next"))
         if session(request) is not None:
-            return RedirectResponse("/", 303)
-        return views.html(request, "signin.html", error="")
+            return RedirectResponse(back, 303)
+        return views.html(request, "signin.html", error="", next_path=back)
 
     @form_post("/signin")
     async def signin(request: Request) -> Response:
         if not same_origin(request.headers, request.url.scheme):
-            return views.html(request, "signin.html", 403, error="Sign in from this page.")
+            return views.html(
+                request, "signin.html", 403, error="Sign in from this page.", next_path="/"
+            )
         fields = await _form(request)
         code, given = fields.get("code", ""), fields.get("token", "")
+        back = local_path(fields.get("next"))
         if not ((code and sign_in.redeem_code(code)) or (given and sign_in.token_matches(given))):
             error = (
                 "This sign-in link was used already or is not valid: enter the API token."
                 if code
                 else "That is not this server's API token."
             )
-            return views.html(request, "signin.html", 401, error=error)
-        answer = RedirectResponse("/", 303)
+            return views.html(request, "signin.html", 401, error=error, next_path=back)
+        answer = RedirectResponse(back, 303)
         answer.set_cookie(
             SESSION_COOKIE,
             sign_in.new_session(),

@@ -138,11 +138,18 @@
   // --- sign-in: post the one-time code from the link's fragment, then forget it ----------
   function signinPage() {
     var match = /^#code=([A-Za-z0-9_-]+)$/.exec(window.location.hash);
-    history.replaceState(null, "", window.location.pathname);
-    if (!match) return;
+    history.replaceState(null, "", window.location.pathname + window.location.search);
     var form = document.getElementById("code-form");
-    form.elements.code.value = match[1];
-    form.submit();
+    if (match) {
+      form.elements.code.value = match[1];
+      form.submit();
+      return;
+    }
+    // Opened from a link on another site, the browser held back the SameSite=Strict
+    // cookie; a request of this page's own does carry it. Signed in already: go on.
+    fetch("/runs/rows", { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+      if (res.ok && !res.redirected) window.location.replace(form.elements.next.value);
+    });
   }
 
   // Filters apply as soon as a choice changes (a button does it without scripts).
