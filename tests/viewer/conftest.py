@@ -8,13 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from viewer_helpers import TOKEN
+from viewer_helpers import BASE_URL, TOKEN
 
 from prefactor._export._internal import set_raise_internal_errors
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
-
-BASE_URL = "http://viewer.test"
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BASE_URL
 from fastapi import FastAPI
-from viewer_helpers import run_agents, support_agent
+from viewer_helpers import BASE_URL, run_agents, support_agent
 
 from prefactor._tracing.agents import agent, tool
 from prefactor.server.store import Store

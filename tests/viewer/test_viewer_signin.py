@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BASE_URL
 from fastapi import FastAPI
-from viewer_helpers import TOKEN, run_agents, support_agent
+from viewer_helpers import BASE_URL, TOKEN, run_agents, support_agent
 
 from prefactor.server._viewer.session import SESSION_SECONDS, SignIn
 from prefactor.server.store import Store

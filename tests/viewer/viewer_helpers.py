@@ -19,6 +19,7 @@ from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
 TOKEN = "viewer-token-7f3a9c2e51d04b68"
+BASE_URL = "http://viewer.test"  # the in-process app's address (ASGI)
 
 
 @tool

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefactor._render import duration_ms, error_of, format_duration, span_tree
 from prefactor._schemas.validation import format_path
 from prefactor.server._store_views import INSTANCE_STATUSES, Cursor, RunFilter, RunRow, SpanLine
+from prefactor.server.store_common import store_time
 
 __all__ = [
     "WINDOWS",
@@ -36,7 +37,6 @@ __all__ = [
     "schema_type",
     "short_time",
     "span_detail",
-    "store_time",
     "waterfall",
 ]
 
@@ -52,11 +52,6 @@ _OPEN_DEPTH = 2  # JSON containers this shallow start open
 _OPEN_MAX_CHILDREN = 40  # larger containers start closed, unless they hold a violation
 _MIN_BAR_PERCENT = 0.25  # a zero-length span still shows as a sliver
 _MAX_TICK_STEPS = 8
-
-
-def store_time(moment: datetime) -> str:
-    """A datetime as the store writes times (fixed-width UTC, so text order is time order)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, slots=True)

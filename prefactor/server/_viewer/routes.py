@@ -36,12 +36,11 @@ from prefactor.server._viewer.present import (
     schema_fields,
     short_time,
     span_detail,
-    store_time,
     waterfall,
 )
 from prefactor.server._viewer.session import SESSION_COOKIE, SESSION_SECONDS, SignIn, same_origin
 from prefactor.server.store import ApiProblem, Store
-from prefactor.server.store_common import now_iso
+from prefactor.server.store_common import now_iso, store_time
 
 __all__ = ["add_viewer"]
 
