@@ -121,13 +121,14 @@ class RunPage:
     Attributes:
         rows: the runs of the page.
         matching: how many runs match the filter in all; with a filter, counted up to
-            the cap and one more (the cap plus one means "more than the cap").
+            the cap and one more (the cap plus one means "more than the cap"); ``None``
+            when the filter names both an agent and a status (not counted).
         newer: where the page of newer runs ends (``None`` on the newest page).
         older: where the page of older runs starts (``None`` on the oldest page).
     """
 
     rows: list[RunRow]
-    matching: int
+    matching: int | None
     newer: Cursor | None
     older: Cursor | None
 
@@ -185,14 +186,20 @@ class ViewerReads(StoreBase):
         """
         conditions, params = run_filter.where()
         with self._tx(write=False) as conn:
-            if conditions:  # counting stops at the cap: a filter may match most of the table
-                count_sql = (
-                    f"SELECT count(*) FROM (SELECT 1 FROM instances i {_where(conditions)}"
-                    f" LIMIT {int(count_cap) + 1}) capped"
+            matching: int | None = None
+            if not conditions:  # the whole table: SQLite counts it from the smallest index
+                matching = int(conn.execute("SELECT count(*) FROM instances i").fetchone()[0])
+            elif run_filter.agent_id is None or run_filter.status is None:
+                # One index range holds the matches; counting stops at the cap, as a filter
+                # may match most of the table. (Agent and status together would have to
+                # read every run of the agent: not counted.)
+                matching = int(
+                    conn.execute(
+                        f"SELECT count(*) FROM (SELECT 1 FROM instances i {_where(conditions)}"
+                        f" LIMIT {int(count_cap) + 1}) capped",
+                        params,
+                    ).fetchone()[0]
                 )
-            else:  # the whole table: SQLite counts it from the smallest index
-                count_sql = "SELECT count(*) FROM instances i"
-            matching = int(conn.execute(count_sql, params).fetchone()[0])
             if after is not None:
                 rows = self._runs(conn, conditions, params, after, ascending=True, limit=limit)
                 if len(rows) > limit:
@@ -320,14 +327,14 @@ class ViewerReads(StoreBase):
                 " ORDER BY s.agent_id, s.inserted_at DESC, s.id",
                 params,
             ).fetchall()
-            # Which agent versions ran with each schema version: one index probe per pair of
-            # the same agent's versions, never a scan of the runs.
+            # Which agent versions ran with each schema version: per pair of the same agent's
+            # versions, the agent's runs newest first until one matches.
             used: dict[str, list[str]] = {}
             for schema_version_id, version in conn.execute(
                 "SELECT s.id, v.external_identifier FROM schema_versions s"
                 " JOIN agent_versions v ON v.agent_id = s.agent_id"
-                f" WHERE {mine} AND EXISTS (SELECT 1 FROM instances i"
-                " WHERE i.schema_version_id = s.id AND i.agent_version_id = v.id)"
+                f" WHERE {mine} AND EXISTS (SELECT 1 FROM instances i WHERE i.agent_id = s.agent_id"
+                " AND i.schema_version_id = s.id AND i.agent_version_id = v.id)"
                 " ORDER BY v.external_identifier",
                 params,
             ):

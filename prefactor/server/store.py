@@ -130,7 +130,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
             total = conn.execute(f"SELECT count(*) FROM instances {where}", params).fetchone()[0]
             rows = conn.execute(
                 f"SELECT {_INSTANCE_COLUMNS} FROM instances {where}"
-                " ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                " ORDER BY inserted_at DESC, id DESC LIMIT ? OFFSET ?",
                 (*params, page_size, offset),
             ).fetchall()
             summaries = [self._instance_details(tuple(r)) for r in rows]

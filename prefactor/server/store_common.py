@@ -51,15 +51,13 @@ CREATE TABLE IF NOT EXISTS instances (
     started_at TEXT, finished_at TEXT, termination_reason TEXT,
     quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
     inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
--- The viewer's pages of runs, newest first: of all runs, of an agent, a status, or both.
+-- Newest first, of all runs, of one agent or in one status: the API's list and the
+-- viewer's pages. (The agent's index was (agent_id) alone; its wider form serves every
+-- query the old one did.)
 CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at, id);
+DROP INDEX IF EXISTS instances_by_agent;
 CREATE INDEX IF NOT EXISTS instances_by_agent_inserted ON instances (agent_id, inserted_at, id);
 CREATE INDEX IF NOT EXISTS instances_by_status_inserted ON instances (status, inserted_at, id);
-CREATE INDEX IF NOT EXISTS instances_by_agent_status
-    ON instances (agent_id, status, inserted_at, id);
--- The viewer's schemas page: which agent versions ran with a schema version.
-CREATE INDEX IF NOT EXISTS instances_by_versions ON instances (schema_version_id, agent_version_id);
 CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
     ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
 CREATE TABLE IF NOT EXISTS spans (

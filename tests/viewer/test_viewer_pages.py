@@ -75,10 +75,13 @@ async def test_filters_narrow_the_runs_and_say_how_many_match(
     active = active_run(store, "bot-a")
     html = (await viewer.get("/", params={"agent": "bot-a", "status": "active"})).text
     assert rows(html) == [active]
-    assert "1 run matches the filter" in html
+    assert "Runs that match the filter" in html  # agent and status together: not counted
     assert '<option value="bot-a" selected>' in html
+    one = (await viewer.get("/", params={"agent": "bot-a"})).text
+    assert "2 runs match the filter" in one
     none = (await viewer.get("/", params={"status": "terminated"})).text
-    assert rows(none) == [] and "No run matches the filter." in none
+    assert rows(none) == [] and "0 runs match the filter" in none
+    assert "No run matches the filter." in none
 
 
 async def test_the_time_filter_leaves_out_older_runs(
