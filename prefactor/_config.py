@@ -22,11 +22,13 @@ SQLite store, which ``prefactor serve`` can then show.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from prefactor._export.base import Sink
 
 __all__ = [
     "DEFAULT_AGENT_ID",
@@ -133,8 +135,21 @@ class QueueConfig(BaseModel):
     on_full: Literal["drop", "block"] = Field(
         "drop", description="When the queue is full: drop and count, or block the caller."
     )
+    block_timeout: float = Field(
+        10.0,
+        gt=0,
+        description='Seconds an on_full="block" caller waits for room, then drops the record.',
+    )
     shutdown_timeout: float = Field(
         5.0, ge=0, description="Seconds close() and the exit hook wait for the queue to drain."
+    )
+    handle_sigterm: bool = Field(
+        True, description="Flush on SIGTERM as on exit, then end as SIGTERM would."
+    )
+    spool_path: Path | None = Field(
+        None,
+        description="SQLite file keeping what the API could not take, for the next start"
+        " or `prefactor push`; None: such records are dropped and counted.",
     )
 
 
@@ -155,7 +170,8 @@ class PrefactorCoreConfig(BaseModel):
             flagged.
         validation: check params and results against their schemas at all
             (default on; off skips the checks, strict mode included).
-        sink: send records to this sink instead (tests use a ``MemorySink``).
+        sink: send records to this sink instead (tests use a ``MemorySink``),
+            or to every sink of a sequence.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -166,7 +182,7 @@ class PrefactorCoreConfig(BaseModel):
     db_path: Path | None = None
     strict: bool | None = None
     validation: bool = True
-    sink: Any = None
+    sink: Sink | Sequence[Sink] | None = None
 
     def resolved_http_config(self) -> HttpClientConfig | None:
         """``http_config``, else the one the environment describes, else ``None``."""

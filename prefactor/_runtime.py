@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from prefactor._config import DEFAULT_AGENT_ID, HttpClientConfig, PrefactorCoreConfig, QueueConfig
+from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._schemas.registry import SchemaRegistry, default_registry
@@ -29,8 +31,10 @@ _lock = threading.Lock()
 _tracer: Tracer | None = None
 
 
-def build_sink(config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None) -> Any:
-    """The sink a config describes: its own, else the API, else the embedded store."""
+def build_sink(
+    config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None
+) -> Sink | Sequence[Sink]:
+    """The sink(s) a config describes: its own, else the API, else the embedded store."""
     if config.sink is not None:
         return config.sink
     http = config.resolved_http_config()
@@ -79,7 +83,8 @@ def configure(
     strict: bool | None = None,
     validation: bool = True,
     db_path: str | Path | None = None,
-    sink: Any = None,
+    sink: Sink | None = None,
+    sinks: Sequence[Sink] | None = None,
     registry: SchemaRegistry | None = None,
     queue: QueueConfig | None = None,
     capturer: Capturer | None = None,
@@ -101,11 +106,15 @@ def configure(
         validation: check payloads against schemas at all (default on).
         db_path: the embedded store's file.
         sink: send records here instead (e.g. a ``MemorySink``).
+        sinks: send every record to each of these sinks instead (fan-out, e.g.
+            an ``HttpSink`` and an OTLP sink); not together with ``sink``.
         registry: the schema registry (default: the process-wide one).
         queue: exporter settings.
         capturer: how values are captured (size caps, redaction).
         on_full: shortcut for ``queue.on_full``.
     """
+    if sink is not None and sinks is not None:
+        raise ValueError("give sink or sinks, not both")
     http = None
     if api_url or api_token:
         if not (api_url and api_token):
@@ -121,7 +130,7 @@ def configure(
         db_path=Path(db_path) if db_path is not None else None,
         strict=strict,
         validation=validation,
-        sink=sink,
+        sink=tuple(sinks) if sinks is not None else sink,
     )
     tracer = build_tracer(
         config, agent_id=agent_id, environment_id=environment_id, capturer=capturer
