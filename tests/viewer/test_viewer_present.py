@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from prefactor.server._store_views import Cursor, RunRow, SpanLine
+from prefactor.server._store_views import RunRow, SpanLine
 from prefactor.server._viewer.present import (
-    decode_cursor,
-    encode_cursor,
+    decode_position,
     json_tree,
     parse_filter,
     schema_fields,
@@ -30,7 +29,16 @@ def at(ms: float) -> str:
 
 def run(status: str = "complete", start: float = 0, end: float | None = 1000) -> RunRow:
     return RunRow(
-        "run-1", "agent", "1.0", status, at(start), None if end is None else at(end), T0, None, None
+        1,
+        "run-1",
+        "agent",
+        "1.0",
+        status,
+        at(start),
+        None if end is None else at(end),
+        T0,
+        None,
+        None,
     )
 
 
@@ -207,11 +215,14 @@ def test_filters_from_the_query_string_ignore_unknown_values() -> None:
     assert form.query(before="c") == {"agent": "bot", "window": "1h", "before": "c"}
 
 
-def test_a_cursor_survives_the_query_string_and_junk_is_no_cursor() -> None:
-    cursor = Cursor("2026-02-09T10:00:00.000000Z", "01abc")
-    assert decode_cursor(encode_cursor(cursor)) == cursor
-    assert decode_cursor("nonsense") is None
-    assert decode_cursor("") is None
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [("1234", 1234), ("", None), (None, None), ("-1", None), ("1e3", None), ("9" * 20, None)],
+)
+def test_a_page_position_is_a_plain_number_and_anything_else_is_none(
+    text: str | None, position: int | None
+) -> None:
+    assert decode_position(text) == position
 
 
 def test_schema_fields_list_top_level_properties_with_types_and_defaults() -> None:

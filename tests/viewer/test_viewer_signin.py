@@ -223,36 +223,32 @@ async def test_pages_forbid_framing_and_load_only_their_own_files(
     assert response.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.slow
-def test_prefactor_serve_prints_a_sign_in_link_whose_code_the_server_never_sees(
-    tmp_path: Path,
-) -> None:
+def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``prefactor serve`` on a free port; the process and its banner, up to the viewer line."""
+    command = ["serve", "--port", "0", "--db", str(tmp_path / "t.db"), "--token", TOKEN, *args]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefactor._cli",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "t.db"),
-            "--token",
-            TOKEN,
-        ],
+        [sys.executable, "-m", "prefactor._cli", *command],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
+    banner = [proc.stdout.readline()]
+    while banner[-1] and not banner[-1].startswith("  viewer: "):
+        banner.append(proc.stdout.readline())
+    return proc, banner
+
+
+@pytest.mark.slow
+def test_prefactor_serve_prints_a_sign_in_link_whose_code_the_server_never_sees(
+    tmp_path: Path,
+) -> None:
+    proc, banner = _serve(tmp_path)
     try:
-        assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(4)]
         url = banner[0].split("listening on ", 1)[1].strip()
-        label, link = banner[3].split(": ", 1)
-        assert label == "  viewer"
-        page, _, fragment = link.strip().partition("#")
+        page, _, fragment = banner[-1].removeprefix("  viewer: ").strip().partition("#")
         assert page == f"{url}/signin" and fragment.startswith("code=")
         assert TOKEN not in "".join(banner)
         with httpx.Client(base_url=url) as browser:
@@ -263,3 +259,25 @@ def test_prefactor_serve_prints_a_sign_in_link_whose_code_the_server_never_sees(
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_with_several_workers_the_token_signs_in_and_every_worker_takes_the_session(
+    tmp_path: Path,
+) -> None:
+    proc, banner = _serve(tmp_path, "--workers", "2")
+    try:
+        url = banner[0].split("listening on ", 1)[1].strip()
+        assert banner[-1].strip() == f"viewer: {url}/signin (with the token)"
+        with httpx.Client(base_url=url) as browser:
+            assert browser.post("/signin", data={"token": TOKEN}).status_code == 303
+            cookie = browser.cookies["prefactor_session"]
+        # New connections land on either worker; the session's signature holds on both.
+        answers = [
+            httpx.get(f"{url}/", cookies={"prefactor_session": cookie}).status_code
+            for _ in range(8)
+        ]
+        assert answers == [200] * 8
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

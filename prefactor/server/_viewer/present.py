@@ -15,7 +15,7 @@ from typing import Any
 
 from prefactor._render import duration_ms, error_of, format_duration, span_tree
 from prefactor._schemas.validation import format_path
-from prefactor.server._store_views import INSTANCE_STATUSES, Cursor, RunFilter, RunRow, SpanLine
+from prefactor.server._store_views import INSTANCE_STATUSES, RunFilter, RunRow, SpanLine
 from prefactor.server.store_common import store_time
 
 __all__ = [
@@ -26,8 +26,7 @@ __all__ = [
     "SpanDetail",
     "Waterfall",
     "WaterfallRow",
-    "decode_cursor",
-    "encode_cursor",
+    "decode_position",
     "json_tree",
     "marks_of",
     "parse_filter",
@@ -87,19 +86,11 @@ def parse_filter(query: Mapping[str, str], now: datetime) -> tuple[RunFilter, Fi
     )
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """A cursor as one query value: ``<inserted_at>_<id>``."""
-    return f"{cursor.inserted_at}_{cursor.id}"
-
-
-def decode_cursor(text: str | None) -> Cursor | None:
-    """The cursor of :func:`encode_cursor`, or ``None`` for anything else."""
-    if not text:
+def decode_position(text: str | None) -> int | None:
+    """A page position from a query value (a run's ``rowid``), or ``None`` for anything else."""
+    if not text or not text.isdigit() or len(text) > 19:
         return None
-    inserted_at, sep, run_id = text.rpartition("_")
-    if not (sep and inserted_at and run_id):
-        return None
-    return Cursor(inserted_at, run_id)
+    return int(text)
 
 
 def short_time(value: str | None) -> str:

@@ -27,8 +27,7 @@ from prefactor.server._viewer.gate import SESSION_SCOPE_KEY, SessionGate, local_
 from prefactor.server._viewer.present import (
     TERMINAL_RUN,
     WINDOWS,
-    decode_cursor,
-    encode_cursor,
+    decode_position,
     json_tree,
     parse_filter,
     pretty_json,
@@ -95,7 +94,7 @@ class _Views:
         query = request.query_params
         now = datetime.now(UTC)
         run_filter, form = parse_filter(query, now)
-        before, after = decode_cursor(query.get("before")), decode_cursor(query.get("after"))
+        before, after = decode_position(query.get("before")), decode_position(query.get("after"))
         page = self.store.run_page(run_filter, before=before, after=after, limit=PAGE_SIZE)
 
         def link(path: str, **extra: str) -> str:
@@ -108,8 +107,8 @@ class _Views:
             "now": store_time(now),
             "live_url": link("/runs/rows") if page.newer is None else "",
             "newest_url": link("/"),
-            "newer_url": link("/", after=encode_cursor(page.newer)) if page.newer else "",
-            "older_url": link("/", before=encode_cursor(page.older)) if page.older else "",
+            "newer_url": link("/", after=str(page.newer)) if page.newer is not None else "",
+            "older_url": link("/", before=str(page.older)) if page.older is not None else "",
         }
         if fragment:
             return self.html(request, "_runs_table.html", **context)
