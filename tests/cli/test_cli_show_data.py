@@ -15,9 +15,10 @@ import pytest
 
 from prefactor import _runtime as runtime
 from prefactor._cli import main
-from prefactor._export._internal import set_raise_internal_errors
 from prefactor._tracing.agents import agent, tool
 from prefactor.testing.server import LocalServer
+
+pytestmark = pytest.mark.usefixtures("internal_errors_raise")
 
 
 @tool
@@ -50,13 +51,6 @@ def show_agent(key: str) -> str:
         pass
     summarise_for_show([first, "a second note that is long enough to wrap the line " * 2])
     return first
-
-
-@pytest.fixture(autouse=True)
-def surface_internal_errors() -> Iterator[None]:
-    set_raise_internal_errors(True)
-    yield
-    set_raise_internal_errors(None)
 
 
 @pytest.fixture

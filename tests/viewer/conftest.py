@@ -10,17 +10,13 @@ import pytest
 from fastapi import FastAPI
 from viewer_helpers import BASE_URL, TOKEN
 
-from prefactor._export._internal import set_raise_internal_errors
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
 
 @pytest.fixture(autouse=True)
-def surface_internal_errors() -> Iterator[None]:
-    """Our own tests turn swallowed internal errors into failures."""
-    set_raise_internal_errors(True)
-    yield
-    set_raise_internal_errors(None)
+def surface_internal_errors(internal_errors_raise: None) -> None:
+    """Every viewer test fails on an error the SDK would swallow (tests/conftest.py)."""
 
 
 @pytest.fixture
