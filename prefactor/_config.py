@@ -107,17 +107,17 @@ class HttpClientConfig(Options):
 
     api_url: ApiUrl
     api_token: Token
-    request_timeout: float = Field(30.0, gt=0, description="Seconds for a whole request.")
-    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
-    max_retries: int = Field(3, ge=0, description="Retries after the first attempt.")
-    initial_retry_delay: float = Field(1.0, gt=0, description="First backoff, seconds.")
-    max_retry_delay: float = Field(60.0, gt=0, description="Cap on one backoff, seconds.")
-    retry_multiplier: float = Field(2.0, ge=1, description="Backoff growth per retry.")
+    request_timeout: float = Field(default=30.0, gt=0, description="Seconds for a whole request.")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
+    max_retries: int = Field(default=3, ge=0, description="Retries after the first attempt.")
+    initial_retry_delay: float = Field(default=1.0, gt=0, description="First backoff, seconds.")
+    max_retry_delay: float = Field(default=60.0, gt=0, description="Cap on one backoff, seconds.")
+    retry_multiplier: float = Field(default=2.0, ge=1, description="Backoff growth per retry.")
     retry_on_status_codes: tuple[int, ...] = Field(
-        (429, 500, 502, 503, 504), description="HTTP statuses worth retrying."
+        default=(429, 500, 502, 503, 504), description="HTTP statuses worth retrying."
     )
     default_idempotency_key: str | None = Field(
-        None,
+        default=None,
         description="Accepted for prefactor-http code; unused, there too: items carry own keys.",
     )
 
@@ -165,25 +165,31 @@ class QueueConfig(Options):
     """
 
     num_workers: int = Field(
-        3, ge=1, le=20, description="Batches of different instances in flight at once."
+        default=3, ge=1, le=20, description="Batches of different instances in flight at once."
     )
     max_retries: int = Field(
-        3, ge=0, description="Retries of a batch after a 429, 5xx or network error."
+        default=3, ge=0, description="Retries of a batch after a 429, 5xx or network error."
     )
     retry_delay_base: float = Field(
-        1.0, gt=0, description="First retry delay in seconds; doubles per retry, with jitter."
+        default=1.0,
+        gt=0,
+        description="First retry delay in seconds; doubles per retry, with jitter.",
     )
-    retry_delay_max: float = Field(30.0, gt=0, description="Cap on one retry delay, seconds.")
-    batch_size: int = Field(500, ge=1, le=10_000, description="Records per batch at most.")
+    retry_delay_max: float = Field(
+        default=30.0, gt=0, description="Cap on one retry delay, seconds."
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="Records per batch at most.")
     flush_interval: float = Field(
-        0.5, gt=0, description="Seconds a partial batch waits before it is sent."
+        default=0.5, gt=0, description="Seconds a partial batch waits before it is sent."
     )
-    max_queue_size: int = Field(100_000, ge=1, description="Records held before `on_full`.")
+    max_queue_size: int = Field(default=100_000, ge=1, description="Records held before `on_full`.")
     on_full: Literal["drop", "block"] = Field(
-        "drop", description="When the queue is full: drop and count, or block the caller."
+        default="drop", description="When the queue is full: drop and count, or block the caller."
     )
     shutdown_timeout: float = Field(
-        5.0, ge=0, description="Seconds close() and the exit hook wait for the queue to drain."
+        default=5.0,
+        ge=0,
+        description="Seconds close() and the exit hook wait for the queue to drain.",
     )
 
 

@@ -38,7 +38,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema, ErrorDetails, core_schema
 
-from prefactor._errors import PrefactorConfigError
+from prefactor._errors import PrefactorConfigError, PrefactorError
 
 __all__ = [
     "Accepts",
@@ -64,7 +64,7 @@ class Accepts:
     secret: bool = False
 
 
-class Unfit(ValueError):
+class Unfit(PrefactorError, ValueError):
     """Raised by a field's own check: the value does not fit; the field's ``Accepts`` says why."""
 
 
