@@ -64,6 +64,7 @@ class PrefactorCoreClient:
         self._tracer: Tracer | None = None
         self._manager: AgentInstanceManager | None = None
         self._agent_id: str | None = None
+        self._use_registry = False
         self._open_spans: dict[str, SpanContext] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -92,7 +93,9 @@ class PrefactorCoreClient:
             raise ClientAlreadyInitializedError("PrefactorCoreClient is already initialized")
         await self._check_token()
         self._tracer = build_tracer(self._config, sdk_header_entry=self._sdk_header_entry)
+        # Read once, like the rest of the config: changes apply at the next initialize().
         self._agent_id = self._config.resolved_agent_id()
+        self._use_registry = self._config.schema_registry is not None
         self._manager = AgentInstanceManager(self)
 
     async def _check_token(self) -> None:
@@ -195,7 +198,6 @@ class PrefactorCoreClient:
             ValueError: ``instance_id`` is given and is not a PFID.
         """
         tracer = self.tracer
-        registry = self._config.schema_registry
         if "runtime_environment" not in agent_version:
             agent_version = {
                 **agent_version,
@@ -205,7 +207,7 @@ class PrefactorCoreClient:
         # With no registry, an identifier alone refers to a schema version already on the server.
         reference_only = (
             agent_schema_version is None
-            and registry is None
+            and not self._use_registry
             and external_schema_version_id is not None
         )
         state = tracer.new_instance(
@@ -215,7 +217,7 @@ class PrefactorCoreClient:
                 if reference_only
                 else agent_schema_version
             ),
-            use_registry=registry is not None,
+            use_registry=self._use_registry,
             schema_version_id=external_schema_version_id,
             agent_id=agent,
             agent_from_token=agent is None,

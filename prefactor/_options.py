@@ -50,6 +50,7 @@ __all__ = [
     "accepts",
     "check_field",
     "problem",
+    "require",
 ]
 
 _MASK = "**********"
@@ -82,6 +83,16 @@ def problem(
     if secret:
         return f"{option} must be {accepts}"
     return f"{option} must be {accepts}, got {value!r}"
+
+
+def require(option: str, value: Any, kind: type) -> None:
+    """Refuse ``value`` unless it is ``None`` or a ``kind`` (an option that takes an object).
+
+    Raises:
+        PrefactorConfigError: in :func:`problem`'s words, naming ``prefactor.<kind>``.
+    """
+    if value is not None and not isinstance(value, kind):
+        raise PrefactorConfigError(problem(option, f"a prefactor.{kind.__name__}", value), option)
 
 
 # --- value types ------------------------------------------------------------------------

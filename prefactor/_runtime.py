@@ -17,7 +17,7 @@ from prefactor._config import DEFAULT_AGENT_ID, HttpClientConfig, PrefactorCoreC
 from prefactor._errors import PrefactorConfigError
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink
-from prefactor._options import problem
+from prefactor._options import require
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
 from prefactor._tracing.tracer import Tracer
@@ -49,7 +49,12 @@ def build_tracer(
     """Assemble sink, exporter and tracer from a config (reading the environment for gaps).
 
     ``agent_id`` and ``environment_id``, when given, win over the config's.
+
+    Raises:
+        PrefactorConfigError: the config's ``schema_registry`` is not a ``SchemaRegistry``.
     """
+    registry = config.schema_registry
+    require("schema_registry", registry, SchemaRegistry)
     sink = build_sink(config, sdk_header_entry=sdk_header_entry)
     holder: list[Tracer] = []
 
@@ -59,7 +64,6 @@ def build_tracer(
 
     # A copy: the config object may be changed later; this exporter keeps what it was given.
     exporter = Exporter(sink, config.queue_config.model_copy(), on_terminate=on_terminate)
-    registry = config.schema_registry
     tracer = Tracer(
         exporter,
         registry if isinstance(registry, SchemaRegistry) else default_registry(),
@@ -114,14 +118,9 @@ def configure(
         PrefactorConfigError: a value does not fit its option (the message names
             the option and what it accepts); a ``ValueError``.
     """
-    for option, value, kind in (
-        ("queue", queue, QueueConfig),
-        ("registry", registry, SchemaRegistry),
-        ("capturer", capturer, Capturer),
-    ):
-        if value is not None and not isinstance(value, kind):
-            accepted = f"a prefactor.{kind.__name__}"
-            raise PrefactorConfigError(problem(option, accepted, value), option)
+    require("queue", queue, QueueConfig)
+    require("registry", registry, SchemaRegistry)
+    require("capturer", capturer, Capturer)
     http = None
     if api_url is not None or api_token is not None:
         if api_url is None or api_token is None:

@@ -18,6 +18,7 @@ from prefactor import (
     HttpClientConfig,
     MemorySink,
     PrefactorConfigError,
+    PrefactorCoreClient,
     PrefactorCoreConfig,
     PrefactorError,
     QueueConfig,
@@ -166,6 +167,12 @@ def test_configure_refuses_options_that_are_not_what_they_must_be(
     options: dict[str, Any], message: str
 ) -> None:
     assert message in build(lambda: configure(**options))
+
+
+async def test_a_core_client_refuses_a_schema_registry_that_is_not_one() -> None:
+    client = PrefactorCoreClient(PrefactorCoreConfig(sink=MemorySink(), schema_registry={}))
+    with pytest.raises(PrefactorConfigError, match="schema_registry must be a prefactor"):
+        await client.initialize()
 
 
 def test_a_refused_configure_leaves_the_installed_tracer_in_place() -> None:
