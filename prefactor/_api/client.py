@@ -140,7 +140,7 @@ class PrefactorApiClient:
             transport=transport,
             timeout=httpx.Timeout(config.request_timeout, connect=config.connect_timeout),
             headers={
-                "Authorization": f"Bearer {config.api_token}",
+                "Authorization": f"Bearer {config.api_token.get_secret_value()}",
                 "X-Prefactor-SDK": sdk_header,
                 "Content-Type": "application/json",
                 "Accept": "application/json",

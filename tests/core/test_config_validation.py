@@ -8,7 +8,7 @@ once, and the option's default applies, so the agent keeps running, traced.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +25,18 @@ from prefactor import (
     configure,
     flush,
     get_tracer,
-    shutdown,
     stats,
     traced,
 )
 from prefactor import _config as config_module
 from prefactor.server.store import Store
 
-ENV = (
-    "PREFACTOR_API_URL",
-    "PREFACTOR_API_TOKEN",
-    "PREFACTOR_AGENT_ID",
-    "PREFACTOR_DB",
-    "PREFACTOR_STRICT",
-    "PREFACTOR_ENVIRONMENT_ID",
-)
-
 
 @pytest.fixture(autouse=True)
-def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
+def local_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PREFACTOR_DB", str(tmp_path / "traces.db"))
     # Each test sees its own "logged once".
     monkeypatch.setattr(config_module, "_reported", set())
-    yield
-    shutdown()
 
 
 def build(factory: Callable[[], Any]) -> str:

@@ -362,9 +362,8 @@ async def test_a_configured_agent_id_is_sent_when_the_call_gives_none(
 
 
 async def test_decorated_code_without_an_agent_id_still_registers_default_agent(
-    server: tuple[Store, Recording], monkeypatch: pytest.MonkeyPatch
+    server: tuple[Store, Recording],
 ) -> None:
-    monkeypatch.delenv("PREFACTOR_AGENT_ID", raising=False)
     prefactor.configure(sink=HttpSink(http_config(), transport=server[1]))
 
     @prefactor.traced
@@ -483,7 +482,6 @@ async def test_initialize_with_the_api_unreachable_neither_waits_nor_raises(
     config = HttpClientConfig(f"http://127.0.0.1:{port}", "t", connect_timeout=30.0)
     queue = QueueConfig(shutdown_timeout=0)
     client = PrefactorCoreClient(PrefactorCoreConfig(http_config=config, queue_config=queue))
-    set_raise_internal_errors(None)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="prefactor.client"):
         await client.initialize()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,6 @@ from prefactor._errors import PrefactorConfigError
 from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
 from prefactor._tracing.decorator import traced
 from prefactor.server.store import Store
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (
-        "PREFACTOR_API_URL",
-        "PREFACTOR_API_TOKEN",
-        "PREFACTOR_AGENT_ID",
-        "PREFACTOR_DB",
-        "PREFACTOR_STRICT",
-        "PREFACTOR_ENVIRONMENT_ID",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    runtime.shutdown()
 
 
 def test_no_configuration_writes_to_the_embedded_store_in_prefactor_db(

@@ -1,0 +1,19 @@
+"""The core tests start from no configuration: no PREFACTOR_* setting, no process-wide tracer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from prefactor import _runtime as runtime
+from prefactor._config import ENV_VARS, ProcessSwitches
+
+
+@pytest.fixture(autouse=True)
+def no_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ENV_VARS:
+        if var.model is not ProcessSwitches:
+            monkeypatch.delenv(var.name, raising=False)
+    yield
+    runtime.shutdown()
