@@ -9,6 +9,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import pytest
 from export_helpers import instance_opening, span_pair, stored_spans
 from http_helpers import api_config, serve_process
 
@@ -18,6 +19,9 @@ from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._ids import generate_pfid
 from prefactor._records import CreateSpan, Record
 from prefactor.server.store import Store
+
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
