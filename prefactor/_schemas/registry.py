@@ -142,9 +142,16 @@ class SchemaRegistry:
             self._put_flat("span_schemas", schema_name, owned)
 
     def register_result(self, schema_name: str, result_schema: Mapping[str, Any]) -> None:
-        """Register or overwrite a flat result schema (``span_result_schemas``)."""
+        """Register a flat result schema (``span_result_schemas``), once per name.
+
+        Raises:
+            ValueError: ``schema_name`` already has a flat result schema.
+            SchemaDefinitionError: the schema is malformed.
+        """
         owned, _ = _checked(schema_name, "result", result_schema)
         with self._lock:
+            if schema_name in self._snap.span_result_schemas:
+                raise ValueError(f"Result schema {schema_name!r} is already registered")
             self._put_flat("span_result_schemas", schema_name, owned)
 
     def register_type(  # noqa: PLR0917 (prefactor-core's positional signature)

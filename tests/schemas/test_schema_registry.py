@@ -34,6 +34,13 @@ def test_register_duplicate_flat_schema_raises_value_error() -> None:
         registry.register("a", PARAMS)
 
 
+def test_register_result_under_a_taken_name_raises_value_error() -> None:
+    registry = SchemaRegistry()
+    registry.register_result("a", RESULT)
+    with pytest.raises(ValueError, match="Result schema 'a' is already registered"):
+        registry.register_result("a", RESULT)
+
+
 def test_register_unsafe_overwrites_flat_schema() -> None:
     registry = SchemaRegistry()
     registry.register("a", PARAMS)
