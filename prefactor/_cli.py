@@ -8,6 +8,7 @@ touching the others.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import secrets
@@ -21,6 +22,8 @@ from pydantic import SecretStr
 from prefactor import traces
 from prefactor._config import DEFAULT_DB_PATH, HttpClientConfig
 from prefactor._errors import PrefactorConfigError, PrefactorHttpError
+from prefactor._export.sinks import HttpSink
+from prefactor._export.spool import DEFAULT_SPOOL_PATH, PushResult, Spool, push
 from prefactor._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -145,6 +148,53 @@ def _add_show(commands: Any) -> None:
     parser.set_defaults(handler=_cmd_show)
 
 
+async def _push_to(spool: Spool, config: HttpClientConfig) -> PushResult:
+    sink = HttpSink(config)
+    try:
+        return await push(spool, sink, sink.spool_destination)
+    finally:
+        await sink.aclose()
+        spool.close()
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    def run() -> int:
+        config = _source(args)
+        if config is None:
+            raise PrefactorConfigError(
+                "push needs the API: PREFACTOR_API_URL (or --url) and PREFACTOR_API_TOKEN"
+            )
+        spool = Spool(args.spool)
+        if not spool.pending(config.api_url):
+            print(f"nothing waits in {spool.path} for {config.api_url}")
+            return 0
+        result = asyncio.run(_push_to(spool, config))
+        print(
+            f"sent {result.sent} spooled records to {config.api_url}"
+            f" ({result.rejected} refused); {result.left} wait in {spool.path}"
+        )
+        if result.error is not None:
+            print(f"prefactor: stopped at: {result.error}", file=sys.stderr)
+        return 1 if result.left else 0
+
+    return _read_errors(run)
+
+
+def _add_push(commands: Any) -> None:
+    parser = commands.add_parser(
+        "push",
+        help="send what the spool kept while the API was unreachable",
+        description="Send the records the SDK kept in its spool (QueueConfig.spool_path) "
+        "because the API could not take them, oldest first; each is sent once.",
+    )
+    parser.add_argument(
+        "--spool", default=DEFAULT_SPOOL_PATH, help=f"the spool file ({DEFAULT_SPOOL_PATH})"
+    )
+    parser.add_argument("--url", default=None, help="the Prefactor API (PREFACTOR_API_URL)")
+    # The token only from the environment: a command line is visible to other users.
+    parser.set_defaults(handler=_cmd_push, token=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="prefactor", description="Prefactor SDK tools.")
@@ -153,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_traces(commands)
     _add_show(commands)
+    _add_push(commands)
     return parser
 
 

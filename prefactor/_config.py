@@ -3,17 +3,18 @@
 Every setting can come from code or from the environment; code wins. The
 environment variables, all in one place (:data:`ENV_VARS`):
 
-===================================  ===================================  ==========================
-variable                             option                               when unset or invalid
-===================================  ===================================  ==========================
-``PREFACTOR_API_URL``                ``HttpClientConfig.api_url``         no API: the local store
-``PREFACTOR_API_TOKEN``              ``HttpClientConfig.api_token``       no API: the local store
-``PREFACTOR_AGENT_ID``               ``PrefactorCoreConfig.agent_id``     see ``agent_id``
+===================================  ======================================  ======================
+variable                             option                                  when unset or invalid
+===================================  ======================================  ======================
+``PREFACTOR_API_URL``                ``HttpClientConfig.api_url``            no API: the local store
+``PREFACTOR_API_TOKEN``              ``HttpClientConfig.api_token``          no API: the local store
+``PREFACTOR_AGENT_ID``               ``PrefactorCoreConfig.agent_id``        see ``agent_id``
 ``PREFACTOR_ENVIRONMENT_ID``         ``PrefactorCoreConfig.environment_id``  none
-``PREFACTOR_DB``                     ``PrefactorCoreConfig.db_path``      ``.prefactor/traces.db``
-``PREFACTOR_STRICT``                 ``PrefactorCoreConfig.strict``       off
-``PREFACTOR_RAISE_INTERNAL_ERRORS``  (the SDK's own tests)                off
-===================================  ===================================  ==========================
+``PREFACTOR_DB``                     ``PrefactorCoreConfig.db_path``         .prefactor/traces.db
+``PREFACTOR_STRICT``                 ``PrefactorCoreConfig.strict``          off
+``PREFACTOR_RAISE_INTERNAL_ERRORS``  (the SDK's own tests)                   off
+``PREFACTOR_OTLP_PAYLOADS``          ``OtlpConfig.payloads``                 on
+===================================  ======================================  ======================
 
 A variable's value is checked exactly as the option it stands for (see
 :mod:`prefactor._options`). A value given in code that does not fit raises
@@ -32,13 +33,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
 from prefactor._errors import PrefactorConfigError
+from prefactor._export.base import Sink
 from prefactor._options import (
     Accepts,
     Flag,
@@ -186,10 +188,23 @@ class QueueConfig(Options):
     on_full: Literal["drop", "block"] = Field(
         default="drop", description="When the queue is full: drop and count, or block the caller."
     )
+    block_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description='Seconds an on_full="block" caller waits for room, then drops the record.',
+    )
     shutdown_timeout: float = Field(
         default=5.0,
         ge=0,
         description="Seconds close() and the exit hook wait for the queue to drain.",
+    )
+    handle_sigterm: Flag = Field(
+        default=True, description="Flush on SIGTERM as on exit, then end as SIGTERM would."
+    )
+    spool_path: Path | None = Field(
+        default=None,
+        description="SQLite file keeping what the API could not take, for the next start"
+        " or `prefactor push`; None: such records are dropped and counted.",
     )
 
 
@@ -219,7 +234,8 @@ class PrefactorCoreConfig(Options):
             flagged.
         validation: check params and results against their schemas at all
             (default on; off skips the checks, strict mode included).
-        sink: send records to this sink instead (tests use a ``MemorySink``).
+        sink: send records to this sink instead (tests use a ``MemorySink``),
+            or to every sink of a sequence.
         agent_id: the agent of instances made without one
             (``PREFACTOR_AGENT_ID``). When neither is set, decorated code uses
             ``default-agent`` and ``PrefactorCoreClient`` leaves the agent out
@@ -242,7 +258,10 @@ class PrefactorCoreConfig(Options):
     db_path: Path | None = None
     strict: OptionalFlag = None
     validation: Flag = True
-    sink: Any = None
+    sink: Annotated[
+        Sink | Sequence[Sink] | None,
+        Accepts("a sink (MemorySink, LocalSink, HttpSink, ...), a sequence of sinks, or None"),
+    ] = None
     agent_id: Name | None = None
     environment_id: Name | None = None
 
@@ -274,10 +293,10 @@ class PrefactorCoreConfig(Options):
         return value if value is not None else read_env(_VAR_OF[option])
 
 
-class ProcessSwitches(Options):
-    """Switches read only from the environment, for the whole process."""
+class Switch(Options):
+    """The rule of an on/off variable that no config object holds (see :func:`env_flag`)."""
 
-    raise_internal_errors: Flag = False
+    value: Flag = False
 
 
 # --- the environment --------------------------------------------------------------------
@@ -291,6 +310,12 @@ class EnvVar:
     model: type[Options]
     option: str
     default: str
+    label: str | None = None  # how messages name the option, when not by ``option``
+
+    @classmethod
+    def switch(cls, name: str, default: str) -> EnvVar:
+        """An on/off variable, named in messages by its own name."""
+        return cls(name, Switch, "value", default, name)
 
 
 ENV_VARS: tuple[EnvVar, ...] = (
@@ -300,7 +325,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("PREFACTOR_ENVIRONMENT_ID", PrefactorCoreConfig, "environment_id", "none"),
     EnvVar("PREFACTOR_DB", PrefactorCoreConfig, "db_path", str(DEFAULT_DB_PATH)),
     EnvVar("PREFACTOR_STRICT", PrefactorCoreConfig, "strict", "off"),
-    EnvVar("PREFACTOR_RAISE_INTERNAL_ERRORS", ProcessSwitches, "raise_internal_errors", "off"),
+    EnvVar.switch("PREFACTOR_RAISE_INTERNAL_ERRORS", "off"),
+    EnvVar.switch("PREFACTOR_OTLP_PAYLOADS", "on"),
 )
 _BY_NAME = {var.name: var for var in ENV_VARS}
 _VAR_OF = {var.option: var.name for var in ENV_VARS if var.model is PrefactorCoreConfig}
@@ -314,12 +340,16 @@ def read_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
     variable, its value unless secret, and what it accepts) and ignored, so
     the option's default applies.
     """
-    var = _BY_NAME[name]
+    return _read(_BY_NAME[name], environ)
+
+
+def _read(var: EnvVar, environ: Mapping[str, str] | None) -> Any:
+    name = var.name
     raw = (os.environ if environ is None else environ).get(name, "")
     if not raw.strip():
         return None
     try:
-        return var.model.check(var.option, raw)
+        return var.model.check(var.option, raw, var.label)
     except PrefactorConfigError as exc:
         if (name, raw) not in _reported:
             _reported.add((name, raw))
@@ -330,6 +360,9 @@ def read_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool | None:
-    """Read a boolean environment variable: ``None`` when unset, empty or invalid."""
-    found: bool | None = read_env(name, environ)
+    """Read an on/off variable: ``None`` if unset, empty or invalid (logged: see :func:`read_env`).
+
+    A variable missing from :data:`ENV_VARS` is read by the same on/off rule.
+    """
+    found: bool | None = _read(_BY_NAME.get(name) or EnvVar.switch(name, "its default"), environ)
     return found

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, Union
@@ -230,8 +230,10 @@ def _owned_model(annotation: Any) -> type[BaseModel] | None:
     return base if isinstance(base, type) and issubclass(base, BaseModel) else None
 
 
-def _describe(model: type[BaseModel], error: ErrorDetails) -> tuple[str, str]:
-    """``(option, sentence)`` for one pydantic error on ``model``."""
+def _describe(
+    model: type[BaseModel], error: ErrorDetails, names: Mapping[str, str]
+) -> tuple[str, str]:
+    """``(option, sentence)`` for one pydantic error on ``model`` (options renamed by ``names``)."""
     loc, kind = error["loc"], error["type"]
     cause = (error.get("ctx") or {}).get("error")
     owner: type[BaseModel] | None = model
@@ -244,6 +246,7 @@ def _describe(model: type[BaseModel], error: ErrorDetails) -> tuple[str, str]:
             path.append(part)
             owner = _owned_model(field.annotation)
     option = ".".join(path)
+    option = names.get(option, option)
     if kind == "extra_forbidden":
         name = str(loc[-1])
         known = ", ".join((owner or model).model_fields)
@@ -261,14 +264,19 @@ def _describe(model: type[BaseModel], error: ErrorDetails) -> tuple[str, str]:
 
 
 def config_error(
-    model: type[BaseModel], errors: ValidationError | Iterable[ErrorDetails]
+    model: type[BaseModel],
+    errors: ValidationError | Iterable[ErrorDetails],
+    names: Mapping[str, str] | None = None,
 ) -> PrefactorConfigError:
-    """The :class:`PrefactorConfigError` for a failed validation of ``model``."""
+    """The :class:`PrefactorConfigError` for a failed validation of ``model``.
+
+    ``names`` renames options in the message (an option known by another name).
+    """
     if isinstance(errors, ValidationError):
         errors = errors.errors(include_url=False)
     sentences: dict[str, str] = {}
     for error in errors:
-        option, sentence = _describe(model, error)
+        option, sentence = _describe(model, error, names or {})
         sentences.setdefault(option, sentence)
     return PrefactorConfigError("; ".join(sentences.values()), next(iter(sentences), None) or None)
 
@@ -278,18 +286,18 @@ def _adapter(field: FieldInfo) -> TypeAdapter[Any]:
     return TypeAdapter(field.rebuild_annotation())
 
 
-def check_field(model: type[BaseModel], option: str, value: Any) -> Any:
+def check_field(model: type[BaseModel], option: str, value: Any, label: str | None = None) -> Any:
     """``value`` checked (and converted) as ``model``'s option ``option`` would be.
 
     Raises:
-        PrefactorConfigError: the value does not fit, in the same words as the model's.
+        PrefactorConfigError: the value does not fit, in the same words as the
+            model's (naming the option ``label``, when given).
     """
     try:
         return _adapter(model.model_fields[option]).validate_python(value)
     except ValidationError as exc:
-        failure = config_error(
-            model, [{**e, "loc": (option, *e["loc"])} for e in exc.errors(include_url=False)]
-        )
+        errors = [{**e, "loc": (option, *e["loc"])} for e in exc.errors(include_url=False)]
+        failure = config_error(model, errors, {option: label} if label else None)  # type: ignore[arg-type]
     raise failure
 
 
@@ -361,6 +369,6 @@ class Options(BaseModel):
         raise failure
 
     @classmethod
-    def check(cls, option: str, value: Any) -> Any:
+    def check(cls, option: str, value: Any, label: str | None = None) -> Any:
         """One option's value, checked and converted as this class does (:func:`check_field`)."""
-        return check_field(cls, option, value)
+        return check_field(cls, option, value, label)

@@ -10,11 +10,13 @@ set, else the embedded SQLite store).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from prefactor._config import DEFAULT_AGENT_ID, HttpClientConfig, PrefactorCoreConfig, QueueConfig
 from prefactor._errors import PrefactorConfigError
+from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._options import require
@@ -28,8 +30,10 @@ _lock = threading.Lock()
 _tracer: Tracer | None = None
 
 
-def build_sink(config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None) -> Any:
-    """The sink a config describes: its own, else the API, else the embedded store."""
+def build_sink(
+    config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None
+) -> Sink | Sequence[Sink]:
+    """The sink(s) a config describes: its own, else the API, else the embedded store."""
     if config.sink is not None:
         return config.sink
     http = config.resolved_http_config()
@@ -86,7 +90,8 @@ def configure(
     strict: bool | None = None,
     validation: bool = True,
     db_path: str | Path | None = None,
-    sink: Any = None,
+    sink: Sink | None = None,
+    sinks: Sequence[Sink] | None = None,
     registry: SchemaRegistry | None = None,
     queue: QueueConfig | None = None,
     capturer: Capturer | None = None,
@@ -109,6 +114,8 @@ def configure(
         validation: check payloads against schemas at all (default on).
         db_path: the embedded store's file.
         sink: send records here instead (e.g. a ``MemorySink``).
+        sinks: send every record to each of these sinks instead (fan-out, e.g.
+            an ``HttpSink`` and an OTLP sink); not together with ``sink``.
         registry: the schema registry (default: the process-wide one).
         queue: exporter settings.
         capturer: how values are captured (size caps, redaction).
@@ -121,6 +128,8 @@ def configure(
     require("queue", queue, QueueConfig)
     require("registry", registry, SchemaRegistry)
     require("capturer", capturer, Capturer)
+    if sink is not None and sinks is not None:
+        raise PrefactorConfigError("give sink or sinks, not both", "sinks")
     http = None
     if api_url is not None or api_token is not None:
         if api_url is None or api_token is None:
@@ -136,7 +145,7 @@ def configure(
         db_path=db_path,
         strict=strict,
         validation=validation,
-        sink=sink,
+        sink=tuple(sinks) if sinks is not None else sink,
         agent_id=agent_id,
         environment_id=environment_id,
     )

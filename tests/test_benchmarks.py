@@ -61,3 +61,18 @@ def test_bench_server_bulk_ingests_over_http_and_in_process() -> None:
     out = _run("bench_server_bulk.py", "--spans", "2000", "--batch", "500", "--in-process")
     assert re.search(r"prefactor serve over loopback HTTP: [\d,]+ spans/s ingested", out), out
     assert re.search(r"Store\.bulk in process \(file, WAL\):\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_ingest_stores_every_span_it_sends() -> None:
+    out = _run("bench_otlp_ingest.py", "--traces", "60", "--batch", "64", "--in-process")
+    for line in ("protobuf:", "in process:"):
+        assert re.search(rf"{re.escape(line)}\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_export_compares_both_encoders() -> None:
+    out = _run("bench_otlp_export.py", "--spans", "400", "--batch", "100")
+    for name in ("encode proto", "encode sdk+exporter", "send proto+httpx", "send sdk+exporter"):
+        assert re.search(rf"^{re.escape(name)}\s+[\d.]+ µs/span", out, re.M), out
+    assert re.search(r"encode x[\d.]+, encode\+send x[\d.]+", out), out

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from prefactor._errors import SchemaValidationError
+from prefactor._export.base import RecordExporter
 from prefactor._ids import generate_pfid, is_pfid, partition_for
 from prefactor._records import (
     FinishInstance,
@@ -86,7 +87,7 @@ class Tracer:
 
     def __init__(
         self,
-        exporter: Any,
+        exporter: RecordExporter,
         registry: SchemaRegistry,
         *,
         strict: bool = False,

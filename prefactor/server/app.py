@@ -9,9 +9,10 @@ malformed JSON and oversized bodies, uses the contract's error envelope.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -102,7 +104,11 @@ def _query_int(request: Request, name: str, default: int) -> int:
 
 
 def create_app(
-    store: Store, *, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store: Store,
+    *,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    otlp: OtlpIngest | None = None,
 ) -> FastAPI:
     """Build the HTTP API over ``store``.
 
@@ -110,10 +116,26 @@ def create_app(
         store: the store that answers every request.
         token: the bearer token every request must carry.
         max_body_bytes: larger bodies are answered 413 without being read whole.
+        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
+            flushed when the app shuts down.
     """
     if not token:
         raise ValueError("token must not be empty")
-    app = FastAPI(title="Prefactor local API", docs_url=None, redoc_url=None, openapi_url=None)
+    ingest = otlp if otlp is not None else OtlpIngest(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # OTLP spans still waiting for their parent are stored, not lost, when the server stops.
+        await run_in_threadpool(ingest.flush)
+
+    app = FastAPI(
+        title="Prefactor local API",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
 
     async def run(func: Callable[[], Any]) -> Response:
         def call() -> bytes:
@@ -208,6 +230,26 @@ def create_app(
     @post("/api/v1/bulk")
     async def bulk(request: Request) -> Response:
         return await with_body(request, store.bulk)
+
+    # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
+    @post("/v1/traces")
+    async def otlp_traces(request: Request) -> Response:
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        status, content, media = await run_in_threadpool(
+            lambda: answer_export(
+                ingest,
+                raw,
+                content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""),
+                max_bytes=max_body_bytes,
+            )
+        )
+        return Response(content, status_code=status, media_type=media)
+
+    # --- errors ------------------------------------------------------------------------------
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

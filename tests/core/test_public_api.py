@@ -85,9 +85,6 @@ COMPAT = [
 # Raised only inside the SDK or its server and being moved under PrefactorError by their
 # owners; remove each entry once its class derives from PrefactorError.
 PENDING = {
-    "prefactor._export.sinks.base.TransientExportError",
-    "prefactor._export.sinks.bulk.BulkRequestError",
-    "prefactor._export.sinks.bulk.BulkUnsupportedError",
     "prefactor.server.store_common.ApiProblem",
     "prefactor.server.store_schemas.SchemaProblems",
 }

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from prefactor._api.client import PrefactorApiClient
 from prefactor._api.models import SpanResponse
@@ -31,6 +32,7 @@ from prefactor._export.sinks.bulk import (
     BulkSink,
     BulkUnsupportedError,
     Output,
+    UnencodableError,
 )
 from prefactor._sdk import sdk_header
 
@@ -92,6 +94,11 @@ class HttpSink(BulkSink):
         self._client: PrefactorApiClient | None = None
         self._pid = 0
 
+    @property
+    def spool_destination(self) -> str:
+        """The API's URL: records it could not take are spooled under it."""
+        return self._config.api_url
+
     def _api(self) -> PrefactorApiClient:
         """The client of this process, made on first use (again in a forked child)."""
         if self._client is not None and self._pid == os.getpid():
@@ -107,6 +114,8 @@ class HttpSink(BulkSink):
     async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
         try:
             answer = await self._api().bulk(items)
+        except orjson.JSONEncodeError as exc:  # raised before anything is sent
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
@@ -131,6 +140,8 @@ class HttpSink(BulkSink):
         kind = item["_type"]
         try:
             return await self._call_single(kind, item)
+        except orjson.JSONEncodeError as exc:
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
