@@ -14,7 +14,6 @@ import os
 import secrets
 import sys
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,6 +24,7 @@ from prefactor._errors import PrefactorConfigError, PrefactorHttpError
 from prefactor._export.sinks import HttpSink
 from prefactor._export.spool import DEFAULT_SPOOL_PATH, PushResult, Spool, push
 from prefactor._version import __version__
+from prefactor.server.store import ApiProblem, StoreVersionError
 
 __all__ = ["build_parser", "main"]
 
@@ -35,32 +35,51 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if find_spec("fastapi") is None or find_spec("uvicorn") is None:
         print(SERVER_EXTRA_HINT, file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("prefactor serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     # Imported by name only here: the web stack is an optional extra.
     serving: Any = importlib.import_module("prefactor.server.serve")
     token = args.token or os.environ.get("PREFACTOR_API_TOKEN") or ""
     generated = not token
     if generated:
         token = secrets.token_urlsafe(24)
-    db = Path(args.db or os.environ.get("PREFACTOR_DB") or DEFAULT_DB_PATH)
-    result: int = serving.serve(
-        host=args.host, port=args.port, db=db, token=token, show_token=generated
-    )
+    # A string, not a Path: a Path would fold the '//' of a postgresql:// URL.
+    db = args.db or os.environ.get("PREFACTOR_DB") or str(DEFAULT_DB_PATH)
+    try:
+        result: int = serving.serve(
+            host=args.host,
+            port=args.port,
+            db=db,
+            token=token,
+            show_token=generated,
+            workers=args.workers,
+        )
+    except (PrefactorConfigError, StoreVersionError) as exc:
+        print(f"prefactor serve: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
 def _add_serve(commands: Any) -> None:
     parser = commands.add_parser(
         "serve",
-        help="run the local Prefactor API over a SQLite file",
-        description="Run the Prefactor REST API locally, storing traces in a SQLite file.",
+        help="run the local Prefactor API over a SQLite file or PostgreSQL",
+        description="Run the Prefactor REST API, storing traces in a SQLite file (the default)"
+        " or a PostgreSQL database shared by several servers.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8040, help="port (8040; 0 picks a free one)")
     parser.add_argument(
-        "--db", default=None, help="database file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+        "--db",
+        default=None,
+        help="a SQLite file or a postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
     parser.add_argument(
         "--token", default=None, help="bearer token (PREFACTOR_API_TOKEN, else generated)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes on the one port (1)"
     )
     parser.set_defaults(handler=_cmd_serve)
 
@@ -79,7 +98,14 @@ def _source(args: argparse.Namespace) -> HttpClientConfig | None:
 def _read_errors(run: Any) -> int:
     try:
         result: int = run()
-    except (FileNotFoundError, LookupError, PrefactorConfigError, PrefactorHttpError) as exc:
+    except (
+        FileNotFoundError,
+        LookupError,
+        PrefactorConfigError,
+        PrefactorHttpError,
+        StoreVersionError,
+        ApiProblem,
+    ) as exc:
         print(f"prefactor: {exc}", file=sys.stderr)
         return 1
     return result
@@ -117,7 +143,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", default=None, help="embedded store file (PREFACTOR_DB, else ./.prefactor/traces.db)"
+        "--db",
+        default=None,
+        help="store file or postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
     parser.add_argument("--url", default=None, help="read from this Prefactor API instead")
     parser.add_argument("--token", default=None, help="its bearer token (PREFACTOR_API_TOKEN)")

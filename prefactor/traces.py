@@ -1,4 +1,4 @@
-"""Reading traces back from the embedded store or a server: ``prefactor traces`` and ``show``."""
+"""Reading traces back from a store (a file or a database URL) or a server: ``traces``, ``show``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from prefactor._api.client import PrefactorApiClient
 from prefactor._config import HttpClientConfig, PrefactorCoreConfig
 from prefactor._render import render_instance, render_instance_line
+from prefactor.server._database import is_database_url
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = [
@@ -28,7 +29,14 @@ def default_db_path() -> Path:
 
 
 def _open(db: str | os.PathLike[str] | None) -> Store:
-    path = Path(db) if db is not None else default_db_path()
+    """The store at ``db``: a file that must exist, or a database URL."""
+    if db is None:
+        # Read as text: the configured Path would fold the '//' of a postgresql:// URL.
+        env = os.environ.get("PREFACTOR_DB")
+        db = env if env and is_database_url(env) else default_db_path()
+    if is_database_url(db):
+        return Store(db)
+    path = Path(db)
     if not path.exists():
         raise FileNotFoundError(f"no trace store at {path} (run an agent first, or pass --db)")
     return Store(path)

@@ -64,6 +64,18 @@ def test_bench_server_bulk_ingests_over_http_and_in_process() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
+    out = _run(
+        "bench_embedded_store.py",
+        *("--against", "HEAD", "--rounds", "1", "--spans", "500", "--batch", "250"),
+        *("--singles", "20"),
+    )
+    assert "medians of 1 alternating rounds; this tree vs HEAD" in out
+    for row in ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span"):
+        assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
+
+
+@pytest.mark.timeout(300)
 def test_bench_otlp_ingest_stores_every_span_it_sends() -> None:
     out = _run("bench_otlp_ingest.py", "--traces", "60", "--batch", "64", "--in-process")
     for line in ("protobuf:", "in process:"):

@@ -1,4 +1,4 @@
-"""Building blocks of the store: the API problem, the SQL layout, times, request parsing.
+"""Building blocks of the store: the API problem, JSON, times, request parsing.
 
 Times are stored as fixed-width ISO strings in UTC with microseconds and a
 ``Z`` (``2026-02-09T00:00:00.000000Z``), so string order is time order.
@@ -14,7 +14,6 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
-    "DDL",
     "ApiProblem",
     "dumps",
     "fingerprint",
@@ -27,43 +26,6 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, inserted_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-    agent_id TEXT NOT NULL, environment_id TEXT NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (agent_id, environment_id));
-CREATE TABLE IF NOT EXISTS agent_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS schema_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, agent_id TEXT NOT NULL,
-    agent_version_id TEXT NOT NULL, environment_id TEXT NOT NULL,
-    agent_deployment_id TEXT NOT NULL, schema_version_id TEXT,
-    status TEXT NOT NULL, purpose TEXT NOT NULL, external_identifier TEXT,
-    started_at TEXT, finished_at TEXT, termination_reason TEXT,
-    quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
-    inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
-CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
-    ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
-CREATE TABLE IF NOT EXISTS spans (
-    id TEXT PRIMARY KEY, agent_instance_id TEXT NOT NULL, parent_span_id TEXT,
-    schema_name TEXT NOT NULL, schema_title TEXT, summary TEXT, status TEXT NOT NULL,
-    payload TEXT NOT NULL, result_payload TEXT, schema_violations TEXT,
-    started_at TEXT NOT NULL, finished_at TEXT, inserted_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_by_instance ON spans (agent_instance_id, started_at);
-CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    response TEXT NOT NULL, PRIMARY KEY (scope, key));
-"""
 
 
 class ApiProblem(Exception):

@@ -108,7 +108,8 @@ class InstanceRules(StoreBase):
             if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
                 raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
             conn.execute(
-                "INSERT OR IGNORE INTO agents (id, inserted_at) VALUES (?, ?)", (agent_id, now)
+                "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (agent_id, now),
             )
             environment_id = req.environment_id or self.default_environment_id
             deployment_id = self._get_or_insert(
@@ -224,7 +225,7 @@ class InstanceRules(StoreBase):
             req = parse(TerminateInstanceRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             status, now = row[6], now_iso()
             if isinstance(req, StartInstanceRequest):
                 if status == "active":
@@ -259,7 +260,7 @@ class InstanceRules(StoreBase):
         req = parse(RecordQualityRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             schemas = self._schema_set(row[16])
             quality = schemas.quality.get(req.name)
             if not schemas.open and quality is None:

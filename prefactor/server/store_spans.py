@@ -8,12 +8,12 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
+from prefactor.server._database import Database
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,
@@ -38,7 +38,7 @@ _SPAN_COLUMNS = (
 )
 
 
-def _span_details(row: tuple[Any, ...] | sqlite3.Row) -> JSON:
+def _span_details(row: Sequence[Any]) -> JSON:
     return {
         "type": "agent_span",
         "id": row[0],
@@ -325,21 +325,18 @@ class _SpanBatch:
             response["control"] = memo["control"]
         return response
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, database: Database) -> None:
         """Insert every queued row."""
         if self.span_rows:
-            conn.executemany(
-                "INSERT INTO spans (id, agent_instance_id, parent_span_id, schema_name,"
-                " schema_title, summary, status, payload, result_payload, schema_violations,"
-                " started_at, finished_at, inserted_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            database.insert_rows(
+                "spans",
+                "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
+                " status, payload, result_payload, schema_violations, started_at, finished_at,"
+                " inserted_at, updated_at",
                 self.span_rows,
             )
         if self.idem_rows:
-            conn.executemany(
-                "INSERT INTO idempotency (scope, key, fingerprint, response) VALUES (?, ?, ?, ?)",
-                self.idem_rows,
-            )
+            database.insert_rows("idempotency", "scope, key, fingerprint, response", self.idem_rows)
 
 
 class SpanRules(StoreBase):
@@ -391,7 +388,7 @@ class SpanRules(StoreBase):
             except ApiProblem as exc:
                 problem = exc
                 break
-        batch.write(self._conn)
+        batch.write(self._db)
         return responses, problem
 
     def _select_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
@@ -410,7 +407,8 @@ class SpanRules(StoreBase):
             conn = self._conn
             row = conn.execute(
                 f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
-                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id WHERE s.id = ?",
+                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
+                f" WHERE s.id = ?{self._sql.lock_span}",
                 (span_id,),
             ).fetchone()
             if row is None:

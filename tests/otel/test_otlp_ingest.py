@@ -1,13 +1,18 @@
-"""OTLP into ``prefactor serve``: real OpenTelemetry SDK spans read back from the store."""
+"""OTLP into ``prefactor serve``: real OpenTelemetry SDK spans read back from the store.
+
+The tests that take ``server`` run on each store backend, SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from google.rpc.status_pb2 import Status as RpcStatus
 from ingest_helpers import by_type, otel_provider, tree
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -29,6 +34,13 @@ WEATHER_TOOL = {
         "additionalProperties": False,
     },
 }
+
+
+@pytest.fixture
+def server(db_target: str) -> Iterator[LocalServer]:
+    """``prefactor serve`` in process, on each store backend (SQLite, PostgreSQL)."""
+    with LocalServer(db_target) as running:
+        yield running
 
 
 def _agent_run(provider, arguments: str = '{"city": "Paris"}') -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,10 +17,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def http_store() -> Iterator[Store]:
-    s = Store()
-    yield s
-    s.close()
+def http_store(store: Store) -> Store:
+    return store
 
 
 @pytest.fixture
