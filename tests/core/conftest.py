@@ -1,4 +1,5 @@
-"""The core tests start from no configuration: no PREFACTOR_* setting, no process-wide tracer."""
+"""The core tests start from no configuration (no PREFACTOR_* setting, no process-wide tracer)
+and see the SDK's internal errors instead of having them swallowed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from prefactor import _runtime as runtime
 from prefactor._config import ENV_VARS, Switch
+from prefactor._export._internal import set_raise_internal_errors
 
 
 @pytest.fixture(autouse=True)
@@ -15,5 +17,7 @@ def no_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in ENV_VARS:
         if var.model is not Switch:
             monkeypatch.delenv(var.name, raising=False)
+    set_raise_internal_errors(True)
     yield
     runtime.shutdown()
+    set_raise_internal_errors(None)

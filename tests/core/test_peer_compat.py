@@ -35,7 +35,6 @@ from prefactor import (
     generate_idempotency_key,
     validate_idempotency_key,
 )
-from prefactor._export._internal import set_raise_internal_errors
 from prefactor.server.store import Store
 from prefactor.testing.server import LocalServer
 
@@ -83,13 +82,6 @@ PREFACTOR_HTTP_NAMES = [
     "PrefactorRetryExhaustedError",
     "PrefactorValidationError",
 ]
-
-
-@pytest.fixture(autouse=True)
-def surface_internal_errors() -> Iterator[None]:
-    set_raise_internal_errors(True)
-    yield
-    set_raise_internal_errors(None)
 
 
 @pytest.fixture
