@@ -13,6 +13,7 @@ variable                             option                                  whe
 ``PREFACTOR_DB``                     ``PrefactorCoreConfig.db_path``         .prefactor/traces.db
 ``PREFACTOR_STRICT``                 ``PrefactorCoreConfig.strict``          off
 ``PREFACTOR_RAISE_INTERNAL_ERRORS``  (the SDK's own tests)                   off
+``PREFACTOR_OTLP``                   ``PrefactorCoreConfig.otlp``            off
 ``PREFACTOR_OTLP_PAYLOADS``          ``OtlpConfig.payloads``                 on
 ===================================  ======================================  ======================
 
@@ -242,6 +243,9 @@ class PrefactorCoreConfig(Options):
             of the registration, as prefactor-core did: a deployment-scoped
             token names the agent itself.
         environment_id: sent on register (``PREFACTOR_ENVIRONMENT_ID``).
+        otlp: also send every record over OTLP (``PREFACTOR_OTLP``), to the
+            endpoint the standard ``OTEL_EXPORTER_OTLP_*`` variables name, beside
+            the API or the embedded store (needs the ``otel`` extra).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -264,6 +268,7 @@ class PrefactorCoreConfig(Options):
     ] = None
     agent_id: Name | None = None
     environment_id: Name | None = None
+    otlp: OptionalFlag = None
 
     def resolved_http_config(self) -> HttpClientConfig | None:
         """``http_config``, else the one the environment describes, else ``None``."""
@@ -287,6 +292,10 @@ class PrefactorCoreConfig(Options):
         """``environment_id``, else ``PREFACTOR_ENVIRONMENT_ID``, else ``None``."""
         found: str | None = self._resolved("environment_id")
         return found
+
+    def resolved_otlp(self) -> bool:
+        """``otlp``, else ``PREFACTOR_OTLP``, else off."""
+        return bool(self._resolved("otlp"))
 
     def _resolved(self, option: str) -> Any:
         value = getattr(self, option)
@@ -325,6 +334,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("PREFACTOR_ENVIRONMENT_ID", PrefactorCoreConfig, "environment_id", "none"),
     EnvVar("PREFACTOR_DB", PrefactorCoreConfig, "db_path", str(DEFAULT_DB_PATH)),
     EnvVar("PREFACTOR_STRICT", PrefactorCoreConfig, "strict", "off"),
+    EnvVar("PREFACTOR_OTLP", PrefactorCoreConfig, "otlp", "off"),
     EnvVar.switch("PREFACTOR_RAISE_INTERNAL_ERRORS", "off"),
     EnvVar.switch("PREFACTOR_OTLP_PAYLOADS", "on"),
 )

@@ -9,6 +9,7 @@ set, else the embedded SQLite store).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
 from prefactor._tracing.tracer import Tracer
 
+logger = logging.getLogger("prefactor.export")
+
 __all__ = ["build_tracer", "configure", "flush", "get_tracer", "shutdown", "stats", "swap"]
 
 _lock = threading.Lock()
@@ -33,13 +36,41 @@ _tracer: Tracer | None = None
 def build_sink(
     config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None
 ) -> Sink | Sequence[Sink]:
-    """The sink(s) a config describes: its own, else the API, else the embedded store."""
+    """The sink(s) a config describes: its own, else the API, else the embedded store.
+
+    With ``otlp`` on (``PREFACTOR_OTLP``), an OTLP sink configured by the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables is added beside the API or the store: the
+    exporter fans every record out to both.
+    """
     if config.sink is not None:
         return config.sink
     http = config.resolved_http_config()
-    if http is not None:
-        return HttpSink(http, sdk_header_entry=sdk_header_entry)
-    return LocalSink(config.resolved_db_path())
+    sink: Sink = (
+        HttpSink(http, sdk_header_entry=sdk_header_entry)
+        if http is not None
+        else LocalSink(config.resolved_db_path())
+    )
+    if config.resolved_otlp():
+        otlp = _otlp_sink()
+        if otlp is not None:
+            return (sink, otlp)
+    return sink
+
+
+def _otlp_sink() -> Sink | None:
+    """An OTLP sink from the environment, or ``None`` (logged) when it cannot be made."""
+    try:
+        # Imported only when asked for: the OTLP sink needs the optional ``otel`` extra.
+        from prefactor._otel.sink import OtlpSink
+
+        return OtlpSink()
+    except ImportError:
+        logger.error(
+            "prefactor: otlp is on but the otel extra is missing: pip install 'prefactor[otel]'"
+        )
+    except ValueError as exc:
+        logger.error("prefactor: otlp is on but the OTLP settings are invalid: %s", exc)
+    return None
 
 
 def build_tracer(
@@ -96,6 +127,7 @@ def configure(
     queue: QueueConfig | None = None,
     capturer: Capturer | None = None,
     on_full: Literal["drop", "block"] | None = None,
+    otlp: bool | None = None,
 ) -> Tracer:
     """Install the process-wide tracer that ``@traced`` and ``@agent`` use.
 
@@ -120,6 +152,9 @@ def configure(
         queue: exporter settings.
         capturer: how values are captured (size caps, redaction).
         on_full: shortcut for ``queue.on_full``.
+        otlp: also send every record over OTLP (``PREFACTOR_OTLP``) to the
+            endpoint of the ``OTEL_EXPORTER_OTLP_*`` variables, beside the API or
+            the embedded store; needs the ``otel`` extra.
 
     Raises:
         PrefactorConfigError: a value does not fit its option (the message names
@@ -148,6 +183,7 @@ def configure(
         sink=tuple(sinks) if sinks is not None else sink,
         agent_id=agent_id,
         environment_id=environment_id,
+        otlp=otlp,
     )
     if on_full is not None:
         config.queue_config = config.queue_config.model_copy()
