@@ -19,10 +19,12 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
+from prefactor._errors import PrefactorError
+
 __all__ = ["CompiledSchema", "SchemaDefinitionError", "compile_schema", "format_path"]
 
 
-class SchemaDefinitionError(ValueError):
+class SchemaDefinitionError(PrefactorError, ValueError):
     """A JSON Schema is itself invalid (not a payload: the schema)."""
 
 

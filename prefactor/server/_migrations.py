@@ -15,6 +15,7 @@ team").
 
 from __future__ import annotations
 
+from prefactor._errors import PrefactorError
 from prefactor.server._database import Connection, Dialect
 
 __all__ = ["MIGRATIONS", "STORE_VERSION", "Migration", "StoreVersionError", "migrate"]
@@ -39,7 +40,7 @@ class Migration:
         return found
 
 
-class StoreVersionError(RuntimeError):
+class StoreVersionError(PrefactorError, RuntimeError):
     """The database was written by a newer prefactor, whose layout this one does not know."""
 
 
