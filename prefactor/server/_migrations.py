@@ -114,6 +114,20 @@ _V2_SQLITE_IDEMPOTENCY = (
     "ALTER TABLE idempotency_v2 RENAME TO idempotency",
 )
 
+# The web viewer lists runs newest first (rowid order) by agent, status and time, a page
+# at a time from where the last one ended. In SQLite every index ends with the rowid;
+# PostgreSQL's agent index gains it, in place of the one that had the agent alone.
+_V3_VIEWER_SQLITE = (
+    "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status)",
+    "CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at)",
+)
+_V3_VIEWER_POSTGRESQL = (
+    "CREATE INDEX IF NOT EXISTS instances_by_agent_rowid ON instances (agent_id, rowid)",
+    "DROP INDEX IF EXISTS instances_by_agent",
+    "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status, rowid)",
+    "CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout of release 0.1.0", sqlite=_v1(""), postgresql=_v1(_PG_ROWID)),
     Migration(
@@ -121,6 +135,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "idempotency keys in one B-tree (SQLite)",
         sqlite=_V2_SQLITE_IDEMPOTENCY,
         postgresql=(),
+    ),
+    Migration(
+        3,
+        "the web viewer's pages of runs, by agent, status and time",
+        sqlite=_V3_VIEWER_SQLITE,
+        postgresql=_V3_VIEWER_POSTGRESQL,
     ),
 )
 STORE_VERSION = MIGRATIONS[-1].version

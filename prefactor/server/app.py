@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from prefactor.server._viewer import add_viewer, is_viewer_path
 from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
@@ -46,14 +47,19 @@ def _problem_response(problem: ApiProblem) -> Response:
 
 
 class _BearerAuth:
-    """Answers 401 before routing unless the request carries the bearer token."""
+    """Answers 401 before routing unless the request carries the bearer token.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    Paths for which ``exempt`` is true pass unchecked: the web viewer's, which
+    ask for a session cookie instead.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, exempt: Callable[[str], bool]) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
+        self._exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
         given = b""
@@ -114,7 +120,8 @@ def create_app(
 
     Args:
         store: the store that answers every request.
-        token: the bearer token every request must carry.
+        token: the bearer token every API request must carry (the viewer's pages take a
+            session cookie signed in with it instead).
         max_body_bytes: larger bodies are answered 413 without being read whole.
         otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
             flushed when the app shuts down.
@@ -267,5 +274,7 @@ def create_app(
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
-    app.add_middleware(_BearerAuth, token=token)
+    # The web viewer: its pages at / with session sign-in (serve prints its link).
+    app.state.sign_in = add_viewer(app, store, token=token)
+    app.add_middleware(_BearerAuth, token=token, exempt=is_viewer_path)
     return app
