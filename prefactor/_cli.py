@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import secrets
 import sys
@@ -24,6 +25,7 @@ from prefactor._config import DEFAULT_DB_PATH, HttpClientConfig
 from prefactor._errors import PrefactorConfigError, PrefactorHttpError
 from prefactor._export.sinks import HttpSink
 from prefactor._export.spool import DEFAULT_SPOOL_PATH, PushResult, Spool, push
+from prefactor._render import render_instance
 from prefactor._version import __version__
 from prefactor.server.store import ApiProblem, StoreVersionError
 
@@ -60,7 +62,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.token is not None:
         print(_TOKEN_FLAG_REFUSED, file=sys.stderr)
         return 2
-    if find_spec("fastapi") is None or find_spec("uvicorn") is None:
+    if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "jinja2")):
         print(SERVER_EXTRA_HINT, file=sys.stderr)
         return 2
     if args.workers < 1:
@@ -146,13 +148,20 @@ def _read_errors(run: Any) -> int:
     return result
 
 
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
 def _cmd_traces(args: argparse.Namespace) -> int:
     def run() -> int:
         config = _source(args)
         if config is not None:
-            found = traces.list_recent_remote(config, limit=args.limit)
+            found = traces.list_recent_remote(config, agent_id=args.agent, limit=args.limit)
         else:
             found = traces.list_recent(args.db, agent_id=args.agent, limit=args.limit)
+        if args.json:
+            _print_json(found)
+            return 0
         if not found:
             print("no agent instances yet")
         for line in traces.summary_lines(found):
@@ -168,9 +177,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if config is not None:
             if args.instance_id is None:
                 raise LookupError("give the instance id to show from a server")
-            print(traces.show_instance_remote(config, args.instance_id))
+            instance, spans = traces.read_instance_remote(config, args.instance_id)
         else:
-            print(traces.show_instance(args.instance_id, args.db))
+            instance, spans = traces.read_instance(args.instance_id, args.db)
+        if args.json:
+            _print_json({"instance": instance, "spans": spans})
+        else:
+            print(render_instance(instance, spans, verbose=args.verbose))
         return 0
 
     return _read_errors(run)
@@ -194,8 +207,13 @@ def _add_traces(commands: Any) -> None:
         "from the embedded store or a server.",
     )
     _add_source_options(parser)
-    parser.add_argument("--agent", default=None, help="only this agent (embedded store)")
+    parser.add_argument("--agent", default=None, help="only this agent")
     parser.add_argument("--limit", type=int, default=20, help="how many (20)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the instances as a JSON array, as the API has them",
+    )
     parser.set_defaults(handler=_cmd_traces)
 
 
@@ -203,11 +221,23 @@ def _add_show(commands: Any) -> None:
     parser = commands.add_parser(
         "show",
         help="print an instance's span tree",
-        description="Print one agent instance's span tree with durations, statuses and "
-        "schema-violation flags.",
+        description="Print one agent instance's span tree with durations, statuses, the "
+        "errors of failed spans and schema-violation flags.",
     )
     parser.add_argument("instance_id", nargs="?", help="the instance (default: the newest)")
     _add_source_options(parser)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print every span's params and result",
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"instance": ..., "spans": [...]} as JSON, as the API has them',
+    )
     parser.set_defaults(handler=_cmd_show)
 
 

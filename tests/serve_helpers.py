@@ -36,7 +36,7 @@ class ServeProcess:
     def wait_listening(self) -> str:
         """The server's URL, once it prints its banner (the test fails if it does not)."""
         assert self.proc.stdout is not None
-        lines = 4 if "--workers" in self.args else 3
+        lines = 5 if "--workers" in self.args else 4  # the last: the viewer's sign-in
         self.header = [self.proc.stdout.readline() for _ in range(lines)]
         if not self.header[0].startswith("prefactor serve: listening on "):
             self.proc.kill()

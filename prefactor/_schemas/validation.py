@@ -36,6 +36,8 @@ import jsonschema_rs
 import referencing
 import referencing.exceptions
 
+from prefactor._errors import PrefactorError
+
 __all__ = [
     "MAX_SCHEMA_DEPTH",
     "CompiledSchema",
@@ -72,7 +74,7 @@ _LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(
 )
 
 
-class SchemaDefinitionError(ValueError):
+class SchemaDefinitionError(PrefactorError, ValueError):
     """A JSON Schema is itself invalid (not a payload: the schema)."""
 
 

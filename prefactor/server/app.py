@@ -34,6 +34,7 @@ from prefactor._api.models import (
     TerminateInstanceRequest,
 )
 from prefactor.server import openapi
+from prefactor.server._viewer import add_viewer, is_viewer_path
 from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
@@ -59,14 +60,19 @@ def _problem_response(problem: ApiProblem) -> Response:
 
 
 class _BearerAuth:
-    """Answers 401 before routing unless the request carries the bearer token."""
+    """Answers 401 before routing unless the request carries the bearer token.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    Paths for which ``exempt`` is true pass unchecked: the web viewer's, which
+    ask for a session cookie instead.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, exempt: Callable[[str], bool]) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
+        self._exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
         given = b""
@@ -140,8 +146,9 @@ def create_app(
 
     Args:
         store: the store that answers every request.
-        token: the bearer token every request must carry, at least
-            :data:`MIN_TOKEN_LENGTH` characters.
+        token: the bearer token every API request must carry, at least
+            :data:`MIN_TOKEN_LENGTH` characters (the viewer's pages take a session
+            cookie signed in with it instead).
         max_body_bytes: larger bodies are answered 413 without being read whole.
         otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
             flushed when the app shuts down.
@@ -306,5 +313,7 @@ def create_app(
     app.openapi = lambda: described  # type: ignore[method-assign]
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
-    app.add_middleware(_BearerAuth, token=token)
+    # The web viewer: its pages at / with session sign-in (serve prints its link).
+    app.state.sign_in = add_viewer(app, store, token=token)
+    app.add_middleware(_BearerAuth, token=token, exempt=is_viewer_path)
     return app

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
@@ -27,7 +28,7 @@ from prefactor.server._database import describe_target
 from prefactor.server.app import check_token, create_app
 from prefactor.server.store import Store
 
-__all__ = ["serve"]
+__all__ = ["serve", "sign_in_link"]
 
 
 # Collections of the youngest generation at most every this many new objects.
@@ -96,6 +97,21 @@ class _WorkerApp:
         return app
 
 
+def _shown_host(host: str) -> str:
+    """``host`` as a URL shows it; a wildcard address as loopback, which a browser can open."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"[{shown}]" if ":" in shown else shown
+
+
+def sign_in_link(app: FastAPI, host: str, port: int) -> str:
+    """A one-time link that signs a browser in to the viewer.
+
+    The code is in the fragment (after ``#``), which browsers never send to
+    the server; the sign-in page posts it.
+    """
+    return f"http://{_shown_host(host)}:{port}/signin#code={app.state.sign_in.issue_code()}"
+
+
 def serve(
     *,
     host: str,
@@ -145,10 +161,17 @@ def serve(
                 print(f"  generated token: {token}", file=out)
             else:
                 print(f"  token: from {token_source}", file=out)
-            if workers > 1:
+            app = None if workers > 1 else create_app(store, token=token)
+            if app is None:
                 print(f"  workers: {workers}", file=out)
+                # A one-time code lives in the process that made it: several workers would
+                # each refuse the others'. The token signs a browser in on any of them.
+                viewer = f"http://{_shown_host(host)}:{bound_port}/signin (with the token)"
+            else:
+                viewer = sign_in_link(app, host, bound_port)
+            print(f"  viewer: {viewer}", file=out)
             out.flush()
-            if workers > 1:
+            if app is None:
                 config = uvicorn.Config(
                     _WorkerApp(target, token),
                     factory=True,
@@ -158,9 +181,7 @@ def serve(
                 )
                 Multiprocess(config, sockets=[sock]).run()
             else:
-                config = uvicorn.Config(
-                    create_app(store, token=token), log_level="warning", access_log=False
-                )
+                config = uvicorn.Config(app, log_level="warning", access_log=False)
                 with _server_gc():
                     uvicorn.Server(config).run(sockets=[sock])
         finally:

@@ -96,6 +96,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefactor.server._migrations import StoreVersionError
+from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
@@ -108,7 +109,7 @@ _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
 _MAX_OFFSET = 2**63 - 1  # the largest integer of SQLite and of PostgreSQL (BIGINT)
 
 
-class Store(SpanRules, InstanceRules):
+class Store(SpanRules, InstanceRules, ViewerReads):
     """The local Prefactor API over one database; safe to share between threads.
 
     Args:

@@ -25,6 +25,7 @@ __all__ = [
     "pagination",
     "parse",
     "path_key",
+    "store_time",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,9 +79,14 @@ def idempotency_conflict(key: str) -> ApiProblem:
     )
 
 
+def store_time(moment: datetime) -> str:
+    """An aware datetime as the store's ISO string."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def now_iso() -> str:
     """Now, as the store's ISO string."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return store_time(datetime.now(UTC))
 
 
 def path_key(loc: tuple[int | str, ...]) -> str:

@@ -76,7 +76,7 @@ def test_a_ref_to_an_id_inside_the_document_resolves() -> None:
 
 
 def test_an_unknown_meta_schema_is_refused_rather_than_fetched() -> None:
-    with pytest.raises(SchemaDefinitionError, match="example.invalid/meta"):
+    with pytest.raises(SchemaDefinitionError, match=r"example\.invalid/meta"):
         CompiledSchema({"$schema": "https://example.invalid/meta", "type": "object"})
 
 
