@@ -114,9 +114,9 @@ def serve(db: Path) -> Iterator[tuple[str, int]]:
     """``prefactor serve`` on ``db``, on a free loopback port; its URL and process id."""
     command = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0"]
     proc = subprocess.Popen(
-        [*command, "--db", str(db), "--token", TOKEN],
+        [*command, "--db", str(db)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN},
         stdout=subprocess.PIPE,
         text=True,
     )

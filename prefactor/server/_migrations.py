@@ -127,6 +127,12 @@ _V3_VIEWER_POSTGRESQL = (
     "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status, rowid)",
     "CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at)",
 )
+# Quality payloads that break their schema are stored and flagged: the flags need a column.
+# ADD COLUMN with a constant default rewrites nothing in either database, and the previous
+# release's servers never name the column, so they keep working beside this one.
+_V4_QUALITY_VIOLATIONS = (
+    "ALTER TABLE instances ADD COLUMN quality_violations TEXT NOT NULL DEFAULT '{}'",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout of release 0.1.0", sqlite=_v1(""), postgresql=_v1(_PG_ROWID)),
@@ -141,6 +147,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the web viewer's pages of runs, by agent, status and time",
         sqlite=_V3_VIEWER_SQLITE,
         postgresql=_V3_VIEWER_POSTGRESQL,
+    ),
+    Migration(
+        4,
+        "instances.quality_violations: the flags of quality payloads that break their schema",
+        sqlite=_V4_QUALITY_VIOLATIONS,
+        postgresql=_V4_QUALITY_VIOLATIONS,
     ),
 )
 STORE_VERSION = MIGRATIONS[-1].version

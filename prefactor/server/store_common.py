@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from prefactor._errors import PrefactorError
+
 __all__ = [
     "ApiProblem",
     "dumps",
@@ -29,7 +31,7 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 
-class ApiProblem(Exception):
+class ApiProblem(PrefactorError):
     """An API error answer: HTTP status, machine code, message and optional field errors."""
 
     def __init__(

@@ -225,11 +225,11 @@ async def test_pages_forbid_framing_and_load_only_their_own_files(
 
 def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
     """``prefactor serve`` on a free port; the process and its banner, up to the viewer line."""
-    command = ["serve", "--port", "0", "--db", str(tmp_path / "t.db"), "--token", TOKEN, *args]
+    command = ["serve", "--port", "0", "--db", str(tmp_path / "t.db"), *args]
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefactor._cli", *command],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
