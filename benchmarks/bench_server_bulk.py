@@ -102,11 +102,9 @@ def span_items(instance_id: str, count: int) -> list[dict[str, Any]]:
 
 def start_serve(db: str, *args: str) -> tuple[subprocess.Popen[str], str]:
     """``prefactor serve`` on a free loopback port with the benchmark's token; it and its URL."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN}
     argv = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", db, *args]
-    proc = subprocess.Popen(
-        [*argv, "--token", TOKEN], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().split("listening on ", 1)[1].strip()
 

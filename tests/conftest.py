@@ -14,6 +14,16 @@ import psycopg
 import pytest
 from pg_helpers import drop_tables, empty_tables, postgres_url
 
+from prefactor._export._internal import set_raise_internal_errors
+
+
+@pytest.fixture
+def internal_errors_raise() -> Iterator[None]:
+    """Errors the SDK swallows for users fail our own test (use it with ``usefixtures``)."""
+    set_raise_internal_errors(True)
+    yield
+    set_raise_internal_errors(None)
+
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:

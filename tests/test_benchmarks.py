@@ -88,3 +88,18 @@ def test_bench_otlp_export_compares_both_encoders() -> None:
     for name in ("encode proto", "encode sdk+exporter", "send proto+httpx", "send sdk+exporter"):
         assert re.search(rf"^{re.escape(name)}\s+[\d.]+ µs/span", out, re.M), out
     assert re.search(r"encode x[\d.]+, encode\+send x[\d.]+", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_viewer_times_every_page_on_both_stores() -> None:
+    out = _run(
+        "bench_viewer.py", "--runs", "120", "--small", "60", "--requests", "2", "--deep", "2"
+    )
+    assert "filled 120 runs (840 bulk items)" in out
+    for page in (
+        "runs page, newest 50",
+        "runs page, status=failed",
+        "a run's page",
+        "schemas page",
+    ):
+        assert re.search(rf"^{re.escape(page)}\s+[\d.]+ \(\s*[\d.]+\) cpu\s+[\d.]+", out, re.M), out

@@ -230,6 +230,10 @@ class Exporter:
         worker = self._worker
         if worker.is_current():
             return False
+        if self._queue and not worker.started and not self._closed:
+            # A submitter in another thread has queued its record but not yet started
+            # the worker: start it here rather than report a flush that never waited.
+            self._start()
         if not worker.alive() or (not self._queue and not worker.held):
             done = not self._queue and not worker.held
             if done and worker.alive():

@@ -15,6 +15,7 @@ team").
 
 from __future__ import annotations
 
+from prefactor._errors import PrefactorError
 from prefactor.server._database import Connection, Dialect
 
 __all__ = ["MIGRATIONS", "STORE_VERSION", "Migration", "StoreVersionError", "migrate"]
@@ -39,7 +40,7 @@ class Migration:
         return found
 
 
-class StoreVersionError(RuntimeError):
+class StoreVersionError(PrefactorError, RuntimeError):
     """The database was written by a newer prefactor, whose layout this one does not know."""
 
 
@@ -113,6 +114,26 @@ _V2_SQLITE_IDEMPOTENCY = (
     "ALTER TABLE idempotency_v2 RENAME TO idempotency",
 )
 
+# The web viewer lists runs newest first (rowid order) by agent, status and time, a page
+# at a time from where the last one ended. In SQLite every index ends with the rowid;
+# PostgreSQL's agent index gains it, in place of the one that had the agent alone.
+_V3_VIEWER_SQLITE = (
+    "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status)",
+    "CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at)",
+)
+_V3_VIEWER_POSTGRESQL = (
+    "CREATE INDEX IF NOT EXISTS instances_by_agent_rowid ON instances (agent_id, rowid)",
+    "DROP INDEX IF EXISTS instances_by_agent",
+    "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status, rowid)",
+    "CREATE INDEX IF NOT EXISTS instances_by_inserted ON instances (inserted_at)",
+)
+# Quality payloads that break their schema are stored and flagged: the flags need a column.
+# ADD COLUMN with a constant default rewrites nothing in either database, and the previous
+# release's servers never name the column, so they keep working beside this one.
+_V4_QUALITY_VIOLATIONS = (
+    "ALTER TABLE instances ADD COLUMN quality_violations TEXT NOT NULL DEFAULT '{}'",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout of release 0.1.0", sqlite=_v1(""), postgresql=_v1(_PG_ROWID)),
     Migration(
@@ -120,6 +141,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "idempotency keys in one B-tree (SQLite)",
         sqlite=_V2_SQLITE_IDEMPOTENCY,
         postgresql=(),
+    ),
+    Migration(
+        3,
+        "the web viewer's pages of runs, by agent, status and time",
+        sqlite=_V3_VIEWER_SQLITE,
+        postgresql=_V3_VIEWER_POSTGRESQL,
+    ),
+    Migration(
+        4,
+        "instances.quality_violations: the flags of quality payloads that break their schema",
+        sqlite=_V4_QUALITY_VIOLATIONS,
+        postgresql=_V4_QUALITY_VIOLATIONS,
     ),
 )
 STORE_VERSION = MIGRATIONS[-1].version

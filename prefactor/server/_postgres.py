@@ -28,7 +28,7 @@ import psycopg
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
-from prefactor._errors import PrefactorConfigError
+from prefactor._errors import PrefactorConfigError, PrefactorError
 from prefactor.server._database import Dialect, describe_target
 from prefactor.server.store_common import ApiProblem
 
@@ -58,7 +58,7 @@ _RACES = (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationF
 _log = logging.getLogger("prefactor.server")
 
 
-class _StaleConnection(Exception):
+class _StaleConnection(PrefactorError):
     """A pooled connection turned out dead before the transaction wrote anything."""
 
 

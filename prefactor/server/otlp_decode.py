@@ -27,6 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from prefactor._errors import PrefactorError
+
 __all__ = [
     "Decoded",
     "IngestSpan",
@@ -42,7 +44,7 @@ _IS_REMOTE = 0x200
 _INVALID_ARGUMENT = 3  # google.rpc.Code
 
 
-class OtlpDecodeError(ValueError):
+class OtlpDecodeError(PrefactorError, ValueError):
     """The request is not an OTLP trace export we can read (HTTP 400, or 415 for the type)."""
 
     def __init__(self, message: str, status: int = 400) -> None:

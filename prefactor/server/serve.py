@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import TextIO
 
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from prefactor._errors import PrefactorConfigError
 from prefactor.server._database import describe_target
-from prefactor.server.app import create_app
+from prefactor.server.app import check_token, create_app
 from prefactor.server.store import Store
 
-__all__ = ["mask_token", "serve"]
+__all__ = ["serve", "sign_in_link"]
 
 
 # Collections of the youngest generation at most every this many new objects.
@@ -96,9 +97,19 @@ class _WorkerApp:
         return app
 
 
-def mask_token(token: str) -> str:
-    """The token with all but its first four characters hidden."""
-    return token[:4] + "*" * max(4, len(token) - 4)
+def _shown_host(host: str) -> str:
+    """``host`` as a URL shows it; a wildcard address as loopback, which a browser can open."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"[{shown}]" if ":" in shown else shown
+
+
+def sign_in_link(app: FastAPI, host: str, port: int) -> str:
+    """A one-time link that signs a browser in to the viewer.
+
+    The code is in the fragment (after ``#``), which browsers never send to
+    the server; the sign-in page posts it.
+    """
+    return f"http://{_shown_host(host)}:{port}/signin#code={app.state.sign_in.issue_code()}"
 
 
 def serve(
@@ -107,7 +118,7 @@ def serve(
     port: int,
     db: str | Path,
     token: str,
-    show_token: bool,
+    token_source: str | None,
     workers: int = 1,
     out: TextIO = sys.stdout,
 ) -> int:
@@ -115,12 +126,18 @@ def serve(
 
     The socket is bound and listening, and the store opened (and upgraded),
     before the address is printed, so a caller that reads the printed URL can
-    connect at once (``port=0`` picks a free port and prints it).
+    connect at once (``port=0`` picks a free port and prints it). The banner
+    names where the token came from (``token_source``) and never shows any part
+    of it; a token generated here (``token_source=None``) is printed whole, as
+    there is no other way to learn it.
 
     Raises:
+        ValueError: the token is too short (checked before anything is bound).
         PrefactorConfigError: ``db`` is not a usable store, or ``workers`` does not fit it.
         StoreVersionError: the store was written by a newer prefactor.
+        OSError: the address cannot be bound.
     """
+    check_token(token)
     target = str(db)
     if workers > 1 and target == ":memory:":
         raise PrefactorConfigError(
@@ -140,12 +157,21 @@ def serve(
             bound_port = sock.getsockname()[1]
             print(f"prefactor serve: listening on http://{shown_host}:{bound_port}", file=out)
             print(f"  database: {describe_target(target)}", file=out)
-            label = "generated token" if show_token else "token"
-            print(f"  {label}: {token if show_token else mask_token(token)}", file=out)
-            if workers > 1:
+            if token_source is None:
+                print(f"  generated token: {token}", file=out)
+            else:
+                print(f"  token: from {token_source}", file=out)
+            app = None if workers > 1 else create_app(store, token=token)
+            if app is None:
                 print(f"  workers: {workers}", file=out)
+                # A one-time code lives in the process that made it: several workers would
+                # each refuse the others'. The token signs a browser in on any of them.
+                viewer = f"http://{_shown_host(host)}:{bound_port}/signin (with the token)"
+            else:
+                viewer = sign_in_link(app, host, bound_port)
+            print(f"  viewer: {viewer}", file=out)
             out.flush()
-            if workers > 1:
+            if app is None:
                 config = uvicorn.Config(
                     _WorkerApp(target, token),
                     factory=True,
@@ -155,9 +181,7 @@ def serve(
                 )
                 Multiprocess(config, sockets=[sock]).run()
             else:
-                config = uvicorn.Config(
-                    create_app(store, token=token), log_level="warning", access_log=False
-                )
+                config = uvicorn.Config(app, log_level="warning", access_log=False)
                 with _server_gc():
                     uvicorn.Server(config).run(sockets=[sock])
         finally:

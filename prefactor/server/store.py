@@ -1,4 +1,4 @@
-"""The API's rules: state machines, idempotency and schema checks, in one place.
+"""The API's rules: state machines, idempotency and schema flags, in one place.
 
 Both the HTTP server (``prefactor serve``) and the SDK's embedded sink call
 this class directly; it imports nothing from the web stack. Every public
@@ -26,27 +26,43 @@ Decisions where the wire contract is silent (its open questions):
   ``agent_schema_version`` gives an *open* version:
   any span type and quality name, nothing validated.
 * **Instances.** register -> ``pending``; start: ``pending`` -> ``active``
-  (again on ``active``: no-op success; on a terminal instance: 409
-  ``conflict``); finish: ``pending``/``active`` -> ``complete`` (default),
-  ``failed`` or ``cancelled``, 409 ``conflict`` when terminal; terminate: any
-  non-terminal -> ``terminated`` with its reason, 409 when terminal. Quality
-  may be recorded in any state.
-* **Spans** may be created on any instance, pending ones included. Created
-  ``pending``, a span may only be finished ``cancelled``; any other finish of
-  a pending span, and every finish of a finished span, is 409
-  ``invalid_action``. After a terminate, span writes still succeed and their
-  answers carry ``control: {"terminate": true, "reason": ...}``.
+  (on any other state: a no-op answering the instance as it is, since a
+  client that sends start and finish concurrently, as prefactor-core does,
+  may deliver the start last); finish: ``pending``/``active`` -> ``complete``
+  (default), ``failed`` or ``cancelled``, 409 ``conflict`` when terminal;
+  terminate: any non-terminal -> ``terminated`` with its reason, 409 when
+  terminal. Quality may be recorded in any state.
+* **Spans** may be created on any instance, pending ones included, and under
+  any span of the same instance, failed ones included. Created ``pending``, a
+  span may only be finished ``cancelled``; any other finish of a pending
+  span, and every finish of a finished span, is 409 ``invalid_action``. After
+  a terminate, span writes still succeed and their answers carry
+  ``control: {"terminate": true, "reason": ...}``.
+* **Schemas govern, they do not gate.** A span whose params or result break
+  the schema, or whose ``schema_name`` a closed schema version does not know,
+  is stored with ``schema_violations`` (side, JSON path, reason), never
+  answered 422; only a malformed request is refused. The result of a
+  ``failed`` or ``cancelled`` span is an error record, never checked against
+  the result schema. Violations found at finish are added to those found at
+  create. Quality payloads follow the same rule: one that breaks its schema,
+  or whose name a closed version does not know, is stored, and the
+  instance's ``quality_violations`` maps its name to ``{"path", "reason"}``
+  entries until a payload of that name is recorded again.
 * **Idempotency.** A key is scoped by operation (the bulk ``_type``, shared by
   the matching REST route). A replay with the same body returns the stored
   answer and changes nothing; a different body is 409
   ``idempotency_conflict``. Only successes are stored, so a request that
   failed may be retried with its key. Keys never expire.
-* **Schema violations (our extension).** A span create or finish carrying
-  ``schema_violations`` (a lenient client's declaration that it knowingly
-  sends data that breaks the schema) is stored rather than rejected for a
-  schema failure or an unknown ``schema_name``; the span's
-  ``schema_violations`` holds the store's own findings, or the declared ones
-  when it found none.
+* **Declared violations (our extension).** A span create or finish may carry
+  ``schema_violations`` (a client's own findings, e.g. about values it
+  truncated); the span keeps the store's findings, or the declared ones when
+  the store found none.
+* **Hostile input** is refused with 422 before it reaches a rule: a time that
+  does not fit in UTC, a field of the wrong JSON type, an offset beyond
+  64-bit integers, a payload nested deeper than the JSON encoder allows. A
+  schema is refused at registration when it nests too deep or refers to
+  anything outside itself (nothing is ever fetched); checking a payload is
+  linear in its size (see :mod:`prefactor._schemas.validation`).
 * **Bulk** runs its items in order inside one transaction (one commit), each in
   its own savepoint; it stops at the first failing item, whose error is the
   last output, and keeps the effects of the items before it. Item types:
@@ -67,11 +83,12 @@ Decisions where the wire contract is silent (its open questions):
   means UTC, missing means now.
 * **Lists** answer the contract's list envelope: instances newest first
   (page size 1-1000, default 50), spans by ``started_at`` (1-10000, default
-  1000).
+  1000); offsets from 0 to 2**63 - 1.
 * **Files** use WAL; readers never block a writer in another process, so the
   SDK's embedded sink and ``prefactor serve`` may share one file.
 * **Versions.** The layout is versioned (``_migrations``); opening an older
-  database upgrades it, a newer one raises :class:`StoreVersionError`.
+  database upgrades it (version 3 adds ``instances.quality_violations``), a
+  newer one raises :class:`StoreVersionError`.
 """
 
 from __future__ import annotations
@@ -79,6 +96,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefactor.server._migrations import StoreVersionError
+from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
@@ -88,9 +106,10 @@ __all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
 _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
+_MAX_OFFSET = 2**63 - 1  # the largest integer of SQLite and of PostgreSQL (BIGINT)
 
 
-class Store(SpanRules, InstanceRules):
+class Store(SpanRules, InstanceRules, ViewerReads):
     """The local Prefactor API over one database; safe to share between threads.
 
     Args:
@@ -310,8 +329,8 @@ def _span_details(item: JSON) -> JSON:
 
 def _check_page(offset: int, page_size: int, limit: int) -> None:
     errors: dict[str, list[str]] = {}
-    if offset < 0:
-        errors["pagination[offset]"] = ["must be >= 0"]
+    if not 0 <= offset <= _MAX_OFFSET:
+        errors["pagination[offset]"] = [f"must be between 0 and {_MAX_OFFSET}"]
     if not 1 <= page_size <= limit:
         errors["pagination[page_size]"] = [f"must be between 1 and {limit}"]
     if errors:

@@ -29,7 +29,8 @@ T = TypeVar("T")
 _INSTANCE_COLUMNS = (
     "id, account_id, agent_id, agent_version_id, environment_id, agent_deployment_id, status,"
     " purpose, external_identifier, started_at, finished_at, termination_reason,"
-    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id"
+    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id,"
+    " quality_violations"
 )
 
 

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from prefactor._errors import PrefactorError
+
 __all__ = [
     "ApiProblem",
     "dumps",
@@ -23,12 +25,13 @@ __all__ = [
     "pagination",
     "parse",
     "path_key",
+    "store_time",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ApiProblem(Exception):
+class ApiProblem(PrefactorError):
     """An API error answer: HTTP status, machine code, message and optional field errors."""
 
     def __init__(
@@ -76,9 +79,14 @@ def idempotency_conflict(key: str) -> ApiProblem:
     )
 
 
+def store_time(moment: datetime) -> str:
+    """An aware datetime as the store's ISO string."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def now_iso() -> str:
     """Now, as the store's ISO string."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return store_time(datetime.now(UTC))
 
 
 def path_key(loc: tuple[int | str, ...]) -> str:

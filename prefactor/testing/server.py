@@ -153,7 +153,7 @@ class LocalServer:
     Args:
         db_path: the SQLite file the server stores into (created if missing), or a
             ``postgresql://`` URL (kept as given; ``db_path`` then shows it as a path).
-        token: the bearer token it requires (default: a random one).
+        token: the bearer token it requires, 16 characters or more (default: a random one).
         startup_timeout: seconds to wait for the server to listen.
     """
 

@@ -133,10 +133,8 @@ def serve_process(db: Path, token: str = TOKEN) -> Iterator[str]:
         "0",
         "--db",
         str(db),
-        "--token",
-        token,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFACTOR_API_TOKEN": token}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

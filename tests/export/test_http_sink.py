@@ -297,7 +297,8 @@ def test_requests_carry_the_sdk_header(server: Server) -> None:
     exporter = Exporter(HttpSink(api_config(), transport=transport))
     exporter.submit(instance_opening(generate_pfid())[0])
     assert exporter.flush(10)
-    assert transport.seen[0].headers["x-prefactor-sdk"] == f"prefactor@{__version__}"
+    expected = f"prefactor@{__version__} prefactor-core@0.5.3"
+    assert transport.seen[0].headers["x-prefactor-sdk"] == expected
     exporter.close()
 
 
@@ -307,9 +308,8 @@ def test_an_integration_entry_comes_before_ours_in_the_sdk_header(server: Server
     exporter = Exporter(sink)
     exporter.submit(instance_opening(generate_pfid())[0])
     assert exporter.flush(10)
-    assert (
-        transport.seen[0].headers["x-prefactor-sdk"] == f"prefactor-lc@1.0 prefactor@{__version__}"
-    )
+    expected = f"prefactor-lc@1.0 prefactor@{__version__} prefactor-core@0.5.3"
+    assert transport.seen[0].headers["x-prefactor-sdk"] == expected
     exporter.close()
 
 

@@ -7,7 +7,7 @@ Violations the user's values cause are still reported next to markers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, TypedDict
+from typing import Annotated, Any, Literal, Optional, TypedDict
 
 import pydantic
 import pytest
@@ -134,3 +134,23 @@ def test_the_store_keeps_a_capped_payload_without_flagging_it(tmp_path: Path) ->
         store.close()
     assert span["payload"]["ids"][-1] == "…[4000 more items]"
     assert span["schema_violations"] is None
+
+
+def tagged(
+    ids: Optional[list[list[int]]],  # noqa: UP045
+    code: Annotated[str, pydantic.StringConstraints(pattern="^[a-z]+$")],
+) -> None: ...
+
+
+def test_markers_are_exempt_when_the_fast_engine_explains_the_payload() -> None:
+    # A pattern makes python-jsonschema non-linear: jsonschema-rs explains instead,
+    # without listing an anyOf's alternatives.
+    capturer = Capturer(max_items=2, max_string_length=5)
+    captured = capturer.capture_mapping({"ids": [list(range(10))], "code": "abcdefgh"})
+    assert find_markers(captured) == [
+        ("$.ids[0][2]", "…[8 more items]"),
+        ("$.code", "abcde…[truncated 3 chars]"),
+    ]
+    validator = compile_schema(params_schema_for(tagged))
+    assert validator.errors(captured) == []
+    assert validator.errors({**captured, "code": "ABC"}) != []

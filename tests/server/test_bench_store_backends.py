@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from server_helpers import ROOT
+from serve_helpers import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ import orjson
 import psycopg
 import pytest
 from pg_helpers import in_schema
-from server_helpers import GOOD_PAYLOAD, SCHEMA_VERSION, ServeProcess
+from serve_helpers import ServeProcess
+from server_helpers import GOOD_PAYLOAD, SCHEMA_VERSION
 
 from prefactor._ids import generate_pfid
 

@@ -14,7 +14,7 @@ from pg_helpers import in_schema
 
 from prefactor.server._migrations import MIGRATIONS, STORE_VERSION
 from prefactor.server._postgres import POSTGRES
-from prefactor.server.store import ApiProblem, Store, StoreVersionError
+from prefactor.server.store import Store, StoreVersionError
 
 RELEASE_FILE = Path(__file__).resolve().parents[1] / "data" / "store-0.1.0.db"
 
@@ -94,11 +94,16 @@ def test_a_release_0_1_0_file_keeps_its_schemas_and_takes_new_spans(release_file
     store = Store(release_file)
     try:
         running = _by_external(store)["run-active"]["id"]
-        with pytest.raises(ApiProblem) as caught:
-            store.create_span(
-                {"details": {"agent_instance_id": running, "schema_name": "x", "status": "active"}}
-            )
-        assert list(caught.value.errors or {}) == ["schema_name"]
+        unknown = store.create_span(
+            {"details": {"agent_instance_id": running, "schema_name": "x", "status": "active"}}
+        )
+        assert unknown["details"]["schema_violations"] == [
+            {
+                "side": "params",
+                "path": "$",
+                "reason": "'x' is not a span type of this schema version",
+            }
+        ]
         created = store.create_span(
             {
                 "details": {
@@ -110,6 +115,19 @@ def test_a_release_0_1_0_file_keeps_its_schemas_and_takes_new_spans(release_file
             }
         )
         assert created["details"]["summary"] == "m call"
+    finally:
+        store.close()
+
+
+def test_a_release_0_1_0_file_gains_quality_flags(release_file: Path) -> None:
+    store = Store(release_file)
+    try:
+        done = _by_external(store)["run-complete"]["id"]
+        assert store.get_instance(done)["details"]["quality_violations"] == {}
+        flagged = store.record_quality(done, {"name": "accuracy", "payload": {"score": "high"}})
+        assert flagged["details"]["quality_violations"] == {
+            "accuracy": [{"path": "$.score", "reason": "'high' is not of type 'number'"}]
+        }
     finally:
         store.close()
 

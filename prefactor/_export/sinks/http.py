@@ -34,11 +34,10 @@ from prefactor._export.sinks.bulk import (
     Output,
     UnencodableError,
 )
-from prefactor._version import __version__
+from prefactor._sdk import sdk_header
 
 __all__ = ["HttpSink"]
 
-SDK_HEADER = f"prefactor@{__version__}"
 _SUCCESS: Output = {"status": "success"}
 
 # Clients made before a fork: the child neither uses nor closes them (their
@@ -91,7 +90,7 @@ class HttpSink(BulkSink):
         super().__init__()
         self._config = config.model_copy(update={"max_retries": 0})
         self._transport = transport
-        self._sdk_header = f"{sdk_header_entry} {SDK_HEADER}" if sdk_header_entry else SDK_HEADER
+        self._sdk_header = sdk_header(sdk_header_entry)
         self._client: PrefactorApiClient | None = None
         self._pid = 0
 
