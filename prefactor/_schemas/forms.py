@@ -41,6 +41,7 @@ import pydantic
 import pydantic_core
 from pydantic_core import to_jsonable_python
 
+from prefactor._errors import PrefactorError
 from prefactor._redaction import REDACTED, default_key_rules, redact_credentials
 from prefactor._schemas.markers import ESCAPE_GROWTH, marker, unrepresentable
 
@@ -488,8 +489,11 @@ def records_fields(tp: Any) -> bool:
 # --- constants: defaults and literal values ------------------------------------------------
 
 
-class NoForm(Exception):
-    """A constant has no recorded form of its own (an object recorded by its ``repr``)."""
+class NoForm(PrefactorError):
+    """A constant has no recorded form of its own (an object recorded by its ``repr``).
+
+    Internal: derivation catches it and leaves the constant out.
+    """
 
 
 _CONSTANT_DEPTH = 32
