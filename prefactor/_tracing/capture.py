@@ -30,7 +30,7 @@ value ``v`` as ``{"value": capture(v)}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -222,7 +222,7 @@ class Capturer:
     def capture_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, JSONValue]:
         """Capture a mapping (e.g. bound arguments), redacting secret keys; never raises."""
         if type(mapping) is dict and len(mapping) <= self.max_items:
-            out = self.capture_params(tuple(mapping), tuple(mapping.values()))
+            out = self.capture_params(tuple(mapping), mapping.values())
             if out is not None:
                 return out
         walk = _Walk(self.max_total_size)
@@ -261,7 +261,7 @@ class Capturer:
         return self.capture_mapping(data), True
 
     def capture_params(
-        self, names: tuple[str, ...], values: tuple[Any, ...]
+        self, names: tuple[str, ...], values: Collection[Any]
     ) -> dict[str, Any] | None:
         """``dict(zip(names, values))`` when that is already its own capture, else ``None``.
 
