@@ -7,10 +7,20 @@ The documented payload shapes, which the tracing layer produces and these schema
   ``**kwargs`` parameter the key ``"kwargs"`` (an object), whatever their names in the
   signature: ``{"query": "...", "limit": 5, "args": [...], "kwargs": {...}}``.
 * **result** is the returned mapping / pydantic model / dataclass / TypedDict itself, and
-  ``{"value": <returned value>}`` for anything else. A generator's result is the list of
-  what it yielded (``{"value": [...]}``), or one joined string when it yields ``str``.
-  A function annotated ``-> None`` or without a return annotation has no result schema
-  (:func:`result_schema_for` returns ``None``): its result is not validated.
+  ``{"value": <returned value>}`` for anything else. A generator's result is what it
+  yielded: one joined string (``{"value": "..."}``, ``""`` for no yields) when it is
+  annotated to yield ``str`` (see :func:`yields_text`), else the list of its items
+  (``{"value": [...]}``). A function annotated ``-> None`` or without a return
+  annotation has no result schema (:func:`result_schema_for` returns ``None``): its
+  result is not validated. A return annotation that cannot be resolved (a name imported
+  under ``TYPE_CHECKING``) gives a permissive object schema.
+
+Values are described as the capturer records them: pydantic generates each schema, and
+the contract table (:data:`prefactor._schemas.forms.FORMS`) replaces what pydantic would
+write for a type the capturer records differently (``bytes``, ``float`` with ``NaN``,
+sets, ``Literal`` and ``Enum`` values). Schemas carry no secrets: the default of a
+parameter or field with a secret-looking name is left out, and a URL's password in any
+default is redacted (the rules of :mod:`prefactor._redaction`).
 
 Derivation never raises: a type pydantic cannot describe becomes ``{}`` (any value) with
 a ``description`` naming the type, and a signature that cannot be inspected gives a
@@ -21,20 +31,28 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import contextlib
-import dataclasses
 import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from typing import Any, NotRequired
 
 import pydantic
 from pydantic import TypeAdapter
-from pydantic_core import to_jsonable_python
+from pydantic.json_schema import GenerateJsonSchema
 from typing_extensions import TypedDict, is_typeddict
 
-__all__ = ["description_for", "params_schema_for", "result_schema_for"]
+from prefactor._redaction import default_key_rules
+from prefactor._schemas.forms import FORMS, NoForm, json_form, records_fields
+
+__all__ = [
+    "ContractJsonSchema",
+    "description_for",
+    "params_schema_for",
+    "result_schema_for",
+    "yields_text",
+]
 
 _Schema = dict[str, Any]
 _REF_TEMPLATE = "#/$defs/{model}"
@@ -49,6 +67,57 @@ _GENERATOR_ORIGINS = frozenset(
 _ITERABLE_ORIGINS = frozenset({cabc.Iterable, cabc.AsyncIterable})
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters)\s*:\s*$")
 _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
+
+
+def _replacing(core: str, row_schema: Callable[[_Schema, Any], _Schema]) -> Any:
+    base = getattr(GenerateJsonSchema, f"{core}_schema")
+
+    def method(self: GenerateJsonSchema, schema: Any) -> _Schema:
+        return row_schema(base(self, schema), schema)
+
+    method.__name__ = f"{core}_schema"
+    return method
+
+
+def _encode_default(self: GenerateJsonSchema, dft: Any) -> Any:
+    try:
+        return json_form(dft)
+    except NoForm:
+        return GenerateJsonSchema.encode_default(self, dft)
+
+
+# pydantic's generator with the contract table's schemas for the types the capturer
+# records differently, and defaults written in their recorded form.
+ContractJsonSchema: type[GenerateJsonSchema] = type(
+    "ContractJsonSchema",
+    (GenerateJsonSchema,),
+    {
+        "encode_default": _encode_default,
+        **{
+            f"{core}_schema": _replacing(core, row.schema)
+            for row in FORMS
+            if row.schema is not None
+            for core in row.core
+        },
+    },
+)
+
+
+def _scrub(schema: Any) -> None:
+    """Drop the defaults and examples of secret-looking properties, at every depth."""
+    secret = default_key_rules().matches
+    if isinstance(schema, dict):
+        properties = schema.get("properties")
+        if isinstance(properties, dict):
+            for name, prop in properties.items():
+                if isinstance(prop, dict) and secret(name):
+                    prop.pop("default", None)
+                    prop.pop("examples", None)
+        for value in schema.values():
+            _scrub(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _scrub(value)
 
 
 def _target(func: Any) -> Any:
@@ -126,18 +195,19 @@ class _Builder:
     @staticmethod
     def _generate(tp: Any) -> _Schema:
         try:
-            return TypeAdapter(tp).json_schema(mode="serialization", ref_template=_REF_TEMPLATE)
+            adapter = TypeAdapter(tp)
         except pydantic.PydanticUserError:
             if not is_typeddict(tp):
                 raise
-            portable = _portable_typeddict(tp)
-            return TypeAdapter(portable).json_schema(
-                mode="serialization", ref_template=_REF_TEMPLATE
-            )
+            adapter = TypeAdapter(_portable_typeddict(tp))
+        return adapter.json_schema(
+            mode="serialization", ref_template=_REF_TEMPLATE, schema_generator=ContractJsonSchema
+        )
 
     def finish(self, schema: _Schema) -> _Schema:
         if self.defs:
             schema["$defs"] = self.defs
+        _scrub(schema)
         return schema
 
 
@@ -224,7 +294,8 @@ def params_schema_for(
         if param.name in exclude:
             continue
         hint = hints.get(param.name, inspect.Parameter.empty)
-        item = {} if hint is inspect.Parameter.empty else builder.schema(hint)
+        item: _Schema = {} if hint is inspect.Parameter.empty else builder.schema(hint)
+        prop: _Schema
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
             key, prop = "args", {"type": "array", "items": item}
         elif param.kind is inspect.Parameter.VAR_KEYWORD:
@@ -234,9 +305,9 @@ def params_schema_for(
             if param.default is inspect.Parameter.empty:
                 required.append(key)
             else:
-                # A default without a JSON form is simply not shown.
+                # A default without a recorded form of its own is simply not shown.
                 with contextlib.suppress(Exception):
-                    prop["default"] = to_jsonable_python(param.default)
+                    prop["default"] = json_form(param.default)
         if param.name in docs and "description" not in prop:
             prop["description"] = docs[param.name]
         properties[key] = prop
@@ -248,23 +319,22 @@ def params_schema_for(
 
 def _is_object_like(tp: Any) -> bool:
     """Whether values of ``tp`` are recorded as their own fields (not under ``"value"``)."""
-    if isinstance(tp, type):
-        if issubclass(tp, pydantic.BaseModel):
-            return not issubclass(tp, pydantic.RootModel)
-        if dataclasses.is_dataclass(tp) or is_typeddict(tp):
-            return True
-        return issubclass(tp, Mapping)
-    origin = typing.get_origin(tp)
-    return isinstance(origin, type) and issubclass(origin, Mapping)
+    return records_fields(tp) or records_fields(typing.get_origin(tp))
 
 
 def _value_wrapper(item: _Schema) -> _Schema:
     return {"type": "object", "properties": {"value": item}, "required": ["value"]}
 
 
-def _strip_annotated(tp: Any) -> Any:
+def _plain_type(tp: Any) -> Any:
+    """``tp`` without ``Annotated``; a type variable as its bound (constraints: their union)."""
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
+    if isinstance(tp, typing.TypeVar):
+        if tp.__bound__ is not None:
+            return _plain_type(tp.__bound__)
+        constraints = tp.__constraints__
+        return typing.Union[constraints] if constraints else Any  # noqa: UP007
     return tp
 
 
@@ -275,33 +345,83 @@ def _union_members(tp: Any) -> tuple[Any, ...] | None:
     return None
 
 
+def _unresolved(tp: Any) -> str | None:
+    """The text of an annotation that could not be resolved (in ``tp`` or one of its members)."""
+    if isinstance(tp, str):
+        return tp
+    if isinstance(tp, typing.ForwardRef):
+        return tp.__forward_arg__
+    for member in _union_members(tp) or ():
+        found = _unresolved(member)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_generator(func: Any) -> bool:
+    target = inspect.unwrap(func)
+    return inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
+
+
+def _yielded(tp: Any) -> Any:
+    """The item type a generator's return annotation names (``Any`` when it names none)."""
+    origin = typing.get_origin(tp) or tp
+    if origin in _GENERATOR_ORIGINS or origin in _ITERABLE_ORIGINS:
+        args = typing.get_args(tp)
+        return _plain_type(args[0]) if args else Any
+    return Any
+
+
+def _return_hint(func: Any) -> Any:
+    """The return annotation of ``func`` (``inspect.Parameter.empty`` when it has none)."""
+    sig = _signature(func)
+    if sig is None:
+        return inspect.Parameter.empty
+    return _hints(func, sig).get("return", inspect.Parameter.empty)
+
+
+def yields_text(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` is a generator whose result is recorded as one joined string.
+
+    True when it is annotated to yield ``str`` (``Iterator[str]``,
+    ``AsyncIterator[str]``, ``Generator[str, ...]``, ``Iterable[str]``, a ``str``
+    subclass): its result is ``{"value": "<what it yielded, joined>"}``, ``""`` when it
+    yielded nothing. Any other generator's result is the list of its items. The
+    decorator decides with this when it is applied; :func:`result_schema_for` describes
+    the same.
+    """
+    func = _target(func)
+    if not _is_generator(func):
+        return False
+    item = _yielded(_plain_type(_return_hint(func)))
+    return isinstance(item, type) and issubclass(item, str)
+
+
 def result_schema_for(func: Callable[..., Any]) -> _Schema | None:
     """The JSON Schema of ``func``'s result payload, or ``None`` when it declares no result.
 
-    See the module docstring for the result shape. ``Any``/``object`` give a permissive
-    object schema (the value may be recorded either way).
+    See the module docstring for the result shape. ``Any``/``object``, a type variable
+    without a bound and an annotation that cannot be resolved give a permissive object
+    schema (the value may be recorded either way).
     """
     func = _target(func)
-    sig = _signature(func)
-    if sig is None:
+    hint = _return_hint(func)
+    if hint is inspect.Parameter.empty:
         return None
-    hints = _hints(func, sig)
-    if "return" not in hints:
-        return None
-    tp = _strip_annotated(hints["return"])
+    tp = _plain_type(hint)
     if tp is None or tp is type(None):
         return None
-    builder = _Builder()
+    unresolved = _unresolved(tp)
+    if unresolved is not None:
+        note = f"any result (unresolved annotation {unresolved!r})"
+        return {"type": "object", "description": note}
     if tp is Any or tp is object:
         return {"type": "object", "description": "any result"}
-    origin = typing.get_origin(tp) or tp
-    generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
-    if origin in _GENERATOR_ORIGINS or (generator and origin in _ITERABLE_ORIGINS):
-        # The result of a generator is what it yielded, collected.
-        args = typing.get_args(tp)
-        item = _strip_annotated(args[0]) if args else Any
-        if item is str:
+    builder = _Builder()
+    if _is_generator(func):  # the result of a generator is what it yielded, collected
+        if yields_text(func):
             return _value_wrapper({"type": "string"})
+        item = _yielded(tp)
         return builder.finish(_value_wrapper({"type": "array", "items": builder.schema(item)}))
     members = _union_members(tp)
     if members is not None and any(_is_object_like(m) for m in members):

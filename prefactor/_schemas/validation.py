@@ -22,6 +22,13 @@ one never reaches outside it and checking a payload stays linear in its size:
   run in linear time (patterns with backreferences or lookaround give up
   after a bounded number of steps) and whose ``uniqueItems`` hashes. Its
   messages read slightly differently (``"x" does not match "^a"``).
+
+A captured payload may carry the capturer's markers (a string cut at the size
+cap, a list's ``…[N more items]``, ``[REDACTED]``: see
+:mod:`prefactor._schemas.markers`). A violation located at a marker is not the
+user's: :meth:`CompiledSchema.errors` leaves it out, so the SDK (``Tracer.check``)
+and the server's store, which both ask it, never flag a payload for having
+been truncated.
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ import referencing
 import referencing.exceptions
 
 from prefactor._errors import PrefactorError
+from prefactor._schemas.markers import ELLIPSIS, is_marked
 
 __all__ = [
     "MAX_SCHEMA_DEPTH",
     "CompiledSchema",
     "SchemaDefinitionError",
     "compile_schema",
+    "find_markers",
     "format_path",
 ]
 
@@ -89,8 +98,63 @@ def format_path(parts: Iterable[Any]) -> str:
             if text.isidentifier():
                 out.append(f".{text}")
             else:
-                out.append(f"[{json.dumps(text)}]")
+                out.append(f"[{json.dumps(text, ensure_ascii=False)}]")
     return "".join(out)
+
+
+def find_markers(payload: Any) -> list[tuple[str, str]]:
+    """Every capture marker in ``payload`` as ``(json_path, text)``, in document order.
+
+    This is how to tell that a payload was cut, redacted or had values replaced:
+    an empty list means it holds everything as it was passed.
+    """
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), payload)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), value[i]) for i in range(len(value) - 1, -1, -1))
+        elif is_marked(value):
+            found.append((format_path(path), value))
+    return found
+
+
+def _cut(instance: Any) -> bool:
+    """Whether a container lost items to a cap (a ``"…"`` key, or a last marker item)."""
+    if isinstance(instance, dict):
+        return ELLIPSIS in instance
+    if isinstance(instance, list) and instance:
+        last = instance[-1]
+        return type(last) is str and last.startswith(ELLIPSIS + "[")
+    return False
+
+
+def _exempt(error: jsonschema.ValidationError) -> bool:
+    """Whether ``error`` is the capturer's doing rather than the payload's.
+
+    It is when it is located at a marker, when it judges the size or the keys of a
+    container the caps cut (anything but its type), when it compares a container that
+    holds a marker with a constant (``enum``, ``const``), or, for ``anyOf``/``oneOf``,
+    when some alternative fails only in such ways (when the fast engine explained the
+    payload, which does not list the alternatives: when the value holds a marker).
+    """
+    instance = error.instance
+    if error.validator in ("anyOf", "oneOf"):
+        if not error.context:  # explained by the fast engine, which gives no alternatives
+            return is_marked(instance) or bool(find_markers(instance))
+        branches: dict[Any, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        return any(all(_exempt(sub) for sub in subs) for subs in branches.values())
+    if is_marked(instance):
+        return True
+    if instance == ELLIPSIS and "propertyNames" in error.schema_path:
+        return True
+    if error.validator in ("enum", "const") and isinstance(instance, dict | list):
+        return bool(find_markers(instance))
+    return error.validator != "type" and _cut(instance)
 
 
 def fast_accepts(fast: Any, payload: Any) -> bool:
@@ -224,7 +288,11 @@ class CompiledSchema:
         self.fast_is_valid: Any = self._fast.is_valid
 
     def is_valid(self, instance: Any) -> bool:
-        """Whether ``instance`` satisfies the schema."""
+        """Whether ``instance`` satisfies the schema as written: the quick check.
+
+        ``True`` means :meth:`errors` is empty. ``False`` means "ask :meth:`errors`": a
+        payload that breaks the schema only at capture markers has no errors.
+        """
         try:
             return self._fast.is_valid(instance) is True
         except (ValueError, TypeError, OverflowError):
@@ -232,14 +300,22 @@ class CompiledSchema:
         return self._slow.is_valid(instance)
 
     def errors(self, instance: Any) -> list[tuple[str, str]]:
-        """Every violation as ``(json_path, reason)``, sorted by path; empty when valid."""
+        """Every violation as ``(json_path, reason)``, sorted by path; empty when valid.
+
+        A violation located at a capture marker (see :func:`find_markers`) is not
+        one: truncating a payload never makes it invalid.
+        """
         if self.is_valid(instance):
             return []
-        found = sorted(
-            (format_path(err.absolute_path), err.message)
-            for err in self._slow.iter_errors(instance)
+        return self._explain(instance)
+
+    def _explain(self, instance: Any) -> list[tuple[str, str]]:
+        raw = list(self._slow.iter_errors(instance))
+        if not raw:  # the engines disagree: still say that it failed
+            return [("$", "does not match the schema")]
+        return sorted(
+            (format_path(err.absolute_path), err.message) for err in raw if not _exempt(err)
         )
-        return found or [("$", "does not match the schema")]
 
 
 _cache: dict[str, CompiledSchema] = {}

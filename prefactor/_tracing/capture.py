@@ -3,47 +3,73 @@
 A capture is a new tree of dict/list/str/int/float/bool/None, built when the call
 happens, so later mutation of the user's objects does not change what was recorded.
 
-Conversions: pydantic models (``model_dump(mode="json")``), dataclasses (their fields),
-mappings (keys made strings), lists/tuples/sets (sets sorted by ``repr``), datetimes,
-dates and times (ISO 8601), timedelta (seconds), UUID/Decimal/Path (``str``), Enum (its
-value), bytes (``{"$bytes": <length>, "base64": <first bytes, base64>}``), exceptions
-(``{"type": ..., "message": ...}``), non-finite floats (``"NaN"``, ``"Infinity"``,
-``"-Infinity"``); anything else becomes its ``repr`` (truncated), or
-``"<unrepresentable T>"`` when even that fails. A reference cycle becomes ``"<cycle>"``,
-a container deeper than ``max_depth`` ``"<max depth: T>"``.
+What each kind of value is recorded as is the contract table,
+:data:`prefactor._schemas.forms.FORMS`, which the schemas derived from type hints read
+too: the schema of a type accepts what the capturer records for its values. Every
+captured value is something the JSON encoder can write (no int beyond 64 bits, no
+lone surrogate, no ``NaN``).
 
-Size caps leave visible markers: long strings end in ``"…[truncated N chars]"``, long
-lists end with the item ``"…[N more items]"``, long mappings with the key ``"…"``
-(value ``"N more items"``), and once a payload's size budget is spent the remaining
-values become ``"…[size budget exceeded]"``.
+Size caps and secrets leave visible markers (see :mod:`prefactor._schemas.markers`):
+long strings end in ``"…[truncated N chars]"``, long lists end with the item
+``"…[N more items]"``, long mappings with the key ``"…"`` (value ``"…[N more items]"``),
+and once a payload's size budget is spent the remaining values become
+``"…[size budget exceeded]"``. A reference cycle becomes ``"<cycle>"``, a container
+deeper than ``max_depth`` ``"<max depth: T>"``, a value whose every conversion raised
+``"<unrepresentable T>"``.
 
-Secret-looking keys (``api_key``, ``password``, ``access_token``, ``authorization``,
-``cookie``, ...) have their values replaced by ``"[REDACTED]"`` at every depth; ``None``
-values stay ``None``. Counting keys such as ``max_tokens``, ``tokens_used`` or
-``token_count`` are not secrets and are kept.
+Secrets (the rules are :mod:`prefactor._redaction`): values under secret-looking keys
+(``api_key``, ``password``, ``pwd``, ``otp``, ``access_token``, ``authorization``,
+``cookie``, ...) become ``"[REDACTED]"`` at every depth (``None`` stays ``None``), and
+the password of a URL in any string (``postgres://bob:hunter2@db``) becomes
+``[REDACTED]``. Counting keys such as ``max_tokens`` or ``token_count`` are kept.
 
 **The result shape** (:meth:`Capturer.capture_result`): a returned mapping, pydantic
-model or dataclass is recorded as its captured fields; any other value ``v`` as
-``{"value": capture(v)}``.
+model (not a ``RootModel``) or dataclass is recorded as its captured fields; any other
+value ``v`` as ``{"value": capture(v)}``.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import datetime as dt
-import enum
-import math
-import re
-import uuid
-from collections.abc import Iterable, Mapping, Set
-from decimal import Decimal
-from pathlib import PurePath
-from typing import Any, TypeAlias
+from collections.abc import Collection, Iterable, Mapping
+from itertools import islice
+from typing import Any
 
-import pydantic
+from prefactor._errors import PrefactorConfigError
+from prefactor._redaction import (
+    DEFAULT_REDACT_KEYS,
+    REDACTED,
+    KeyRules,
+    default_key_rules,
+    redact_credentials,
+)
+from prefactor._schemas.forms import (
+    INT_MAX,
+    INT_MIN,
+    JSON,
+    encodable,
+    float_form,
+    int_form,
+    key_form,
+    ordered,
+    records_fields,
+    row_for,
+    safe_repr,
+    text_form,
+)
+from prefactor._schemas.markers import (
+    BUDGET_MARKER,
+    CYCLE,
+    ELLIPSIS,
+    is_more_items,
+    marked_head,
+    max_depth_marker,
+    more_items,
+    truncated,
+    unrepresentable,
+)
 
 __all__ = [
+    "ATOMIC",
     "DEFAULT_REDACT_KEYS",
     "REDACTED",
     "Capturer",
@@ -54,53 +80,24 @@ __all__ = [
     "is_atomic",
 ]
 
-JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
+JSONValue = JSON
 
-REDACTED = "[REDACTED]"
-CYCLE = "<cycle>"
-BUDGET_MARKER = "…[size budget exceeded]"
+# The exact types whose values cannot change after a call: keeping a reference to one
+# is a snapshot, and its capture may wait for the exporter's thread.
+ATOMIC = frozenset({str, int, float, bool, type(None)})
 
-# Regexes searched in a normalised key: lower case, camelCase split, "-", "." and " " as "_".
-# A word that is also a counter ("token", "auth", "session") only matches at the end of
-# the key, so "access_token" is a secret while "token_count"/"max_tokens" are not.
-DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
-    {
-        r"pass(word|wd|phrase)",
-        r"secret",
-        r"api_?key",
-        r"private_?key",
-        r"credential",
-        r"authori[sz]ation",
-        r"cookie",
-        r"token$",
-        r"(access|refresh|bearer|auth|id|session|csrf)_?token",
-        r"auth$",
-        r"session$",
-        r"session_?(key|token|secret)",
-        r"jwt",
-        r"bearer",
-    }
-)
-
-_ATOMIC = frozenset({str, int, float, bool, type(None)})
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SEPARATORS = re.compile(r"[-.\s]+")
 _SCALAR_COST = 8  # rough JSON size of a number/bool/null plus punctuation
+# orjson refuses to write JSON nested deeper than 255 levels; leave room for the envelope.
+MAX_DEPTH_LIMIT = 200
 
 
 def is_atomic(value: Any) -> bool:
-    """Whether ``value`` is a JSON scalar by exact type (str, int, float, bool, None)."""
-    return type(value) in _ATOMIC
+    """Whether ``value`` is a JSON scalar by exact type (str, int, float, bool, None).
 
-
-def _type_name(value: Any) -> str:
-    return type(value).__qualname__
-
-
-def _nonfinite(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
+    Such a value cannot change after the call, so keeping it is a snapshot; it may
+    still need capturing (see :meth:`Capturer.passes_through`).
+    """
+    return type(value) in ATOMIC
 
 
 class _Walk:
@@ -119,19 +116,22 @@ class Capturer:
     Args:
         max_string_length: characters kept of a string before the truncation marker.
         max_items: items kept of a list/mapping/set before the "more items" marker.
-        max_depth: container nesting captured before the depth marker.
+        max_depth: container nesting captured before the depth marker (at most 200).
         max_total_size: approximate JSON size budget (characters) of one payload.
         max_repr_length: characters kept of the ``repr`` of an unknown object.
         bytes_preview: bytes shown (base64) of a bytes value.
-        redact: whether secret-looking keys are redacted.
+        redact: whether secrets are redacted (secret-looking keys, URL passwords).
         redact_keys: regexes (searched case-insensitively in the normalised key) that
-            mark a key secret; defaults to :data:`DEFAULT_REDACT_KEYS`.
+            mark a key secret; replaces :data:`DEFAULT_REDACT_KEYS`.
+        extra_redact_keys: regexes added to ``redact_keys`` (or to the defaults).
+
+    Raises:
+        PrefactorConfigError: a limit is negative, or ``max_depth`` is over 200.
     """
 
     __slots__ = (
-        "_key_cache",
+        "_keys",
         "_names_cache",
-        "_redact_re",
         "bytes_preview",
         "max_depth",
         "max_items",
@@ -152,7 +152,24 @@ class Capturer:
         bytes_preview: int = 48,
         redact: bool = True,
         redact_keys: Iterable[str] | None = None,
+        extra_redact_keys: Iterable[str] = (),
     ) -> None:
+        limits = {
+            "max_string_length": max_string_length,
+            "max_items": max_items,
+            "max_depth": max_depth,
+            "max_total_size": max_total_size,
+            "max_repr_length": max_repr_length,
+            "bytes_preview": bytes_preview,
+        }
+        for name, limit in limits.items():
+            if limit < 0:
+                raise PrefactorConfigError(f"Capturer {name} must be 0 or more, got {limit}")
+        if max_depth > MAX_DEPTH_LIMIT:
+            raise PrefactorConfigError(
+                f"Capturer max_depth must be at most {MAX_DEPTH_LIMIT} (the JSON encoder's "
+                f"nesting limit), got {max_depth}"
+            )
         self.max_string_length = max_string_length
         self.max_items = max_items
         self.max_depth = max_depth
@@ -160,30 +177,52 @@ class Capturer:
         self.max_repr_length = max_repr_length
         self.bytes_preview = bytes_preview
         self.redact = redact
-        patterns = DEFAULT_REDACT_KEYS if redact_keys is None else frozenset(redact_keys)
-        joined = "|".join(f"(?:{p})" for p in sorted(patterns))
-        self._redact_re = re.compile(joined, re.IGNORECASE) if patterns else None
-        self._key_cache: dict[str, bool] = {}
+        extra = frozenset(extra_redact_keys)
+        if redact_keys is None and not extra:
+            self._keys = default_key_rules()  # shared: its memo serves every default capturer
+        else:
+            base = DEFAULT_REDACT_KEYS if redact_keys is None else frozenset(redact_keys)
+            self._keys = KeyRules(base | extra)
         self._names_cache: dict[tuple[str, ...], bool] = {}
 
     # -- public API ------------------------------------------------------------------------
 
-    def capture(self, value: Any) -> JSONValue:
-        """A JSON-safe snapshot of ``value``; never raises."""
+    def passes_through(self, value: Any) -> bool:
+        """Whether ``value`` is its own capture (``capture(value)`` would return it as is).
+
+        ``True`` only for a str, int, float, bool or ``None`` (by exact type) that no rule
+        changes: a string within the length cap that JSON can carry and that holds no
+        ``@`` (which might start a URL's credentials), an int within 64 bits, a finite
+        float. ``False`` means "capture it". Shortcuts elsewhere (the decorator's) ask
+        this rather than keep rules of their own.
+
+        The fast path (:meth:`capture_params`) and the walk's loops inline the same
+        tests (a call per value would cost more than the tests);
+        ``tests/tracing/test_capture_params_fast_path.py`` holds them to this method.
+        """
         t = type(value)
         if t is str:
-            if len(value) <= self.max_string_length:
-                return value  # type: ignore[no-any-return]
-        elif t is int or t is bool or value is None:
+            return (
+                len(value) <= self.max_string_length
+                and (value.isascii() or encodable(value))
+                and not (self.redact and "@" in value)
+            )
+        if t is int:
+            return INT_MIN <= value <= INT_MAX  # type: ignore[no-any-return]
+        if t is float:
+            return value - value == 0.0  # type: ignore[no-any-return]  # not NaN or inf
+        return t is bool or value is None
+
+    def capture(self, value: Any) -> JSONValue:
+        """A JSON-safe snapshot of ``value``; never raises."""
+        if self.passes_through(value):
             return value  # type: ignore[no-any-return]
-        elif t is float:
-            return value if math.isfinite(value) else _nonfinite(value)
         return self._guarded(value, _Walk(self.max_total_size))
 
     def capture_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, JSONValue]:
         """Capture a mapping (e.g. bound arguments), redacting secret keys; never raises."""
         if type(mapping) is dict and len(mapping) <= self.max_items:
-            out = self._flat_dict(mapping)
+            out = self.capture_params(tuple(mapping), mapping.values())
             if out is not None:
                 return out
         walk = _Walk(self.max_total_size)
@@ -191,22 +230,20 @@ class Capturer:
         try:
             return self._mapping(mapping, 0, walk)
         except Exception:
-            return {"…": f"<unrepresentable {_type_name(mapping)}>"}
+            return {ELLIPSIS: unrepresentable(mapping)}
 
     def capture_result(self, value: Any) -> dict[str, JSONValue]:
         """The result payload: a mapping/model/dataclass's fields, else ``{"value": ...}``."""
-        if type(value) in _ATOMIC:  # the common result, spared the isinstance checks below
-            return {"value": self.capture(value)}
-        if isinstance(value, Mapping):
+        if self.passes_through(value):  # the common result, spared the type tests below
+            return {"value": value}
+        if type(value) is dict or isinstance(value, Mapping):
             return self.capture_mapping(value)
-        if isinstance(value, pydantic.BaseModel) or (
-            dataclasses.is_dataclass(value) and not isinstance(value, type)
-        ):
-            captured = self._guarded(value, _Walk(self.max_total_size))
-            if isinstance(captured, dict):
-                return captured
+        captured = self._guarded(value, _Walk(self.max_total_size))
+        if not records_fields(type(value)):
             return {"value": captured}
-        return {"value": self.capture(value)}
+        if isinstance(captured, dict):
+            return captured
+        return {ELLIPSIS: captured}  # a marker: the fields could not be recorded
 
     def snapshot_mapping(self, data: Mapping[Any, Any]) -> tuple[dict[Any, Any], bool]:
         """``data`` as it is now, as cheaply as later changes to it allow.
@@ -217,120 +254,90 @@ class Capturer:
         """
         if type(data) is dict:
             for value in data.values():
-                if type(value) not in _ATOMIC:
+                if type(value) not in ATOMIC:
                     break
             else:
                 return data.copy(), False
         return self.capture_mapping(data), True
 
     def capture_params(
-        self, names: tuple[str, ...], values: tuple[Any, ...]
+        self, names: tuple[str, ...], values: Collection[Any]
     ) -> dict[str, Any] | None:
         """``dict(zip(names, values))`` when that is already its own capture, else ``None``.
 
         The strict hot path: a function's parameter names and the scalar
-        arguments of one call. It gives up (the caller then takes the general
-        path) on any value that is not a short string, an int, a bool,
-        ``None`` or a finite float, on a secret-looking name, and when the
-        values could exceed the size budget.
+        arguments of one call (and the fast path of :meth:`capture_mapping`). It
+        gives up (the caller then takes the general path) on a value that does not
+        :meth:`pass through <passes_through>`, on a name that is secret-looking or
+        not plain text, and when the values exceed the size budget.
         """
-        if self.redact:
-            secret = self._names_cache.get(names)
-            if secret is None:
-                secret = any(self.is_secret_key(name) for name in names)
-                if len(self._names_cache) > 4096:
-                    self._names_cache.clear()
-                self._names_cache[names] = secret
-            if secret:
-                return None
-        limit = self.max_string_length
-        if len(values) * (limit + 64) > self.max_total_size or len(values) != len(names):
+        if len(values) != len(names):
             return None
-        out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs twice as much
+        blocked = self._names_cache.get(names)
+        if blocked is None:
+            blocked = any(
+                type(name) is not str or not encodable(name) or self.is_secret_key(name)
+                for name in names
+            )
+            if len(self._names_cache) > 4096:  # key sets repeat; a bounded memo keeps this cheap
+                self._names_cache.clear()
+            self._names_cache[names] = blocked
+        if blocked:
+            return None
+        limit = self.max_string_length
+        budget = self.max_total_size
+        counting = len(values) * (limit + 64) > budget
+        redact = self.redact
+        out: dict[str, Any] = {}  # filled in the loop: dict(zip(...)) costs more
         for name, value in zip(names, values):  # noqa: B905 (lengths checked; strict= costs)
+            # The tests of passes_through, inlined: a call per value would cost more.
             t = type(value)
             if t is str:
-                if len(value) > limit:
+                if (
+                    len(value) > limit
+                    or not (value.isascii() or encodable(value))
+                    or (redact and "@" in value)
+                ):
+                    return None
+            elif t is int:
+                if not INT_MIN <= value <= INT_MAX:
                     return None
             elif t is float:
                 if value - value != 0.0:  # NaN or an infinity
                     return None
-            elif t is not int and t is not bool and value is not None:
+            elif t is not bool and value is not None:
                 return None
+            if counting:
+                budget -= len(name) + (len(value) + 6 if t is str else _SCALAR_COST)
             out[name] = value
-        return out
+        return out if budget >= 0 else None
 
     def is_secret_key(self, key: str) -> bool:
         """Whether values under ``key`` are redacted (``False`` when redaction is off)."""
-        if not self.redact or self._redact_re is None:
-            return False
-        found = self._key_cache.get(key)
-        if found is None:
-            normal = _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower()
-            found = self._redact_re.search(normal) is not None
-            if len(self._key_cache) > 4096:  # keys repeat; a bounded memo keeps this cheap
-                self._key_cache.clear()
-            self._key_cache[key] = found
-        return found
+        return self.redact and self._keys.matches(key)
 
     # -- internals -------------------------------------------------------------------------
-
-    def _flat_dict(self, mapping: dict[Any, Any]) -> dict[str, JSONValue] | None:
-        """The fast path: str keys and short scalar values only; ``None`` if anything else.
-
-        One pass: every value is checked and copied, secret keys redacted on
-        the way (their verdict memoised per key). The size budget is only
-        counted when the mapping is long enough to exceed it at all.
-        """
-        limit = self.max_string_length
-        budget = self.max_total_size
-        counting = len(mapping) * (limit + 64) > budget
-        redact = self.redact
-        cache = self._key_cache
-        out: dict[str, JSONValue] = {}
-        for key, value in mapping.items():
-            t = type(value)
-            if t is str:
-                if len(value) > limit:
-                    return None
-            elif not (
-                t is int or t is bool or value is None or (t is float and math.isfinite(value))
-            ):
-                return None
-            if type(key) is not str:
-                return None
-            if counting:
-                budget -= len(key) + (len(value) + 6 if t is str else _SCALAR_COST)
-            secret: bool | None = False
-            if redact and value is not None:
-                secret = cache.get(key)
-                if secret is None:
-                    secret = self.is_secret_key(key)
-            out[key] = REDACTED if secret else value
-        return out if budget >= 0 else None
 
     def _guarded(self, value: Any, walk: _Walk) -> JSONValue:
         try:
             return self._walk(value, 0, walk)
         except Exception:
-            return self._unrepresentable(value)
-
-    def _unrepresentable(self, value: Any) -> str:
-        try:
-            return f"<unrepresentable {_type_name(value)}>"
-        except Exception:
-            return "<unrepresentable>"
+            return unrepresentable(value)
 
     def _string(self, text: str, walk: _Walk) -> str:
         limit = min(self.max_string_length, max(walk.budget, 0))
-        if len(text) > limit:
-            if limit == 0:
-                walk.budget = -1
-                return BUDGET_MARKER
-            walk.budget -= limit
-            return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
-        walk.budget -= len(text) + 2
-        return text
+        cut = len(text) > limit
+        if cut:  # unless it was cut before: capturing a capture changes nothing
+            start = marked_head(text)
+            cut = start is None or start > limit
+        if cut and limit == 0:
+            walk.budget = -1
+            return BUDGET_MARKER
+        head = text_form(text[:limit] if cut else text)
+        if self.redact:
+            head = redact_credentials(head, cut=cut)
+        walk.budget -= len(head) + 2
+        return f"{head}{truncated(len(text) - limit)}" if cut else head
 
     def _walk(self, value: Any, depth: int, walk: _Walk) -> JSONValue:
         t = type(value)
@@ -338,35 +345,30 @@ class Capturer:
             return self._string(value, walk)
         if walk.budget < 0:
             return BUDGET_MARKER
-        if t is int or t is bool or value is None:
+        if t is int:
             walk.budget -= _SCALAR_COST
-            return value  # type: ignore[no-any-return]
+            if INT_MIN <= value <= INT_MAX:
+                return value  # type: ignore[no-any-return]
+            return self._string(str(int_form(value)), walk)
         if t is float:
             walk.budget -= _SCALAR_COST
-            return value if math.isfinite(value) else _nonfinite(value)
-        if t is dict or t is list or t is tuple:  # the common containers skip the type tests
-            return self._enter(value, depth, walk)
-        return self._other(value, depth, walk)
-
-    def _other(self, value: Any, depth: int, walk: _Walk) -> JSONValue:
-        if isinstance(value, enum.Enum):
-            return self._walk(value.value, depth, walk)
-        if isinstance(value, str):  # str subclasses: record the plain text
-            return self._string(str.__str__(value), walk)
-        if isinstance(value, bool | int):
+            return float_form(value)
+        if t is bool or value is None:
             walk.budget -= _SCALAR_COST
-            return bool(value) if isinstance(value, bool) else int(value)
-        if isinstance(value, float):
-            return self._walk(float(value), depth, walk)
-        scalar = self._scalar(value, walk)
-        if scalar is not None:
-            return scalar
+            return value  # type: ignore[no-any-return]
+        if t is dict or t is list or t is tuple:  # the common containers skip the row lookup
+            return self._enter(value, depth, walk)
+        row = row_for(t)
+        if row.kind == "leaf" and row.form is not None:
+            return self._walk(row.form(value, self.bytes_preview), depth, walk)
+        if row.kind == "repr":
+            return self._string(self._repr(value), walk)
         return self._enter(value, depth, walk)
 
     def _enter(self, value: Any, depth: int, walk: _Walk) -> JSONValue:
         """Capture a container, guarding against depth and reference cycles."""
         if depth >= self.max_depth:
-            return f"<max depth: {_type_name(value)}>"
+            return max_depth_marker(value)
         key = id(value)
         path = walk.path
         if key in path:
@@ -377,75 +379,70 @@ class Capturer:
             if t is dict:
                 return self._mapping(value, depth, walk)
             if t is list or t is tuple:
-                return self._sequence(value, depth, walk)
+                return self._sequence(value, len(value), depth, walk)
             return self._container(value, depth, walk)
         finally:
             path.discard(key)
 
-    def _scalar(self, value: Any, walk: _Walk) -> JSONValue:
-        """Values with a fixed text form, or ``None`` when ``value`` is not one of them."""
-        if isinstance(value, dt.datetime | dt.date | dt.time):
-            return self._string(value.isoformat(), walk)
-        if isinstance(value, uuid.UUID | Decimal | PurePath):
-            return self._string(str(value), walk)
-        if isinstance(value, dt.timedelta):
-            walk.budget -= _SCALAR_COST
-            return value.total_seconds()
-        if isinstance(value, bytes | bytearray | memoryview):
-            data = bytes(value[: self.bytes_preview])
-            walk.budget -= len(data) * 2 + 30
-            size = value.nbytes if isinstance(value, memoryview) else len(value)
-            return {"$bytes": size, "base64": base64.b64encode(data).decode("ascii")}
-        if isinstance(value, BaseException):
-            message = self._safe_str(value)
-            return {"type": _type_name(value), "message": self._string(message, walk)}
-        return None
-
     def _container(self, value: Any, depth: int, walk: _Walk) -> JSONValue:
-        if isinstance(value, Mapping):
+        kind = row_for(type(value)).kind
+        if kind == "mapping":
             return self._mapping(value, depth, walk)
-        if isinstance(value, list | tuple):
-            return self._sequence(value, depth, walk)
-        if isinstance(value, Set):
-            return self._sequence(sorted(value, key=self._safe_repr), depth, walk)
-        if isinstance(value, pydantic.BaseModel):
+        if kind == "set":  # the first items met, sorted: a large set costs what a list does
+            return self._sequence(ordered(islice(value, self.max_items)), len(value), depth, walk)
+        if kind in ("sequence", "view"):
+            return self._sequence(value, len(value), depth, walk)
+        if kind == "model":
             try:
-                dumped = value.model_dump(mode="json")
-            except Exception:  # cycles, unserialisable fields: walk the fields ourselves
+                dumped = value.model_dump()
+            except Exception:  # cycles, failing serializers: walk the fields ourselves
                 dumped = {name: getattr(value, name, None) for name in type(value).model_fields}
             return self._walk(dumped, depth, walk)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
-            return self._mapping(fields, depth, walk)
-        return self._string(self._repr(value), walk)
+        # A dataclass (the only other container kind).
+        names = value.__dataclass_fields__
+        return self._mapping({name: getattr(value, name, None) for name in names}, depth, walk)
 
     def _mapping(self, value: Mapping[Any, Any], depth: int, walk: _Walk) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}
         total = len(value)
+        cap = self.max_items
         limit = self.max_string_length
-        secrets = self._key_cache if self.redact else None
+        redact = self.redact
+        memo = self._keys.memo if redact else None
         for count, (raw_key, item) in enumerate(value.items()):
-            if count >= self.max_items:
-                out["…"] = f"{total - count} more items"
+            if count >= cap:
+                # A capture captured again keeps its own marker.
+                kept = raw_key == ELLIPSIS and count + 1 == total and is_more_items(item)
+                out[ELLIPSIS] = item if kept else more_items(total - count)
                 break
             if walk.budget < 0:
-                out["…"] = f"{total - count} more items: size budget exceeded"
+                out[ELLIPSIS] = more_items(total - count, budget=True)
                 break
-            key = raw_key if type(raw_key) is str else self._key(raw_key)
-            if secrets is not None and item is not None:
-                secret = secrets.get(key)
+            if type(raw_key) is str and raw_key.isascii():
+                key = raw_key
+            else:
+                key = text_form(key_form(raw_key))
+            if memo is not None and item is not None:
+                secret = memo.get(key)
                 if secret is None:
-                    secret = self.is_secret_key(key)
+                    secret = self._keys.matches(key)
                 if secret:
                     out[key] = REDACTED
                     walk.budget -= len(key) + 16
                     continue
             t = type(item)
-            # Inlined scalar cases: most values in agent payloads are short strings/numbers.
-            if t is str and len(item) <= limit and len(item) < walk.budget:
+            # Inlined scalar cases (the tests of passes_through): most values in agent
+            # payloads are short strings and numbers.
+            if (
+                t is str
+                and len(item) <= limit
+                and len(item) < walk.budget
+                and (item.isascii() or encodable(item))
+                and not (redact and "@" in item)
+            ):
                 walk.budget -= len(key) + len(item) + 6
                 out[key] = item
-            elif t is int or t is bool or item is None:
+            elif (t is int and INT_MIN <= item <= INT_MAX) or t is bool or item is None:
                 walk.budget -= len(key) + _SCALAR_COST
                 out[key] = item
             elif t is dict or t is list:
@@ -456,62 +453,51 @@ class Capturer:
                 try:
                     out[key] = self._walk(item, depth + 1, walk)
                 except Exception:
-                    out[key] = self._unrepresentable(item)
+                    out[key] = unrepresentable(item)
         return out
 
-    def _sequence(self, value: list[Any] | tuple[Any, ...], depth: int, walk: _Walk) -> JSONValue:
+    def _sequence(self, items: Iterable[Any], total: int, depth: int, walk: _Walk) -> JSONValue:
+        """Capture the first ``max_items`` of ``items`` (of ``total``), then the marker."""
         out: list[JSONValue] = []
+        append = out.append
         limit = self.max_string_length
-        for index, item in enumerate(value):
-            if index >= self.max_items:
-                out.append(f"…[{len(value) - index} more items]")
-                break
+        redact = self.redact
+        for item in islice(items, self.max_items):
             if walk.budget < 0:
-                out.append(f"…[{len(value) - index} more items: size budget exceeded]")
-                break
+                append(more_items(total - len(out), budget=True))
+                return out
             t = type(item)
-            if t is str and len(item) <= limit and len(item) < walk.budget:
+            # Inlined scalar cases, as in _mapping.
+            if (
+                t is str
+                and len(item) <= limit
+                and len(item) < walk.budget
+                and (item.isascii() or encodable(item))
+                and not (redact and "@" in item)
+            ):
                 walk.budget -= len(item) + 3
-                out.append(item)
-            elif t is int or t is bool or item is None:
+                append(item)
+            elif (t is int and INT_MIN <= item <= INT_MAX) or t is bool or item is None:
                 walk.budget -= _SCALAR_COST
-                out.append(item)
+                append(item)
             elif t is dict or t is list:
-                out.append(self._enter(item, depth + 1, walk))
+                append(self._enter(item, depth + 1, walk))
             else:
                 try:
-                    out.append(self._walk(item, depth + 1, walk))
+                    append(self._walk(item, depth + 1, walk))
                 except Exception:
-                    out.append(self._unrepresentable(item))
+                    append(unrepresentable(item))
+        kept = len(out)
+        if kept < total:
+            # A capture captured again (a list one item over the cap) keeps its own marker.
+            last = items[kept] if kept + 1 == total and type(items) is list else None
+            append(last if is_more_items(last) else more_items(total - kept))
         return out
 
-    def _key(self, key: Any) -> str:
-        if isinstance(key, enum.Enum):
-            key = key.value
-        if type(key) in _ATOMIC:
-            return str(key)
-        return self._safe_str(key)
-
     def _repr(self, value: Any) -> str:
-        text = self._safe_repr(value)
+        text = safe_repr(value)
         limit = self.max_repr_length
-        return (
-            text if len(text) <= limit else f"{text[:limit]}…[truncated {len(text) - limit} chars]"
-        )
-
-    def _safe_repr(self, value: Any) -> str:
-        try:
-            text = repr(value)
-        except Exception:
-            return self._unrepresentable(value)
-        return text if type(text) is str else self._unrepresentable(value)
-
-    def _safe_str(self, value: Any) -> str:
-        try:
-            text = str(value)
-        except Exception:
-            return self._unrepresentable(value)
-        return text if type(text) is str else self._unrepresentable(value)
+        return text if len(text) <= limit else f"{text[:limit]}{truncated(len(text) - limit)}"
 
 
 _default = Capturer()

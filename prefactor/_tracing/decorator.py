@@ -35,10 +35,16 @@ from prefactor._errors import PrefactorTerminatedError, SchemaValidationError
 from prefactor._ids import SEQUENCE, generate_pfid
 from prefactor._records import FinishStatus, Lazy, Violation
 from prefactor._runtime import get_tracer
-from prefactor._schemas.derive import description_for, params_schema_for, result_schema_for
+from prefactor._schemas.derive import (
+    description_for,
+    params_schema_for,
+    result_schema_for,
+    yields_text,
+)
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._schemas.validation import fast_accepts
 from prefactor._tracing.binding import Binder
+from prefactor._tracing.capture import ATOMIC
 from prefactor._tracing.context import CURRENT_SPAN
 from prefactor._tracing.generators import traced_async_generator, traced_generator
 from prefactor._tracing.span_context import error_result
@@ -98,6 +104,7 @@ class SpanSpec:
         "positional",
         "result_extractor",
         "span_type",
+        "text",
     )
 
     def __init__(
@@ -117,6 +124,8 @@ class SpanSpec:
         self.span_type = span_type or f"function:{qualname}"
         self.auto_register = span_type is None if auto_register is None else auto_register
         self.kind = _kind(func)
+        # A generator annotated to yield str records its items joined (the result schema agrees).
+        self.text = self.kind in ("gen", "agen") and yields_text(func)
         self.binder = Binder(func, exclude)
         # The names an all-positional call binds, unbound and bound (None: not that simple).
         self.positional = (self.binder.positional_names(False), self.binder.positional_names(True))
@@ -173,13 +182,7 @@ class SpanSpec:
 
     def result_now(self, tracer: Tracer, value: Any) -> dict[str, Any]:
         """Capture the result on the caller's path."""
-        t = type(value)
-        if (
-            t is int
-            or t is bool
-            or value is None
-            or (t is str and len(value) <= tracer.capturer.max_string_length)
-        ) and self.result_extractor is None:
+        if self.result_extractor is None and tracer.capturer.passes_through(value):
             return {"value": value}  # already its own capture: the common strict result
         if self.result_extractor is not None:
             try:
@@ -245,7 +248,7 @@ class SpanSpec:
 
 
 # The exact types whose values cannot change after the call (checked by identity: fast).
-_ATOMIC = frozenset({str, int, float, bool, type(None)})
+_ATOMIC = ATOMIC
 
 
 class _Snapshot:

@@ -3,8 +3,10 @@
 The span opens when the generator function is called and closes exactly once:
 on exhaustion (``complete``), on an exception (``failed``), or when the
 consumer stops early through ``break``, ``close()`` or garbage collection
-(``cancelled``). The result records what was yielded, as ``{"value": [...]}``,
-or ``{"value": "..."}`` when every item was a string (streamed text, joined).
+(``cancelled``). The result records what was yielded: ``{"value": "..."}``, the
+items joined (``""`` for none), when the generator is annotated to yield ``str``
+(:func:`prefactor._schemas.derive.yields_text`, decided when decorated), else
+``{"value": [...]}``.
 
 The wrappers are real generators (``inspect.isgenerator`` and
 ``inspect.isasyncgen`` hold), forwarding ``send``, ``throw`` and ``close``.
@@ -29,12 +31,13 @@ MAX_ITEMS = 1_000
 
 
 class _Collected:
-    __slots__ = ("all_str", "dropped", "items")
+    __slots__ = ("all_str", "dropped", "items", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, text: bool) -> None:
         self.items: list[Any] = []
         self.all_str = True
         self.dropped = 0
+        self.text = text
 
     def add(self, span: OpenSpan, item: Any) -> None:
         if len(self.items) >= MAX_ITEMS:
@@ -46,16 +49,19 @@ class _Collected:
             item = span.inst.tracer.capturer.capture(item)
         self.items.append(item)
 
-    def value(self) -> Any:
+    def value(self, span: OpenSpan) -> Any:
+        """The recorded result: the text joined, else the items (strings captured too)."""
+        capture = span.inst.tracer.capturer.capture
         more = f"…[{self.dropped} more items]" if self.dropped else None
-        if self.all_str and self.items:
-            return "".join(self.items) + (more or "")
-        return [*self.items, more] if more else list(self.items)
+        if self.text and self.all_str:
+            return capture("".join(self.items) + (more or ""))
+        items = [capture(item) if type(item) is str else item for item in self.items]
+        return [*items, more] if more else items
 
 
 def traced_generator(inner: Generator[Any, Any, Any], span: OpenSpan) -> Generator[Any, Any, Any]:
     """Drive ``inner`` step by step inside ``span``."""
-    collected = _Collected()
+    collected = _Collected(span.spec.text)
     to_send: Any = None
     to_throw: BaseException | None = None
     span.iterating = True
@@ -69,7 +75,7 @@ def traced_generator(inner: Generator[Any, Any, Any], span: OpenSpan) -> Generat
                 else:
                     item = inner.send(to_send)
             except StopIteration as stop:
-                span.complete_payload({"value": collected.value()})
+                span.complete_payload({"value": collected.value(span)})
                 return stop.value
             except BaseException as exc:
                 span.fail(exc)
@@ -86,14 +92,14 @@ def traced_generator(inner: Generator[Any, Any, Any], span: OpenSpan) -> Generat
     finally:
         if not span.done:  # break, close() or garbage collection
             inner.close()
-            span.finish("cancelled", {"value": collected.value()})
+            span.finish("cancelled", {"value": collected.value(span)})
 
 
 async def traced_async_generator(
     inner: AsyncGenerator[Any, Any], span: OpenSpan
 ) -> AsyncGenerator[Any, Any]:
     """Drive ``inner`` step by step inside ``span``."""
-    collected = _Collected()
+    collected = _Collected(span.spec.text)
     to_send: Any = None
     to_throw: BaseException | None = None
     span.iterating = True
@@ -107,7 +113,7 @@ async def traced_async_generator(
                 else:
                     item = await inner.asend(to_send)
             except StopAsyncIteration:
-                span.complete_payload({"value": collected.value()})
+                span.complete_payload({"value": collected.value(span)})
                 return
             except BaseException as exc:
                 span.fail(exc)
@@ -123,5 +129,5 @@ async def traced_async_generator(
                 to_throw, to_send = exc, None
     finally:
         if not span.done:
-            span.finish("cancelled", {"value": collected.value()})
+            span.finish("cancelled", {"value": collected.value(span)})
             await inner.aclose()

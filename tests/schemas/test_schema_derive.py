@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Annotated, Any, Literal, Optional, TypedDict, Union
 
 import pydantic
 import pytest
 
+from prefactor._schemas.derive import yields_text
+from prefactor._tracing.capture import capture_result
 from prefactor.schemas import (
     compile_schema,
     description_for,
@@ -192,7 +196,12 @@ def test_var_args_and_kwargs_become_args_array_and_kwargs_object() -> None:
     properties = params_schema_for(star)["properties"]
     assert (properties["args"], properties["kwargs"]) == (
         {"type": "array", "items": {"type": "string"}},
-        {"type": "object", "additionalProperties": {"type": "number"}},
+        {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]
+            },
+        },
     )
 
 
@@ -348,3 +357,116 @@ def test_description_without_docstring_is_none() -> None:
 )
 def test_every_derived_params_schema_compiles(func: Any) -> None:
     assert compile_schema(params_schema_for(func)).schema["type"] == "object"
+
+
+# --- generators: the result schema says what the decorator records (issue 10, item 7) ---
+
+
+def stream_text() -> Iterator[str]:
+    yield "a"
+
+
+async def astream_text() -> AsyncIterator[str]:
+    yield "a"
+
+
+def stream_literals() -> Iterator[Literal["a", "b"]]:
+    yield "a"
+
+
+def stream_any() -> Iterator[Any]:
+    yield "a"
+
+
+def returns_an_iterator() -> Iterator[int]:  # not a generator: the iterator is returned
+    return iter([1])
+
+
+@pytest.mark.parametrize(
+    ("func", "text"),
+    [
+        pytest.param(stream_text, True, id="iterator-of-str"),
+        pytest.param(astream_text, True, id="async-iterator-of-str"),
+        pytest.param(gen_text, True, id="generator-of-str"),
+        pytest.param(gen_ints, False, id="iterator-of-int"),
+        pytest.param(stream_literals, False, id="iterator-of-literal"),
+        pytest.param(stream_any, False, id="iterator-of-any"),
+        pytest.param(returns_an_iterator, False, id="not-a-generator"),
+        pytest.param(plain, False, id="plain-function"),
+    ],
+)
+def test_yields_text_only_for_generators_annotated_to_yield_str(func: Any, text: bool) -> None:
+    assert yields_text(func) is text
+
+
+@pytest.mark.parametrize(
+    ("func", "recorded"),
+    [
+        pytest.param(stream_text, [{"value": ""}, {"value": "a"}, {"value": "ab"}], id="text"),
+        pytest.param(
+            gen_ints, [{"value": []}, {"value": [1]}, {"value": [1, 2]}], id="items-as-a-list"
+        ),
+        pytest.param(
+            stream_any, [{"value": []}, {"value": ["a"]}, {"value": ["a", 2]}], id="any-items"
+        ),
+    ],
+)
+def test_a_generator_schema_accepts_its_result_for_zero_one_and_many_yields(
+    func: Any, recorded: list[Any]
+) -> None:
+    schema = result_schema_for(func)
+    assert schema is not None
+    assert [compile_schema(schema).errors(r) for r in recorded] == [[], [], []]
+
+
+def test_a_function_returning_an_iterator_accepts_its_recorded_repr() -> None:
+    schema = result_schema_for(returns_an_iterator)
+    assert schema is not None
+    assert compile_schema(schema).errors(capture_result(returns_an_iterator())) == []
+
+
+# --- schemas carry no secrets (issue 10, item 4) ---
+
+
+class Settings(pydantic.BaseModel):
+    api_key: str = "sk-model-default"
+    endpoint: str = "https://svc:hunter2@api.example/v1"
+    retries: int = 3
+
+
+def connect(
+    api_key: str = "sk-live-123",
+    pwd: str = "p4ss",
+    dsn: str = "postgres://bob:hunter2@db/app",
+    settings: Settings | None = None,
+    timeout: float = 2.5,
+) -> None: ...
+
+
+def test_defaults_of_secret_looking_parameters_are_left_out() -> None:
+    properties = params_schema_for(connect)["properties"]
+    assert "default" not in properties["api_key"] and "default" not in properties["pwd"]
+    assert properties["timeout"]["default"] == 2.5
+
+
+def test_a_url_password_in_a_default_is_redacted() -> None:
+    properties = params_schema_for(connect)["properties"]
+    assert properties["dsn"]["default"] == "postgres://bob:[REDACTED]@db/app"
+
+
+def test_no_secret_default_survives_anywhere_in_the_schema() -> None:
+    text = json.dumps(params_schema_for(connect))
+    assert "sk-live-123" not in text and "p4ss" not in text
+    assert "sk-model-default" not in text and "hunter2" not in text
+    defs = params_schema_for(connect)["$defs"]["Settings"]["properties"]
+    assert defs["retries"]["default"] == 3
+
+
+def test_defaults_are_written_in_their_recorded_form() -> None:
+    def odd(raw: bytes = b"\x00", gap: dt.timedelta = dt.timedelta(seconds=5)) -> None: ...
+
+    properties = params_schema_for(odd)["properties"]
+    assert (properties["raw"]["default"], properties["gap"]["default"]) == (
+        {"$bytes": 1, "base64": "AA=="},
+        "PT5S",
+    )

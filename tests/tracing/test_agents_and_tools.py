@@ -57,7 +57,9 @@ def test_tool_schema_is_derived_and_registered_with_its_description() -> None:
     assert entry["description"] == "Look up the current temperature of a city."
     assert entry["params_schema"]["required"] == ["city"]
     assert entry["params_schema"]["properties"]["unit"]["default"] == "C"
-    assert entry["result_schema"]["additionalProperties"] == {"type": "number"}
+    assert entry["result_schema"]["additionalProperties"] == {
+        "anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]
+    }
 
 
 def test_instance_schema_version_carries_the_tool_types(strict_recorder: Recorder) -> None:

@@ -47,12 +47,12 @@ def test_long_list_ends_with_more_items_marker() -> None:
 
 def test_long_mapping_ends_with_more_items_key() -> None:
     captured = Capturer(max_items=2).capture({str(i): i for i in range(5)})
-    assert captured == {"0": 0, "1": 1, "…": "3 more items"}
+    assert captured == {"0": 0, "1": 1, "…": "…[3 more items]"}
 
 
 def test_long_top_level_mapping_is_capped_too() -> None:
     captured = Capturer(max_items=1).capture_mapping({"a": 1, "b": 2})
-    assert captured == {"a": 1, "…": "1 more items"}
+    assert captured == {"a": 1, "…": "…[1 more items]"}
 
 
 def test_large_set_is_capped_after_sorting() -> None:
@@ -88,7 +88,7 @@ def test_huge_payload_stays_near_the_default_budget() -> None:
     captured = capture(huge)
     assert isinstance(captured, dict)
     assert 200_000 < len(json.dumps(captured)) < 300_000
-    assert captured["…"] == "173 more items: size budget exceeded"
+    assert captured["…"] == "…[173 more items: size budget exceeded]"
 
 
 def test_budget_truncates_a_string_that_does_not_fit() -> None:

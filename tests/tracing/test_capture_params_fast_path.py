@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import given
@@ -18,8 +19,10 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
+    st.sampled_from([2**63 - 1, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
+    st.sampled_from(["a\udcff", "ann@example.com", "x https://u:pw@h/", "…[3 more items]"]),
     st.binary(max_size=8),
     st.lists(st.integers(), max_size=3),
 )
@@ -52,9 +55,10 @@ def test_a_secret_looking_name_sends_the_call_to_the_redacting_path() -> None:
     assert Capturer(redact=False).capture_params(("api_key",), ("sk-1",)) == {"api_key": "sk-1"}
 
 
-def test_a_budget_smaller_than_the_values_could_fill_is_left_to_the_general_path() -> None:
-    capturer = Capturer(max_string_length=100, max_total_size=150)
-    assert capturer.capture_params(("a", "b"), ("x", "y")) is None
+def test_values_over_the_size_budget_are_left_to_the_general_path() -> None:
+    capturer = Capturer(max_string_length=100, max_total_size=30)
+    assert capturer.capture_params(("a", "b"), ("x", "y")) == {"a": "x", "b": "y"}
+    assert capturer.capture_params(("a", "b"), ("x" * 20, "y" * 20)) is None
 
 
 def test_strict_nested_calls_record_scalar_params_and_redact_secrets(
@@ -82,3 +86,18 @@ def test_strict_nested_calls_record_scalar_params_and_redact_secrets(
         "temperature": 0.5,
         "n": 2,
     }
+
+
+@given(scalars)
+def test_a_value_that_passes_through_is_its_own_capture(value: Any) -> None:
+    capturer = Capturer(max_string_length=20)
+    if capturer.passes_through(value):
+        assert type(capturer.capture(value)) is type(value)
+        assert capturer.capture(value) == value or value != value  # NaN never passes
+
+
+@given(st.dictionaries(st.sampled_from((*NAMES, "api_key", "pwd")), scalars, max_size=6))
+def test_the_flat_dict_shortcut_gives_what_the_general_path_gives(data: dict[str, Any]) -> None:
+    capturer = Capturer(max_string_length=20)
+    # A mapping proxy is not a dict: it always takes the general path.
+    assert capturer.capture_mapping(data) == capturer.capture_mapping(MappingProxyType(data))

@@ -49,6 +49,26 @@ SECRET_KEYS = [
     "session_token",
     "jwt",
     "bearer",
+    "pwd",
+    "db_pwd",
+    "userPwd",
+    "pass",
+    "passcode",
+    "otp",
+    "totp",
+    "otp_code",
+    "pin",
+    "PIN",
+    "pin_code",
+    "cardPin",
+    "cvv",
+    "mfa_code",
+    "github_token",
+    "x-auth-token",
+    "Proxy-Authorization",
+    "ssh_key",
+    "signing_key",
+    "connection_string",
 ]
 
 PUBLIC_KEYS = [
@@ -68,6 +88,16 @@ PUBLIC_KEYS = [
     "monkey",
     "query",
     "messages",
+    "pin_memory",
+    "pinned",
+    "ping",
+    "spinner",
+    "shipping",
+    "photo",
+    "option",
+    "passenger",
+    "bypass",
+    "dsn",
 ]
 
 
@@ -148,3 +178,69 @@ def test_redacted_value_of_secret_in_list_of_pairs_is_not_guessed() -> None:
     # Only mapping keys are inspected: a list of pairs is data, not configuration.
     value: Any = [["api_key", "sk"]]
     assert capture(value) == [["api_key", "sk"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "postgres://bob:hunter2@db.internal:5432/app",
+            "postgres://bob:[REDACTED]@db.internal:5432/app",
+            id="dsn",
+        ),
+        pytest.param(
+            "connect to https://ann:pa55@api.example/v1?x=1 then stop",
+            "connect to https://ann:[REDACTED]@api.example/v1?x=1 then stop",
+            id="url-inside-text",
+        ),
+        pytest.param(
+            "redis://:s3cret@cache:6379/0", "redis://:[REDACTED]@cache:6379/0", id="no-user"
+        ),
+        pytest.param(
+            "amqp://bob:p@ss@rabbit/vhost",
+            "amqp://bob:[REDACTED]@rabbit/vhost",
+            id="at-in-password",
+        ),
+        pytest.param(
+            "a://u:1@h and b://v:2@k", "a://u:[REDACTED]@h and b://v:[REDACTED]@k", id="two-urls"
+        ),
+        pytest.param("https://bob@example.com/x", "https://bob@example.com/x", id="user-only"),
+        pytest.param("mail ann@example.com", "mail ann@example.com", id="an-email"),
+        pytest.param("https://host:8080/path", "https://host:8080/path", id="a-port"),
+    ],
+)
+def test_the_password_of_a_url_in_a_string_is_redacted(text: str, expected: str) -> None:
+    assert capture({"note": text}) == {"note": expected}
+
+
+def test_a_url_cut_inside_its_password_loses_the_rest_of_it() -> None:
+    captured = Capturer(max_string_length=25).capture("x postgres://bob:hunter2hunter2@db/app")
+    assert captured == "x postgres://bob:[REDACTED]…[truncated 13 chars]"
+
+
+def test_urls_in_keys_values_lists_and_results_are_all_redacted() -> None:
+    url = "https://u:pw@h/"
+    redacted = "https://u:[REDACTED]@h/"
+    assert capture_mapping({"a": url, "b": [url], "c": {"d": url}}) == {
+        "a": redacted,
+        "b": [redacted],
+        "c": {"d": redacted},
+    }
+    assert Capturer().capture_params(("a",), (url,)) is None  # the general path redacts it
+    assert Capturer().capture_result(url) == {"value": redacted}
+
+
+def test_redaction_switched_off_keeps_url_passwords() -> None:
+    assert Capturer(redact=False).capture("https://u:pw@h/") == "https://u:pw@h/"
+
+
+def test_extra_patterns_are_added_to_the_defaults() -> None:
+    capturer = Capturer(extra_redact_keys=[r"ssn$"])
+    captured = capturer.capture_mapping({"user_ssn": "1", "api_key": "k", "name": "n"})
+    assert captured == {"user_ssn": REDACTED, "api_key": REDACTED, "name": "n"}
+
+
+def test_a_secret_parameter_name_is_redacted_on_the_strict_fast_path_too() -> None:
+    capturer = Capturer()
+    assert capturer.capture_params(("user", "pwd"), ("ann", "x")) is None
+    assert capturer.capture_mapping({"user": "ann", "pwd": "x"}) == {"user": "ann", "pwd": REDACTED}

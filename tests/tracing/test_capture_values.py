@@ -15,6 +15,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from prefactor._errors import PrefactorConfigError
 from prefactor._tracing.capture import (
     Capturer,
     capture,
@@ -92,7 +93,8 @@ class Text(str):
         ),
         pytest.param(dt.date(2024, 5, 1), "2024-05-01", id="date"),
         pytest.param(dt.time(8, 15), "08:15:00", id="time"),
-        pytest.param(dt.timedelta(minutes=2), 120.0, id="timedelta-seconds"),
+        pytest.param(dt.timedelta(minutes=2), "PT2M", id="timedelta-iso-duration"),
+        pytest.param(-dt.timedelta(seconds=1.5), "-PT1.5S", id="negative-timedelta"),
         pytest.param(uuid.UUID(int=255), "00000000-0000-0000-0000-0000000000ff", id="uuid"),
         pytest.param(Decimal("1.10"), "1.10", id="decimal"),
         pytest.param(PurePosixPath("/tmp/x"), "/tmp/x", id="path"),
@@ -103,7 +105,7 @@ class Text(str):
         pytest.param((1, "a"), [1, "a"], id="tuple"),
         pytest.param({3, 1, 2}, [1, 2, 3], id="set-sorted"),
         pytest.param(frozenset({"b", "a"}), ["a", "b"], id="frozenset-sorted"),
-        pytest.param(deque([1, 2]), "deque([1, 2])", id="deque-repr"),
+        pytest.param(deque([1, 2]), [1, 2], id="deque-as-list"),
         pytest.param(OrderedDict(a=1), {"a": 1}, id="ordered-dict"),
         pytest.param(
             {1: "a", None: "b", (1, 2): "c"},
@@ -253,3 +255,82 @@ def test_capture_result_gives_the_documented_result_shape(value: Any, expected: 
 )
 def test_is_atomic_means_exact_json_scalar_type(value: Any, expected: bool) -> None:
     assert is_atomic(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param({"b": 1, "a": 2}.keys(), ["b", "a"], id="keys-in-dict-order"),
+        pytest.param({"b": 1, "a": 2}.values(), [1, 2], id="values-in-dict-order"),
+        pytest.param({"b": 1}.items(), [["b", 1]], id="items-as-pairs"),
+        pytest.param(range(3), [0, 1, 2], id="range"),
+        pytest.param({2, "a", 1.5}, [1.5, 2, "a"], id="mixed-set-by-type-then-repr"),
+        pytest.param(2**64 - 1, 2**64 - 1, id="largest-unsigned-64-bit-int"),
+        pytest.param(-(2**63), -(2**63), id="smallest-signed-64-bit-int"),
+        pytest.param(2**64, "18446744073709551616…[int beyond 64 bits]", id="int-beyond-64-bits"),
+        pytest.param("a\udcffb", "a\\udcffb…[escaped 1 lone surrogate]", id="lone-surrogate"),
+        pytest.param(float("nan"), "NaN", id="nan"),
+    ],
+)
+def test_capture_records_the_contract_form(value: Any, expected: Any) -> None:
+    assert capture(value) == expected
+
+
+class Counted:
+    """An element that counts how often a capture looks at it."""
+
+    reprs = 0
+    comparisons = 0
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return self.n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Counted) and other.n == self.n
+
+    def __lt__(self, other: Counted) -> bool:
+        Counted.comparisons += 1
+        return self.n < other.n
+
+    def __repr__(self) -> str:
+        Counted.reprs += 1
+        return f"C{self.n}"
+
+
+def test_a_large_set_costs_what_its_kept_items_cost() -> None:
+    Counted.reprs = Counted.comparisons = 0
+    captured = Capturer(max_items=100).capture({Counted(n) for n in range(50_000)})
+    assert isinstance(captured, list) and captured[-1] == "…[49900 more items]"
+    # Only the kept items are sorted and recorded: not 50,000 reprs and a full sort.
+    assert Counted.reprs == 100 and Counted.comparisons < 1_000
+
+
+def test_a_small_set_is_recorded_sorted_whatever_its_insertion_order() -> None:
+    assert capture({"b", "c", "a"}) == capture({"c", "a", "b"}) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"max_depth": 500}, "max_depth must be at most 200", id="too-deep"),
+        pytest.param({"max_items": -1}, "max_items must be 0 or more", id="negative"),
+    ],
+)
+def test_a_capturer_refuses_limits_it_cannot_honour(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(PrefactorConfigError, match=message):
+        Capturer(**options)
+
+
+class Broken(pydantic.BaseModel):
+    name: str = "n"
+
+    def model_dump(self, **kwargs: Any) -> Any:
+        raise RuntimeError("no dump")
+
+
+def test_a_result_model_whose_fields_cannot_be_captured_is_a_marker_not_a_value() -> None:
+    assert capture_result(Broken()) == {"name": "n"}
+    assert Capturer(max_depth=0).capture_result(Broken()) == {"…": "<max depth: Broken>"}
