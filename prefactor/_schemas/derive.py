@@ -8,7 +8,8 @@ The documented payload shapes, which the tracing layer produces and these schema
   signature: ``{"query": "...", "limit": 5, "args": [...], "kwargs": {...}}``.
 * **result** is the returned mapping / pydantic model / dataclass / TypedDict itself, and
   ``{"value": <returned value>}`` for anything else. A generator's result is the list of
-  what it yielded (``{"value": [...]}``), or one joined string when it yields ``str``.
+  what it yielded (``{"value": [...]}``), or one joined string when it is annotated to
+  yield ``str`` (:func:`yields_text`; ``""`` when it yielded nothing).
   A function annotated ``-> None`` or without a return annotation has no result schema
   (:func:`result_schema_for` returns ``None``): its result is not validated.
 
@@ -34,7 +35,7 @@ from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict, is_typeddict
 
-__all__ = ["description_for", "params_schema_for", "result_schema_for"]
+__all__ = ["description_for", "params_schema_for", "result_schema_for", "yields_text"]
 
 _Schema = dict[str, Any]
 _REF_TEMPLATE = "#/$defs/{model}"
@@ -275,6 +276,30 @@ def _union_members(tp: Any) -> tuple[Any, ...] | None:
     return None
 
 
+def _yielded(func: Any, tp: Any) -> Any:
+    """The item type of a generator's return annotation ``tp``; ``None`` when not one."""
+    origin = typing.get_origin(tp) or tp
+    generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+    if origin in _GENERATOR_ORIGINS or (generator and origin in _ITERABLE_ORIGINS):
+        args = typing.get_args(tp)
+        return _strip_annotated(args[0]) if args else Any
+    return None
+
+
+def yields_text(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` is annotated to yield ``str`` (``Iterator[str]``, ``AsyncIterator[str]``).
+
+    Its recorded result is then the yielded text joined (``""`` for no
+    yields), and its result schema says a string.
+    """
+    func = _target(func)
+    sig = _signature(func)
+    if sig is None:
+        return False
+    tp = _hints(func, sig).get("return")
+    return tp is not None and _yielded(func, _strip_annotated(tp)) is str
+
+
 def result_schema_for(func: Callable[..., Any]) -> _Schema | None:
     """The JSON Schema of ``func``'s result payload, or ``None`` when it declares no result.
 
@@ -294,12 +319,9 @@ def result_schema_for(func: Callable[..., Any]) -> _Schema | None:
     builder = _Builder()
     if tp is Any or tp is object:
         return {"type": "object", "description": "any result"}
-    origin = typing.get_origin(tp) or tp
-    generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
-    if origin in _GENERATOR_ORIGINS or (generator and origin in _ITERABLE_ORIGINS):
+    item = _yielded(func, tp)
+    if item is not None:
         # The result of a generator is what it yielded, collected.
-        args = typing.get_args(tp)
-        item = _strip_annotated(args[0]) if args else Any
         if item is str:
             return _value_wrapper({"type": "string"})
         return builder.finish(_value_wrapper({"type": "array", "items": builder.schema(item)}))

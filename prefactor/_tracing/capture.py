@@ -44,6 +44,7 @@ from typing import Any, TypeAlias
 import pydantic
 
 __all__ = [
+    "ATOMIC_TYPES",
     "DEFAULT_REDACT_KEYS",
     "REDACTED",
     "Capturer",
@@ -52,6 +53,8 @@ __all__ = [
     "capture_mapping",
     "capture_result",
     "is_atomic",
+    "more_items",
+    "truncated",
 ]
 
 JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
@@ -82,7 +85,9 @@ DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
     }
 )
 
-_ATOMIC = frozenset({str, int, float, bool, type(None)})
+ATOMIC_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+"""The exact types of JSON scalars: values of them never change once made."""
+_ATOMIC = ATOMIC_TYPES
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[-.\s]+")
 _SCALAR_COST = 8  # rough JSON size of a number/bool/null plus punctuation
@@ -91,6 +96,16 @@ _SCALAR_COST = 8  # rough JSON size of a number/bool/null plus punctuation
 def is_atomic(value: Any) -> bool:
     """Whether ``value`` is a JSON scalar by exact type (str, int, float, bool, None)."""
     return type(value) in _ATOMIC
+
+
+def truncated(head: str, more: int) -> str:
+    """``head`` marked as the start of a string of which ``more`` characters were cut."""
+    return f"{head}…[truncated {more} chars]"
+
+
+def more_items(count: int) -> str:
+    """The item that ends a list capped with ``count`` items left out."""
+    return f"…[{count} more items]"
 
 
 def _type_name(value: Any) -> str:
@@ -328,7 +343,7 @@ class Capturer:
                 walk.budget = -1
                 return BUDGET_MARKER
             walk.budget -= limit
-            return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+            return truncated(text[:limit], len(text) - limit)
         walk.budget -= len(text) + 2
         return text
 
@@ -464,7 +479,7 @@ class Capturer:
         limit = self.max_string_length
         for index, item in enumerate(value):
             if index >= self.max_items:
-                out.append(f"…[{len(value) - index} more items]")
+                out.append(more_items(len(value) - index))
                 break
             if walk.budget < 0:
                 out.append(f"…[{len(value) - index} more items: size budget exceeded]")
@@ -495,9 +510,7 @@ class Capturer:
     def _repr(self, value: Any) -> str:
         text = self._safe_repr(value)
         limit = self.max_repr_length
-        return (
-            text if len(text) <= limit else f"{text[:limit]}…[truncated {len(text) - limit} chars]"
-        )
+        return text if len(text) <= limit else truncated(text[:limit], len(text) - limit)
 
     def _safe_repr(self, value: Any) -> str:
         try:
