@@ -8,6 +8,15 @@ record's fields and sends one create, already in its final state, when it
 finishes: a leaf span costs one record instead of two. A child that starts
 while its parent is still pending sends the parent's create first
 (:func:`emit_pending`), so the server never sees a child before its parent.
+
+This is the begin/end protocol every span follows, ``@traced`` call or
+explicit :class:`~prefactor.SpanContext` alike: refuse to open in a terminated
+instance, send a pending parent's create first (:func:`emit_pending`), hold the
+create's fields, finish once (:func:`emit_finish`), a failure recorded as
+:func:`error_result`. A side
+(params or result) checked in the caller is a finished payload; otherwise it
+is a :class:`Deferred`, captured if need be and checked in the exporter's
+thread.
 """
 
 from __future__ import annotations
@@ -16,13 +25,22 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefactor._ids import pfid_at
-from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Violation
+from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation
 
 if TYPE_CHECKING:
-    from prefactor._schemas.registry import SchemaRegistry
+    from prefactor._schemas.registry import SchemaRegistry, Side
+    from prefactor._tracing.capture import Capturer
     from prefactor._tracing.tracer import Tracer
 
-__all__ = ["InstanceState", "SpanState", "claim", "emit_finish", "emit_pending"]
+__all__ = [
+    "Deferred",
+    "InstanceState",
+    "SpanState",
+    "claim",
+    "emit_finish",
+    "emit_pending",
+    "error_result",
+]
 
 
 class InstanceState:
@@ -215,6 +233,42 @@ class SpanState:
         return f"<{type(self).__name__} {self.id} {self.span_type}>"
 
 
+class Deferred(Lazy):
+    """One side of a span, checked (and captured first, if need be) in the exporter's thread.
+
+    ``data`` is the payload already captured; subclasses that keep something
+    still to capture override :meth:`payload`. A ``None`` payload is checked
+    as ``{}``.
+    """
+
+    __slots__ = ("data", "inst", "side", "span_type")
+
+    def __init__(self, inst: InstanceState, span_type: str, side: Side, data: Any) -> None:
+        self.inst = inst
+        self.span_type = span_type
+        self.side = side
+        self.data = data
+
+    def payload(self) -> Any:
+        """The captured payload."""
+        return self.data
+
+    def resolve(self) -> tuple[Any, tuple[Violation, ...]]:
+        payload = self.payload()
+        inst = self.inst
+        checked = payload if payload is not None else {}
+        return payload, inst.tracer.check(inst, self.span_type, self.side, checked)
+
+
+def error_result(capturer: Capturer, exc: BaseException) -> dict[str, Any]:
+    """The result of a span that failed with ``exc``: the exception as captured.
+
+    ``{"error": {"type": ..., "message": ...}}``, the message under the
+    capturer's caps; an exception whose ``__str__`` raises is still recorded.
+    """
+    return {"error": capturer.capture(exc)}
+
+
 def claim(state: SpanState) -> bool:
     """Take the pending create, if nobody has: ``True`` for exactly one caller."""
     pending = state.pending
@@ -228,7 +282,14 @@ def claim(state: SpanState) -> bool:
 
 
 def emit_pending(state: SpanState) -> None:
-    """Send ``state``'s create as ``active`` now, if it is still pending."""
+    """Send ``state``'s create as ``active`` now, if it is still pending.
+
+    An explicit span that has not started yet (it is pending too) is started
+    first, by its owner.
+    """
+    owner = state.owner
+    if owner is not None:
+        owner.start_for_child()
     if not claim(state):
         return
     inst = state.instance
@@ -257,15 +318,7 @@ def emit_finish(
     inst = state.instance
     if now is None:
         now = time.time_ns()
-    pending = state.pending
-    claimed = False
-    if pending:  # claim(), inlined: this runs once per span
-        try:
-            pending.pop()
-            claimed = True
-        except IndexError:
-            pass
-    if claimed:
+    if claim(state):
         state.status = status
         state.result = result
         if violations:
