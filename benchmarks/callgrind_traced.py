@@ -1,0 +1,148 @@
+"""Instructions per ``@traced`` call, counted by callgrind: deterministic, for comparing trees.
+
+Timings on a shared two-core machine drift by up to two times; instruction
+counts do not. This script runs one variant's loop under
+``valgrind --tool=callgrind`` twice (``--small`` and ``--large`` calls) and
+reports the difference per call, counting only the calling thread (the
+exporter's thread is left out: it is not on the caller's path). Given several
+source trees, it runs the same loop against each, so a change can be compared
+with ``main`` exactly:
+
+    git archive main | tar -x -C /tmp/main-tree
+    python benchmarks/callgrind_traced.py --trees /tmp/main-tree . \\
+        --variants sync-lenient async-lenient
+
+The loop uses only what every tree since the ``_tracing`` rename has: the
+runtime's ``build_tracer``, ``CURRENT_SPAN``, ``SpanState`` and ``traced``.
+
+Variants: ``plain-sync``/``plain-async`` (undecorated), ``sync-*``/``async-*``
+with ``lenient``, ``strict`` or ``nocheck`` (validation off): a traced
+four-argument function or coroutine called inside an open span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+VARIANTS = [
+    "plain-sync",
+    "sync-nocheck",
+    "sync-lenient",
+    "sync-strict",
+    "plain-async",
+    "async-lenient",
+    "async-strict",
+]
+
+
+def work(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
+    return prompt
+
+
+async def awork(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
+    return prompt
+
+
+def run_loop(variant: str, calls: int) -> None:
+    """Make ``calls`` calls of ``variant`` (the part callgrind measures)."""
+    from prefactor import _runtime as runtime
+    from prefactor._config import PrefactorCoreConfig, QueueConfig
+    from prefactor._export.sinks.base import OK
+    from prefactor._tracing.context import CURRENT_SPAN
+    from prefactor._tracing.decorator import traced
+    from prefactor._tracing.state import SpanState
+
+    class Discard:
+        async def export(self, batch: Sequence[object]) -> Any:
+            return OK
+
+        async def aclose(self) -> None:
+            return None
+
+    kind, _, mode = variant.partition("-")
+    options = {"strict": {"strict": True}, "nocheck": {"validation": False}}.get(mode, {})
+    config = PrefactorCoreConfig(
+        sink=Discard(), queue_config=QueueConfig(max_queue_size=2_000_000), **options
+    )
+    tracer = runtime.build_tracer(config)
+    state = SpanState("0" * 32, tracer.new_instance(agent_version={"name": "bench"}), "bench")
+    is_async = "async" in variant
+    fn: Any = awork if is_async else work
+    if kind != "plain":
+        fn = traced(fn)
+    token = CURRENT_SPAN.set(state)
+    if is_async:
+
+        async def loop() -> None:
+            for _ in range(calls):
+                await fn("gpt-4o", "Summarise the report", 0.2, 256)
+
+        asyncio.run(loop())
+    else:
+        for _ in range(calls):
+            fn("gpt-4o", "Summarise the report", 0.2, 256)
+    CURRENT_SPAN.reset(token)
+    tracer.close(60)
+
+
+def _instructions(tree: Path, variant: str, calls: int) -> int:
+    """Instructions the main thread ran for a loop of ``calls`` calls."""
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}/cg.out",
+                sys.executable,
+                __file__,
+                "--loop",
+                variant,
+                str(calls),
+            ],
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            cwd=out,
+            check=True,
+            capture_output=True,
+        )
+        main_thread = Path(out, "cg.out-01").read_text()
+        found = re.search(r"^(?:summary|totals): (\d+)", main_thread, re.M)
+        assert found is not None, "no totals in callgrind's output"
+        return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Instructions per @traced call (callgrind).")
+    parser.add_argument("--trees", nargs="+", type=Path, default=[Path(".")])
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    parser.add_argument("--small", type=int, default=2_000)
+    parser.add_argument("--large", type=int, default=12_000)
+    parser.add_argument("--loop", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loop:
+        run_loop(args.loop[0], int(args.loop[1]))
+        return
+    trees = [tree.resolve() for tree in args.trees]
+    print(f"instructions per call, calling thread only ({args.large - args.small:,} calls)")
+    print(f"{'variant':<15}" + "".join(f"{tree.name[-14:]:>16}" for tree in trees))
+    for variant in args.variants:
+        counts = [
+            (_instructions(t, variant, args.large) - _instructions(t, variant, args.small))
+            / (args.large - args.small)
+            for t in trees
+        ]
+        ratios = "".join(f"  x{c / counts[0]:.3f}" for c in counts[1:])
+        print(f"{variant:<15}" + "".join(f"{c:>16,.0f}" for c in counts) + ratios)
+
+
+if __name__ == "__main__":
+    main()
