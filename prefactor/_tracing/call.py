@@ -119,7 +119,7 @@ class CallSpan(SpanState):
         self.params = None
         self.violations = ()
         self.parent = parent
-        self.pending = bytearray(b"\x01")
+        self.pending = {"create": True}
         self.plan = plan
         self.own = own
         self.bound = bound
@@ -147,8 +147,13 @@ class CallSpan(SpanState):
 
     # --- the end of the call ----------------------------------------------------------------
 
-    def complete(self, value: Any) -> None:
-        """Finish ``complete`` with the call's return value.
+    def complete(self, value: Any, collected: bool = False) -> None:
+        """Finish ``complete`` with the call's return value as its result.
+
+        Args:
+            value: the return value; with ``collected``, what a generator
+                yielded (already captured, item by item, as it came).
+            collected: see ``value``.
 
         Raises:
             SchemaValidationError: strict mode, and the result breaks its
@@ -156,48 +161,24 @@ class CallSpan(SpanState):
         """
         plan = self.plan
         try:
-            if plan.eager_result:
-                self._finish_checked(plan.result_now(value))
-            else:
-                if type(value) not in ATOMIC_TYPES:
-                    value = _Captured(plan.result_now(value))
-                emit_finish(self, "complete", value)
-                if self.own:
-                    self._finish_instance("complete")
+            violations: tuple[Violation, ...] = ()
+            if collected or plan.eager_result or type(value) not in ATOMIC_TYPES:
+                payload = plan.collected_now(value) if collected else plan.result_now(value)
+                if plan.eager_result:  # checked here, so that a violation raises in the caller
+                    inst = self.instance
+                    violations = inst.tracer.check(inst, self.span_type, "result", payload)
+                    self.result_ready = True
+                    value = payload
+                else:  # captured now (it could change), checked in the exporter's thread
+                    value = _Captured(payload)
+            emit_finish(self, "complete", value, violations)
+            if self.own:
+                self._finish_instance("complete")
         except SchemaValidationError as exc:
             self.fail(exc)
             raise
         except Exception as exc:
             contain(exc, "finish a span", self.span_type)
-
-    def complete_collected(self, collected: Any) -> None:
-        """Finish ``complete`` with what a generator yielded (captured as it came).
-
-        Raises:
-            SchemaValidationError: strict mode, and the result breaks its schema.
-        """
-        plan = self.plan
-        try:
-            payload = plan.collected_now(collected)
-            if plan.eager_result:
-                self._finish_checked(payload)
-            else:
-                emit_finish(self, "complete", _Captured(payload))
-                if self.own:
-                    self._finish_instance("complete")
-        except SchemaValidationError as exc:
-            self.fail(exc)
-            raise
-        except Exception as exc:
-            contain(exc, "finish a span", self.span_type)
-
-    def _finish_checked(self, payload: Any) -> None:
-        inst = self.instance
-        violations = inst.tracer.check(inst, self.span_type, "result", payload)
-        self.result_ready = True
-        emit_finish(self, "complete", payload, violations)
-        if self.own:
-            self._finish_instance("complete")
 
     def fail(self, exc: BaseException) -> None:
         """Finish ``failed`` with ``exc``'s error record (``cancelled`` for a ``BaseException``).
@@ -262,8 +243,19 @@ def begin(
             raise PrefactorTerminatedError(inst.termination_reason)
         elif parent.pending:
             emit_pending(parent)
-        if plan.eager_params:
-            return _checked_params(plan, inst, parent, bound, args, kwargs)
+        if plan.eager_params:  # checked here, so that a violation raises in the caller
+            params = plan.params_now(bound, args, kwargs)
+            try:
+                violations = inst.tracer.check(inst, spec.span_type, "params", params)
+            except SchemaValidationError:
+                if fresh is not None:  # the call does not happen: nor does its instance
+                    fresh.tracer.finish_instance(fresh, "failed")
+                raise
+            span = CallSpan(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
+            span.params = params
+            span.params_checked = True
+            span.violations = violations
+            return span
         for value in args:
             if type(value) not in ATOMIC_TYPES:
                 break
@@ -281,30 +273,6 @@ def begin(
             _abandon(fresh)
         contain(exc, "open a span", spec.span_type)
         return None
-
-
-def _checked_params(  # noqa: PLR0917 (once per strict call: positional is cheapest)
-    plan: Plan,
-    inst: InstanceState,
-    parent: SpanState | None,
-    bound: bool,
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-) -> CallSpan:
-    params = plan.params_now(bound, args, kwargs)
-    try:
-        violations: tuple[Violation, ...] = inst.tracer.check(
-            inst, plan.spec.span_type, "params", params
-        )
-    except SchemaValidationError:
-        if parent is None:  # the call does not happen: neither does its instance
-            inst.tracer.finish_instance(inst, "failed")
-        raise
-    span = CallSpan(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
-    span.params = params
-    span.params_checked = True
-    span.violations = violations
-    return span
 
 
 def _new_instance(spec: Spec, tracer: Tracer) -> InstanceState:

@@ -171,7 +171,7 @@ def _drive(
                     item = inner.send(to_send)
             except StopIteration as stop:
                 collected.finished = True
-                span.complete_collected(collected.value())
+                span.complete(collected.value(), collected=True)
                 return stop.value
             except BaseException as exc:
                 collected.finished = True
@@ -210,7 +210,7 @@ async def _adrive(
                     item = await inner.asend(to_send)
             except StopAsyncIteration:
                 collected.finished = True
-                span.complete_collected(collected.value())
+                span.complete(collected.value(), collected=True)
                 return
             except BaseException as exc:
                 collected.finished = True

@@ -86,7 +86,7 @@ class _ExplicitState(SpanState):
         self.violations = ()
         self.parent = None
         # Pending until started: a child opening under it starts it (see emit_pending).
-        self.pending = bytearray(b"\x01")
+        self.pending = {"create": True}
         self.params_mode: bool | None = None
         self.result_mode: bool | None = None
 

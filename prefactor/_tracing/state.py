@@ -36,7 +36,6 @@ __all__ = [
     "Deferred",
     "InstanceState",
     "SpanState",
-    "claim",
     "emit_finish",
     "emit_pending",
     "error_result",
@@ -91,11 +90,12 @@ class SpanState:
     """An open span: what children need to know about their parent; finished, its own record.
 
     While its create is pending, the span also holds that create's fields
-    (``started``, ``params``, ``violations``, ``parent``) and a one-byte
-    ``pending`` claim. Whoever pops the byte first (the span finishing, or a
-    child starting, maybe in another thread: ``bytearray.pop`` is atomic) sends
-    the create. A ``bytearray`` is not tracked by the garbage collector, which
-    matters on a path that runs once per call.
+    (``started``, ``params``, ``violations``, ``parent``) and the ``pending``
+    claim, ``{"create": True}``. Whoever pops the key first (the span
+    finishing, or a child starting, maybe in another thread:
+    ``dict.pop(key, default)`` is one atomic step) sends the create. A dict of
+    a string and a bool is not tracked by the garbage collector, which matters
+    on a path that runs once per call, and popping it raises nothing.
 
     A span that finishes with its create still pending (a leaf) takes its
     final ``status``, ``result`` and ``finished`` time and is queued itself,
@@ -138,12 +138,11 @@ class SpanState:
         span_id: str,
         instance: InstanceState,
         span_type: str,
-        owner: Any = None,
         started: int = 0,
         params: Any = None,
         violations: tuple[Violation, ...] = (),
         parent: SpanState | str | None = None,
-        pending: bytearray | None = None,
+        pending: dict[str, bool] | None = None,
     ) -> None:
         # An id given up front; subclasses that name their spans late set _id to
         # None and seq to a number of prefactor._ids.SEQUENCE instead.
@@ -154,7 +153,7 @@ class SpanState:
         self.span_type = span_type
         # The SpanContext driving this span, when it is an explicit one: a child may
         # have to start it, since a child must never reach the server before its parent.
-        self.owner = owner
+        self.owner: Any = None
         self.started = started
         self.params = params
         self.violations = violations
@@ -191,7 +190,7 @@ class SpanState:
         self.params = params
         self.violations = violations
         self.parent = parent
-        self.pending = bytearray(b"\x01")
+        self.pending = {"create": True}
 
     def create_params(self) -> Any:
         """The params payload of this span's create (a subclass may build it late)."""
@@ -269,18 +268,6 @@ def error_result(capturer: Capturer, exc: BaseException) -> dict[str, Any]:
     return {"error": capturer.capture(exc)}
 
 
-def claim(state: SpanState) -> bool:
-    """Take the pending create, if nobody has: ``True`` for exactly one caller."""
-    pending = state.pending
-    if not pending:
-        return False
-    try:
-        pending.pop()
-    except IndexError:  # taken by another thread between the check and the pop
-        return False
-    return True
-
-
 def emit_pending(state: SpanState) -> None:
     """Send ``state``'s create as ``active`` now, if it is still pending.
 
@@ -290,8 +277,9 @@ def emit_pending(state: SpanState) -> None:
     owner = state.owner
     if owner is not None:
         owner.start_for_child()
-    if not claim(state):
-        return
+    pending = state.pending
+    if not (pending and pending.pop("create", False)):
+        return  # sent already, maybe by another thread
     inst = state.instance
     inst.tracer.submit(
         CreateSpan(
@@ -318,7 +306,8 @@ def emit_finish(
     inst = state.instance
     if now is None:
         now = time.time_ns()
-    if claim(state):
+    pending = state.pending
+    if pending and pending.pop("create", False):  # this span's create is ours to send
         state.status = status
         state.result = result
         if violations:
