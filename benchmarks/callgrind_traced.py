@@ -4,7 +4,9 @@ Timings on a shared two-core machine drift by up to two times; instruction
 counts do not. This script runs one variant's loop under
 ``valgrind --tool=callgrind`` twice (``--small`` and ``--large`` calls) and
 reports the difference per call, counting only the calling thread (the
-exporter's thread is left out: it is not on the caller's path). Given several
+exporter's thread is left out: it is not on the caller's path), with the hash
+seed fixed and the cyclic collector off during the loop, as the median of
+``--runs`` runs. Given several
 source trees, it runs the same loop against each, so a change can be compared
 with ``main`` exactly:
 
@@ -18,14 +20,20 @@ runtime's ``build_tracer``, ``CURRENT_SPAN``, ``SpanState`` and ``traced``.
 Variants: ``plain-sync``/``plain-async`` (undecorated), ``sync-*``/``async-*``
 with ``lenient``, ``strict`` or ``nocheck`` (validation off): a traced
 four-argument function or coroutine called inside an open span.
+``self-lenient`` is ``sync-lenient`` for a module-level function whose first
+parameter is named ``self``: one that may become a method, so ``@traced``
+wraps it with wrapt (see ``prefactor._tracing.decorator``) where a plain
+function is a closure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +46,7 @@ VARIANTS = [
     "sync-nocheck",
     "sync-lenient",
     "sync-strict",
+    "self-lenient",
     "plain-async",
     "async-lenient",
     "async-strict",
@@ -49,6 +58,10 @@ def work(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
 
 
 async def awork(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
+    return prompt
+
+
+def selfwork(self: str, prompt: str, temperature: float, max_tokens: int) -> str:
     return prompt
 
 
@@ -76,9 +89,12 @@ def run_loop(variant: str, calls: int) -> None:
     tracer = runtime.build_tracer(config)
     state = SpanState("0" * 32, tracer.new_instance(agent_version={"name": "bench"}), "bench")
     is_async = "async" in variant
-    fn: Any = awork if is_async else work
+    fn: Any = awork if is_async else selfwork if kind == "self" else work
     if kind != "plain":
         fn = traced(fn)
+    # The cyclic collector runs when allocations (of any thread) cross a threshold;
+    # left on, where its passes fall would move the counts by several percent.
+    gc.disable()
     token = CURRENT_SPAN.set(state)
     if is_async:
 
@@ -91,6 +107,7 @@ def run_loop(variant: str, calls: int) -> None:
         for _ in range(calls):
             fn("gpt-4o", "Summarise the report", 0.2, 256)
     CURRENT_SPAN.reset(token)
+    gc.enable()
     tracer.close(60)
 
 
@@ -109,7 +126,7 @@ def _instructions(tree: Path, variant: str, calls: int) -> int:
                 variant,
                 str(calls),
             ],
-            env={**os.environ, "PYTHONPATH": str(tree)},
+            env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
             cwd=out,
             check=True,
             capture_output=True,
@@ -124,22 +141,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Instructions per @traced call (callgrind).")
     parser.add_argument("--trees", nargs="+", type=Path, default=[Path(".")])
     parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
-    parser.add_argument("--small", type=int, default=2_000)
-    parser.add_argument("--large", type=int, default=12_000)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=6_000)
+    parser.add_argument("--runs", type=int, default=3, help="median of this many")
     parser.add_argument("--loop", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loop:
         run_loop(args.loop[0], int(args.loop[1]))
         return
     trees = [tree.resolve() for tree in args.trees]
-    print(f"instructions per call, calling thread only ({args.large - args.small:,} calls)")
+    calls = args.large - args.small
+    print(f"instructions per call, calling thread only ({calls:,} calls, median of {args.runs})")
     print(f"{'variant':<15}" + "".join(f"{tree.name[-14:]:>16}" for tree in trees))
+
+    def per_call(tree: Path, variant: str) -> float:
+        return statistics.median(
+            (_instructions(tree, variant, args.large) - _instructions(tree, variant, args.small))
+            / calls
+            for _ in range(args.runs)
+        )
+
     for variant in args.variants:
-        counts = [
-            (_instructions(t, variant, args.large) - _instructions(t, variant, args.small))
-            / (args.large - args.small)
-            for t in trees
-        ]
+        counts = [per_call(tree, variant) for tree in trees]
         ratios = "".join(f"  x{c / counts[0]:.3f}" for c in counts[1:])
         print(f"{variant:<15}" + "".join(f"{c:>16,.0f}" for c in counts) + ratios)
 
