@@ -13,11 +13,12 @@ import threading
 import types
 
 import pytest
-from tracing_helpers import type_of
+from tracing_helpers import Stored, type_of
 
 from prefactor._ids import is_pfid, pfid_timestamp_ms
 from prefactor._tracing.context import ContextThreadPoolExecutor, in_context
 from prefactor._tracing.decorator import TracedFunction, traced
+from prefactor._tracing.span_context import SpanContext
 from prefactor.testing.recorder import Recorder
 
 
@@ -271,3 +272,20 @@ def test_strict_nested_calls_use_the_validators_of_their_own_instances_registry(
     finally:
         loose.close(5)
         tight.close(5)
+
+
+async def test_a_traced_call_inside_a_span_context_not_started_yet_is_stored_under_it(
+    stored: Stored,
+) -> None:
+    """The child starts its explicit parent first: the store never sees a child first."""
+    inst = stored.tracer.new_instance(agent_version={"name": "explicit"}, use_registry=False)
+
+    @traced(name="nested.inside_explicit")
+    def child(x: int) -> int:
+        return x
+
+    async with SpanContext(inst, "explicit:parent"):
+        assert child(1) == 1  # the block never calls start()
+    parent = stored.span("explicit:parent")
+    assert (parent["status"], parent["parent_span_id"]) == ("complete", None)
+    assert stored.span(type_of(child))["parent_span_id"] == parent["id"]
