@@ -375,7 +375,9 @@ class SpanContext:
             else:  # CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit
                 self.finish_now("cancelled")
         except DELIBERATE:
-            if exc is None:  # the block ended well, and strict mode found a violation
+            # Raised on purpose, but only into a block that ended well; the block's own
+            # exception, if it has one, is what the caller sees.
+            if exc is None:
                 raise
         finally:
             if self._token is not None:

@@ -26,9 +26,12 @@ from prefactor._export.sinks.base import ExportResult
 from prefactor._ids import generate_pfid
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
+from prefactor._tracing.context import CURRENT_SPAN
 from prefactor._tracing.decorator import traced
+from prefactor._tracing.guard import contained_count
+from prefactor._tracing.slot import TRACER
 from prefactor._tracing.span_context import SpanContext
-from prefactor._tracing.state import InstanceState
+from prefactor._tracing.state import InstanceState, SpanState
 from prefactor._tracing.tracer import Tracer
 
 
@@ -155,8 +158,18 @@ async def _explicit(tracer: Tracer, fails: bool) -> int:
     return 3
 
 
-def _call(kind: str, mode: str, fails: bool, tracer: Tracer) -> Any:
-    """Make the call; return what it returned (generators: what they yielded)."""
+def _call(kind: str, mode: str, fails: bool, tracer: Tracer, nested: bool = False) -> Any:
+    """Make the call; return what it returned (generators: what they yielded).
+
+    ``nested``: inside an open span of an instance of ``tracer`` (else a root call).
+    """
+    if nested:
+        inst = InstanceState(tracer, generate_pfid(), "nested", 0, tracer.registry)
+        token = CURRENT_SPAN.set(SpanState(generate_pfid(), inst, "sdk_failures:outer"))
+        try:
+            return _call(kind, mode, fails, tracer)
+        finally:
+            CURRENT_SPAN.reset(token)
     if kind == "span-context":
         return asyncio.run(_explicit(tracer, fails))
     out = _traced(kind, mode, fails)(1)
@@ -194,8 +207,9 @@ CASES = [
 
 @pytest.mark.parametrize(("broken", "kind", "mode"), CASES)
 @pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
+@pytest.mark.parametrize("nested", [False, True], ids=["root", "nested"])
 def test_a_broken_part_never_reaches_the_callers_code(
-    quiet: None, broken: str, kind: str, mode: str, fails: bool
+    quiet: None, broken: str, kind: str, mode: str, fails: bool, nested: bool
 ) -> None:
     tracer = _tracer(broken, mode)
     previous = runtime.swap(tracer)
@@ -203,9 +217,9 @@ def test_a_broken_part_never_reaches_the_callers_code(
     try:
         if fails:
             with pytest.raises(UserError):
-                _call(kind, mode, fails, tracer)
+                _call(kind, mode, fails, tracer, nested)
         else:
-            assert _call(kind, mode, fails, tracer) == _expected(kind)
+            assert _call(kind, mode, fails, tracer, nested) == _expected(kind)
         tracer.flush(10)
         stats = tracer.stats()
         assert stats["tracing_errors"] - before + stats["dropped"].get("internal_error", 0) > 0
@@ -215,17 +229,49 @@ def test_a_broken_part_never_reaches_the_callers_code(
 
 
 @pytest.mark.parametrize(("broken", "kind", "mode"), CASES)
+@pytest.mark.parametrize("nested", [False, True], ids=["root", "nested"])
 def test_with_internal_errors_surfacing_the_suite_sees_the_broken_part(
-    broken: str, kind: str, mode: str
+    broken: str, kind: str, mode: str, nested: bool
 ) -> None:
     tracer = _tracer(broken, mode)
     previous = runtime.swap(tracer)
     try:
         with pytest.raises(Broken, match=broken):
-            _call(kind, mode, False, tracer)
+            _call(kind, mode, False, tracer, nested)
             tracer.flush(10)
     finally:
         runtime.swap(previous)
         set_raise_internal_errors(False)
         tracer.close(10)
         set_raise_internal_errors(True)
+
+
+@pytest.fixture
+def unbuildable() -> Iterator[None]:
+    """No tracer installed, and building the default one fails (a bad configuration)."""
+
+    def fail() -> Tracer:
+        raise Broken("tracer factory")
+
+    previous = runtime.swap(None)
+    TRACER.set_default(fail)
+    yield
+    TRACER.set_default(runtime._default)
+    runtime.swap(previous)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "span-context"])
+def test_a_tracer_that_cannot_be_built_leaves_every_kind_of_call_untraced(
+    quiet: None, unbuildable: None, kind: str
+) -> None:
+    before = contained_count()
+    assert _call(kind, "lenient", False, None) == _expected(kind)  # type: ignore[arg-type]
+    assert contained_count() > before
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "span-context"])
+def test_with_internal_errors_surfacing_a_tracer_that_cannot_be_built_is_seen(
+    unbuildable: None, kind: str
+) -> None:
+    with pytest.raises(Broken, match="tracer factory"):
+        _call(kind, "lenient", False, None)  # type: ignore[arg-type]
