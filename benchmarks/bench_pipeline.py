@@ -114,8 +114,9 @@ class Served:
                 sys.executable,
                 "-c",
                 "from prefactor._cli import main; raise SystemExit(main())",
-                *("serve", "--port", "0", "--db", str(db), "--token", TOKEN),
+                *("serve", "--port", "0", "--db", str(db)),
             ],
+            env={**os.environ, "PREFACTOR_API_TOKEN": TOKEN},
             stdout=subprocess.PIPE,
             text=True,
         )

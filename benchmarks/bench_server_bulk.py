@@ -100,15 +100,23 @@ def span_items(instance_id: str, count: int) -> list[dict[str, Any]]:
     return items
 
 
+def start_serve(db: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``prefactor serve`` on a free loopback port with the benchmark's token; it and its URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFACTOR_API_TOKEN": TOKEN}
+    argv = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", db, *args]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().split("listening on ", 1)[1].strip()
+
+
+def stop_serve(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
 def bench_http(spans: int, batch: int, db: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "prefactor._cli", "serve", "--port", "0", "--db", str(db)]
-    proc = subprocess.Popen(
-        [*argv, "--token", TOKEN], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    proc, url = start_serve(str(db))
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split("listening on ", 1)[1].strip()
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
             reg = http.post(
@@ -129,8 +137,7 @@ def bench_http(spans: int, batch: int, db: Path) -> float:
             assert counts["span_counts"]["total"] == spans, counts["span_counts"]
         return (spans - batch) / elapsed
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_serve(proc)
 
 
 def bench_store(spans: int, batch: int, db: Path) -> float:

@@ -67,7 +67,7 @@ def main() -> None:
     print(f"\nstored in {default_db_path()}. To look at it again:")
     print("  prefactor traces                 # recent runs")
     print(f"  prefactor show {latest['id']}")
-    print("  prefactor serve                  # the Prefactor REST API over it (server extra)")
+    print("  prefactor serve                  # a web viewer and the API over it (server extra)")
 
 
 if __name__ == "__main__":

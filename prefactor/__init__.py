@@ -5,10 +5,17 @@ Decorate the agent's entry function with :func:`agent`, its tools with
 spans explicitly with :class:`PrefactorCoreClient`, the API of the earlier
 ``prefactor-core`` package. Either way, nothing waits for the network: records
 are queued and shipped in the background.
+
+``__all__`` is what those two kinds of users need. The rest of what
+``prefactor_core`` exported (``Queue``, ``TaskExecutor``, ``Operation``, ...)
+lives in :mod:`prefactor.compat` and is still importable from here.
 """
 
+from typing import Any
+
+from prefactor import compat as _compat
 from prefactor._api.client import PrefactorApiClient
-from prefactor._client import AgentInstanceHandle, PrefactorCoreClient
+from prefactor._client import PrefactorCoreClient
 from prefactor._config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
 from prefactor._errors import (
     ClientAlreadyInitializedError,
@@ -28,13 +35,13 @@ from prefactor._errors import (
     PrefactorTelemetryFailureError,
     PrefactorTerminatedError,
     PrefactorValidationError,
-    QueueClosedError,
     SchemaValidationError,
     SpanNotFoundError,
 )
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
 from prefactor._export.stats import ExportStats
+from prefactor._handles import AgentInstanceHandle
 from prefactor._ids import (
     generate_idempotency_key,
     generate_pfid,
@@ -54,19 +61,8 @@ from prefactor._tracing.context import (
 from prefactor._tracing.decorator import traced
 from prefactor._tracing.span_context import SpanContext
 from prefactor._version import __version__
-from prefactor.compat import (
-    AgentInstance,
-    InMemoryQueue,
-    Operation,
-    OperationType,
-    Queue,
-    Span,
-    SpanContextStack,
-    TaskExecutor,
-)
 
 __all__ = [
-    "AgentInstance",
     "AgentInstanceHandle",
     "Capturer",
     "ClientAlreadyInitializedError",
@@ -76,13 +72,10 @@ __all__ = [
     "Exporter",
     "HttpClientConfig",
     "HttpSink",
-    "InMemoryQueue",
     "InstanceNotFoundError",
     "LocalSink",
     "MemorySink",
-    "Operation",
     "OperationError",
-    "OperationType",
     "PrefactorApiClient",
     "PrefactorApiError",
     "PrefactorAuthError",
@@ -99,16 +92,11 @@ __all__ = [
     "PrefactorTelemetryFailureError",
     "PrefactorTerminatedError",
     "PrefactorValidationError",
-    "Queue",
-    "QueueClosedError",
     "QueueConfig",
     "SchemaRegistry",
     "SchemaValidationError",
-    "Span",
     "SpanContext",
-    "SpanContextStack",
     "SpanNotFoundError",
-    "TaskExecutor",
     "__version__",
     "agent",
     "configure",
@@ -137,3 +125,14 @@ for _name in __all__:
         if getattr(_obj, "__module__", "").startswith("prefactor."):
             _obj.__module__ = "prefactor"
 del _name, _obj
+
+
+def __getattr__(name: str) -> Any:
+    # prefactor-core's leftovers, for ``from prefactor import Queue`` (PEP 562).
+    if name in _compat.__all__:
+        return getattr(_compat, name)
+    raise AttributeError(f"module 'prefactor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_compat.__all__})

@@ -1,128 +1,56 @@
-"""``PrefactorCoreClient`` and ``AgentInstanceHandle``: the prefactor-core API, non-blocking.
+"""``PrefactorCoreClient``: the prefactor-core API, non-blocking.
 
 The names and signatures are those of the earlier ``prefactor-core`` package,
 so its users switch by changing an import. What changed underneath: no call
-waits for the network (IDs are made here, every call only queues a record),
-nothing about a span is kept after it is sent, ``flush()`` exists, order is
-kept per instance, and a rejected item is logged and counted instead of
-disabling the client.
+but ``initialize()`` waits for the network (IDs are made here, every call only
+queues a record), nothing about a span is kept after it is sent, ``flush()``
+exists, order is kept per instance, and a rejected item is logged and counted
+instead of disabling the client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from prefactor._api.client import PrefactorApiClient
 from prefactor._config import PrefactorCoreConfig
 from prefactor._errors import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
+    PrefactorAuthError,
     SpanNotFoundError,
 )
-from prefactor._records import FinishStatus
+from prefactor._handles import AgentInstanceHandle, AgentInstanceManager
 from prefactor._runtime import build_tracer
 from prefactor._schemas.registry import SchemaRegistry
-from prefactor._tracing.span_context import SpanContext, to_ns
+from prefactor._sdk import build_runtime_environment, sdk_header
+from prefactor._tracing.span_context import SpanContext
 from prefactor._tracing.state import InstanceState
 from prefactor._tracing.tracer import Tracer
 
-__all__ = ["AgentInstanceHandle", "PrefactorCoreClient"]
+__all__ = ["PrefactorCoreClient"]
 
-
-class AgentInstanceHandle:
-    """One agent instance: start it, open spans in it, finish it.
-
-    ``terminated`` turns true (and ``termination_reason`` is set) when the
-    platform terminates the instance; from then on starting a span raises
-    :class:`PrefactorTerminatedError`.
-    """
-
-    def __init__(self, state: InstanceState, client: PrefactorCoreClient) -> None:
-        self._state = state
-        self._client = client
-
-    @property
-    def id(self) -> str:
-        """The instance's id (a PFID made on the client)."""
-        return self._state.id
-
-    @property
-    def terminated(self) -> bool:
-        """Whether the platform terminated this instance."""
-        return self._state.terminated
-
-    @property
-    def termination_reason(self) -> str | None:
-        """The reason the platform gave for terminating, if it did."""
-        return self._state.termination_reason
-
-    def __repr__(self) -> str:
-        return f"<AgentInstanceHandle {self.id}>"
-
-    async def start(self, timestamp: datetime | None = None) -> None:
-        """Mark the instance ``active``; a second call is ignored."""
-        self._state.tracer.start_instance(self._state, to_ns(timestamp))
-
-    async def finish(
-        self, status: FinishStatus = "complete", timestamp: datetime | None = None
-    ) -> None:
-        """Finish the instance with ``status``; a second call is ignored."""
-        self._state.tracer.finish_instance(self._state, status, to_ns(timestamp))
-
-    async def record_quality(self, name: str, payload: Mapping[str, Any] | None = None) -> None:
-        """Record the quality payload ``name`` (``None`` removes it)."""
-        self._state.tracer.record_quality(self._state, name, payload)
-
-    async def create_span(
-        self,
-        schema_name: str,
-        parent_span_id: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        started_at: datetime | None = None,
-    ) -> str:
-        """Start a span without a context manager; finish it with :meth:`finish_span`."""
-        return self._client._create_span(
-            self._state, schema_name, parent_span_id, payload, started_at
-        )
-
-    async def finish_span(
-        self,
-        span_id: str,
-        result_payload: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-    ) -> None:
-        """Finish a span made by :meth:`create_span` ``complete``."""
-        self._client._finish_span(span_id, result_payload, timestamp)
-
-    def span(
-        self,
-        schema_name: str,
-        parent_span_id: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-    ) -> SpanContext:
-        """An ``async with`` span in this instance (see :class:`SpanContext`).
-
-        Without ``parent_span_id``, the span open in this context (if it is
-        of this instance) becomes the parent when the block is entered.
-        """
-        return SpanContext(self._state, schema_name, parent_span_id=parent_span_id, payload=payload)
+logger = logging.getLogger("prefactor.client")
 
 
 class PrefactorCoreClient:
     """The explicit async API: instances, spans, quality, all queued in the background.
 
     Use as ``async with PrefactorCoreClient(config) as client`` or call
-    :meth:`initialize` and :meth:`close`. ``initialize`` does not touch the
-    network; a bad token shows in the logs and in :meth:`stats`.
+    :meth:`initialize` and :meth:`close`. Only ``initialize`` touches the
+    network: it checks the token once, as prefactor-core did.
 
     Args:
         config: where to send, how to queue, which schemas.
         queue: accepted for compatibility with prefactor-core and ignored; the
             exporter's bounded queue is configured through ``config.queue_config``.
         sdk_header_entry: an integration's ``name@version``, sent first in the
-            ``X-Prefactor-SDK`` header.
+            ``X-Prefactor-SDK`` header and listed as ``agent_sdk`` in the
+            instances' ``runtime_environment``.
     """
 
     def __init__(
@@ -132,9 +60,11 @@ class PrefactorCoreClient:
         sdk_header_entry: str | None = None,
     ) -> None:
         self._config = config if config is not None else PrefactorCoreConfig()
-        self._sdk_header_entry = sdk_header_entry
+        self._sdk_header_entry = sdk_header_entry.strip() if sdk_header_entry else None
         self._tracer: Tracer | None = None
-        self._closed = False
+        self._manager: AgentInstanceManager | None = None
+        self._agent_id: str | None = None
+        self._use_registry = False
         self._open_spans: dict[str, SpanContext] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -147,15 +77,55 @@ class PrefactorCoreClient:
         await self.close()
 
     async def initialize(self) -> None:
-        """Build the exporter and its sink; never waits for the network.
+        """Check the API token, then build the exporter and its sink.
+
+        With an API configured (and no ``sink`` of the config's own), one
+        ``GET /api/v1/ping`` checks the token, bounded by the HTTP timeouts and
+        not retried. If the API cannot be reached, or answers anything but a
+        refusal, a warning is logged and the client starts anyway: records are
+        queued and sent once it answers.
 
         Raises:
             ClientAlreadyInitializedError: called twice.
+            PrefactorAuthError: the API refused the token (401 or 403).
         """
         if self._tracer is not None:
             raise ClientAlreadyInitializedError("PrefactorCoreClient is already initialized")
+        await self._check_token()
         self._tracer = build_tracer(self._config, sdk_header_entry=self._sdk_header_entry)
-        self._closed = False
+        # Read once, like the rest of the config: changes apply at the next initialize().
+        self._agent_id = self._config.resolved_agent_id()
+        self._use_registry = self._config.schema_registry is not None
+        self._manager = AgentInstanceManager(self)
+
+    async def _check_token(self) -> None:
+        if self._config.sink is not None:
+            return
+        http = self._config.resolved_http_config()
+        if http is None:
+            return
+        once = http.model_copy(update={"max_retries": 0})
+        async with PrefactorApiClient(once, sdk_header=sdk_header(self._sdk_header_entry)) as api:
+            try:
+                await api.ping()
+            except PrefactorAuthError as exc:
+                refused = exc
+            except Exception as exc:  # unreachable or odd: never a reason to stop the agent
+                logger.warning(
+                    "could not check the API token at %s (%s: %s); starting anyway",
+                    http.api_url,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+            else:
+                return
+        raise PrefactorAuthError(
+            f"the Prefactor API at {http.api_url} refused the token: {refused.message}",
+            refused.code,
+            refused.status_code,
+            refused.errors,
+        )
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush (bounded by ``shutdown_timeout``) and stop; safe to call twice.
@@ -163,6 +133,7 @@ class PrefactorCoreClient:
         The client can be initialized again afterwards.
         """
         tracer, self._tracer = self._tracer, None
+        self._manager = None
         if tracer is not None:
             await asyncio.to_thread(tracer.close, timeout)
 
@@ -190,6 +161,11 @@ class PrefactorCoreClient:
         """The registry new instances take their schemas from."""
         return self.tracer.registry
 
+    @property
+    def instance_manager(self) -> AgentInstanceManager | None:
+        """prefactor-core's instance calls by id; ``None`` until :meth:`initialize`."""
+        return self._manager
+
     # --- instances ------------------------------------------------------------------------
 
     async def create_agent_instance(  # noqa: PLR0917 (prefactor-core's signature)
@@ -205,17 +181,35 @@ class PrefactorCoreClient:
     ) -> AgentInstanceHandle:
         """Make an agent instance (``pending``) and queue its registration.
 
-        The schemas come from ``agent_schema_version`` if given; else, with
-        ``external_schema_version_id``, the schema version of that identifier
-        already on the server; else the config's ``schema_registry`` under a
-        content-hash identifier; else none (spans are not validated).
+        The schemas come from ``agent_schema_version`` if given; else from the
+        config's ``schema_registry``, registered under
+        ``external_schema_version_id`` or else a content-hash identifier; else,
+        with only ``external_schema_version_id``, from the schema version of
+        that identifier already on the server; else there are none (spans are
+        not validated).
+
+        As in prefactor-core 0.5.3, ``agent_version`` gains a
+        ``runtime_environment`` (SDKs, OS, Python) unless it has one; and with
+        no ``agent_id`` here or in the configuration (``agent_id``,
+        ``PREFACTOR_AGENT_ID``) the registration leaves the agent out, for a
+        deployment-scoped token to name it.
 
         Raises:
             ValueError: ``instance_id`` is given and is not a PFID.
         """
         tracer = self.tracer
-        registry = self._config.schema_registry
-        reference_only = agent_schema_version is None and external_schema_version_id is not None
+        if "runtime_environment" not in agent_version:
+            agent_version = {
+                **agent_version,
+                "runtime_environment": build_runtime_environment(self._sdk_header_entry),
+            }
+        agent = agent_id if agent_id is not None else self._agent_id
+        # With no registry, an identifier alone refers to a schema version already on the server.
+        reference_only = (
+            agent_schema_version is None
+            and not self._use_registry
+            and external_schema_version_id is not None
+        )
         state = tracer.new_instance(
             agent_version=agent_version,
             agent_schema_version=(
@@ -223,16 +217,15 @@ class PrefactorCoreClient:
                 if reference_only
                 else agent_schema_version
             ),
-            use_registry=registry is not None,
-            agent_id=agent_id,
+            use_registry=self._use_registry,
+            schema_version_id=external_schema_version_id,
+            agent_id=agent,
+            agent_from_token=agent is None,
             instance_id=instance_id,
             environment_id=environment_id,
             purpose=purpose,
             external_identifier=external_identifier,
         )
-        if reference_only:
-            # The schemas live on the server; check locally only against a registry we have.
-            state.registry = registry if isinstance(registry, SchemaRegistry) else None
         return AgentInstanceHandle(state, self)
 
     async def record_quality(

@@ -134,7 +134,18 @@ class PrefactorCoreError(PrefactorError):
 
 
 class PrefactorConfigError(PrefactorCoreError, ValueError):
-    """A configuration value is missing or invalid."""
+    """A configuration value is missing or invalid.
+
+    The message names the option, what it accepts and (unless it is a secret)
+    the value given, e.g. ``on_full must be one of 'drop', 'block', got 'explode'``.
+
+    Attributes:
+        option: the option's name (``None`` when the problem spans options).
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class ClientNotInitializedError(PrefactorCoreError):

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import time
+import uuid
 
 __all__ = [
     "PFID_PATTERN",
@@ -154,18 +155,26 @@ def generate_pfid(partition: int = 0, now_ns: int | None = None) -> str:
 
 
 def generate_idempotency_key() -> str:
-    """A fresh idempotency key (a PFID: 32 characters, unique, within the 8 to 64 rule)."""
-    return generate_pfid()
+    """A fresh idempotency key: a UUID4 string (36 characters), as prefactor-core made them.
+
+    The SDK's own records do not use these: each derives its key from its PFID,
+    so a retried item always carries the same key.
+    """
+    return str(uuid.uuid4())
 
 
 def validate_idempotency_key(key: str) -> str:
-    """Check an idempotency key: a non-empty string of at most 64 characters.
+    """Check an idempotency key: a non-empty string of at most 64 characters; return it.
 
     Raises:
-        ValueError: the key is empty, not a string, or longer than 64 characters.
+        ValueError: the key is empty, not a string, or longer than 64 characters
+            (prefactor-core's messages: ``Idempotency key must not be empty``,
+            ``Idempotency key must be at most 64 characters, got 65``).
     """
-    if not isinstance(key, str) or not key:
-        raise ValueError("idempotency key must be a non-empty string")
+    if not key:
+        raise ValueError("Idempotency key must not be empty")
+    if not isinstance(key, str):
+        raise ValueError(f"Idempotency key must be a string, got {type(key).__name__}")
     if len(key) > 64:
-        raise ValueError(f"idempotency key must be at most 64 characters, got {len(key)}")
+        raise ValueError(f"Idempotency key must be at most 64 characters, got {len(key)}")
     return key

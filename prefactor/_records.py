@@ -319,7 +319,10 @@ class Record(Protocol):
     queued as it is rather than copied into a :class:`CreateSpan`.
     """
 
-    kind: ClassVar[str]
+    @property
+    def kind(self) -> str:
+        """The bulk ``_type`` of the record's wire item."""
+        ...
 
     @property
     def instance_id(self) -> str: ...

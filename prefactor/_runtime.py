@@ -9,31 +9,65 @@ set, else the embedded SQLite store).
 
 from __future__ import annotations
 
-import os
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr
-
 from prefactor._config import DEFAULT_AGENT_ID, HttpClientConfig, PrefactorCoreConfig, QueueConfig
+from prefactor._errors import PrefactorConfigError
+from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink
+from prefactor._options import require
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
 from prefactor._tracing.slot import TRACER
 from prefactor._tracing.tracer import Tracer
 
+logger = logging.getLogger("prefactor.export")
+
 __all__ = ["build_tracer", "configure", "flush", "get_tracer", "shutdown", "stats", "swap"]
 
 
-def build_sink(config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None) -> Any:
-    """The sink a config describes: its own, else the API, else the embedded store."""
+def build_sink(
+    config: PrefactorCoreConfig, *, sdk_header_entry: str | None = None
+) -> Sink | Sequence[Sink]:
+    """The sink(s) a config describes: its own, else the API, else the embedded store.
+
+    With ``otlp`` on (``PREFACTOR_OTLP``), an OTLP sink configured by the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables is added beside the API or the store: the
+    exporter fans every record out to both.
+    """
     if config.sink is not None:
         return config.sink
     http = config.resolved_http_config()
-    if http is not None:
-        return HttpSink(http, sdk_header_entry=sdk_header_entry)
-    return LocalSink(config.resolved_db_path())
+    sink: Sink = (
+        HttpSink(http, sdk_header_entry=sdk_header_entry)
+        if http is not None
+        else LocalSink(config.resolved_db_path())
+    )
+    if config.resolved_otlp():
+        otlp = _otlp_sink()
+        if otlp is not None:
+            return (sink, otlp)
+    return sink
+
+
+def _otlp_sink() -> Sink | None:
+    """An OTLP sink from the environment, or ``None`` (logged) when it cannot be made."""
+    try:
+        # Imported only when asked for: the OTLP sink needs the optional ``otel`` extra.
+        from prefactor._otel.sink import OtlpSink
+
+        return OtlpSink()
+    except ImportError:
+        logger.error(
+            "prefactor: otlp is on but the otel extra is missing: pip install 'prefactor[otel]'"
+        )
+    except ValueError as exc:
+        logger.error("prefactor: otlp is on but the OTLP settings are invalid: %s", exc)
+    return None
 
 
 def build_tracer(
@@ -44,7 +78,15 @@ def build_tracer(
     environment_id: str | None = None,
     capturer: Capturer | None = None,
 ) -> Tracer:
-    """Assemble sink, exporter and tracer from a config (reading the environment for gaps)."""
+    """Assemble sink, exporter and tracer from a config (reading the environment for gaps).
+
+    ``agent_id`` and ``environment_id``, when given, win over the config's.
+
+    Raises:
+        PrefactorConfigError: the config's ``schema_registry`` is not a ``SchemaRegistry``.
+    """
+    registry = config.schema_registry
+    require("schema_registry", registry, SchemaRegistry)
     sink = build_sink(config, sdk_header_entry=sdk_header_entry)
     holder: list[Tracer] = []
 
@@ -52,15 +94,15 @@ def build_tracer(
         if holder:
             holder[0].terminate(instance_id, reason)
 
-    exporter = Exporter(sink, config.queue_config, on_terminate=on_terminate)
-    registry = config.schema_registry
+    # A copy: the config object may be changed later; this exporter keeps what it was given.
+    exporter = Exporter(sink, config.queue_config.model_copy(), on_terminate=on_terminate)
     tracer = Tracer(
         exporter,
         registry if isinstance(registry, SchemaRegistry) else default_registry(),
         strict=config.resolved_strict(),
         validate=config.validation,
-        agent_id=agent_id or os.environ.get("PREFACTOR_AGENT_ID") or DEFAULT_AGENT_ID,
-        environment_id=environment_id or os.environ.get("PREFACTOR_ENVIRONMENT_ID") or None,
+        agent_id=agent_id or config.resolved_agent_id() or DEFAULT_AGENT_ID,
+        environment_id=environment_id or config.resolved_environment_id(),
         capturer=capturer,
     )
     holder.append(tracer)
@@ -76,17 +118,20 @@ def configure(
     strict: bool | None = None,
     validation: bool = True,
     db_path: str | Path | None = None,
-    sink: Any = None,
+    sink: Sink | None = None,
+    sinks: Sequence[Sink] | None = None,
     registry: SchemaRegistry | None = None,
     queue: QueueConfig | None = None,
     capturer: Capturer | None = None,
     on_full: Literal["drop", "block"] | None = None,
+    otlp: bool | None = None,
 ) -> Tracer:
     """Install the process-wide tracer that ``@traced`` and ``@agent`` use.
 
     Every argument is optional; what is not given comes from the environment
     (see :mod:`prefactor._config`). Calling it again replaces the tracer,
-    flushing and closing the previous one.
+    flushing and closing the previous one. Every value is checked as the
+    config objects check it, before anything is replaced.
 
     Args:
         api_url: the Prefactor API (with ``api_token``); else the embedded store.
@@ -98,31 +143,49 @@ def configure(
         validation: check payloads against schemas at all (default on).
         db_path: the embedded store's file.
         sink: send records here instead (e.g. a ``MemorySink``).
+        sinks: send every record to each of these sinks instead (fan-out, e.g.
+            an ``HttpSink`` and an OTLP sink); not together with ``sink``.
         registry: the schema registry (default: the process-wide one).
         queue: exporter settings.
         capturer: how values are captured (size caps, redaction).
         on_full: shortcut for ``queue.on_full``.
+        otlp: also send every record over OTLP (``PREFACTOR_OTLP``) to the
+            endpoint of the ``OTEL_EXPORTER_OTLP_*`` variables, beside the API or
+            the embedded store; needs the ``otel`` extra.
+
+    Raises:
+        PrefactorConfigError: a value does not fit its option (the message names
+            the option and what it accepts); a ``ValueError``.
     """
+    require("queue", queue, QueueConfig)
+    require("registry", registry, SchemaRegistry)
+    require("capturer", capturer, Capturer)
+    if sink is not None and sinks is not None:
+        raise PrefactorConfigError("give sink or sinks, not both", "sinks")
     http = None
-    if api_url or api_token:
-        if not (api_url and api_token):
-            raise ValueError("api_url and api_token must be given together")
-        http = HttpClientConfig(api_url=api_url, api_token=SecretStr(api_token))
-    queue_config = queue or QueueConfig()
-    if on_full is not None:
-        queue_config = queue_config.model_copy(update={"on_full": on_full})
+    if api_url is not None or api_token is not None:
+        if api_url is None or api_token is None:
+            raise PrefactorConfigError(
+                "api_url and api_token must be given together (or both left to the environment)",
+                "api_token" if api_token is None else "api_url",
+            )
+        http = HttpClientConfig(api_url=api_url, api_token=api_token)
     config = PrefactorCoreConfig(
         http_config=http,
-        queue_config=queue_config,
+        queue_config=queue if queue is not None else QueueConfig(),
         schema_registry=registry,
-        db_path=Path(db_path) if db_path is not None else None,
+        db_path=db_path,
         strict=strict,
         validation=validation,
-        sink=sink,
+        sink=tuple(sinks) if sinks is not None else sink,
+        agent_id=agent_id,
+        environment_id=environment_id,
+        otlp=otlp,
     )
-    tracer = build_tracer(
-        config, agent_id=agent_id, environment_id=environment_id, capturer=capturer
-    )
+    if on_full is not None:
+        config.queue_config = config.queue_config.model_copy()
+        config.queue_config.on_full = on_full
+    tracer = build_tracer(config, capturer=capturer)
     old = swap(tracer)
     if old is not None:
         old.close()

@@ -1,11 +1,16 @@
-"""Names the earlier ``prefactor-core`` exported, kept so its users' imports keep working.
+"""Names the earlier ``prefactor-core`` exported, kept so its users' code keeps working.
 
 ``PrefactorCoreClient`` no longer runs on these: it hands frozen records to
 :class:`prefactor.Exporter`. They remain as small, working utilities with the
 old names and signatures: the ``AgentInstance``/``Span`` data classes, the
 ``Operation`` record with its ``OperationType``, an async ``Queue`` interface
-with a bounded ``InMemoryQueue``, a ``TaskExecutor`` worker pool, and
-``SpanContextStack``, which reads the span ids open in the current context.
+with a bounded ``InMemoryQueue`` (and its ``QueueClosedError``), a
+``TaskExecutor`` worker pool, ``SpanContextStack``, which reads the span ids
+open in the current context, and the helpers for integrations
+``build_runtime_environment`` and ``warn_missing_adaptor_config``.
+
+Every name here is also importable from ``prefactor`` itself, as it was from
+``prefactor_core``; it is just not part of ``prefactor.__all__``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from prefactor._errors import QueueClosedError
+from prefactor._sdk import build_runtime_environment
 from prefactor._tracing.context import current_span
 
 __all__ = [
@@ -29,9 +35,12 @@ __all__ = [
     "Operation",
     "OperationType",
     "Queue",
+    "QueueClosedError",
     "Span",
     "SpanContextStack",
     "TaskExecutor",
+    "build_runtime_environment",
+    "warn_missing_adaptor_config",
 ]
 
 logger = logging.getLogger("prefactor.compat")
@@ -255,3 +264,33 @@ class SpanContextStack:
     @classmethod
     def is_empty(cls) -> bool:
         return not _STACK.get()
+
+
+def warn_missing_adaptor_config(
+    instance_id: str, adaptor_name: str, create_client_call: str
+) -> None:
+    """Warn that an instance was registered before an integration set up the client.
+
+    For integrations (langchain, livekit, ...) handed an instance whose client
+    they did not configure, as prefactor-core's helper of the same name.
+
+    Args:
+        instance_id: the instance registered too early.
+        adaptor_name: the integration's part, e.g. ``"middleware"``.
+        create_client_call: what to call instead, e.g.
+            ``"PrefactorMiddleware.create_client(config)"``.
+    """
+    logger.warning(
+        "agent instance %s was registered before the %s set up its client; "
+        "make the client with %s first, then the instance",
+        instance_id,
+        adaptor_name,
+        create_client_call,
+    )
+
+
+# Names defined in private modules say where users import them from.
+for _name in __all__:
+    if globals()[_name].__module__.startswith("prefactor._"):
+        globals()[_name].__module__ = __name__
+del _name

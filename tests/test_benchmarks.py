@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,3 +65,45 @@ def test_bench_server_bulk_ingests_over_http_and_in_process() -> None:
     out = _run("bench_server_bulk.py", "--spans", "2000", "--batch", "500", "--in-process")
     assert re.search(r"prefactor serve over loopback HTTP: [\d,]+ spans/s ingested", out), out
     assert re.search(r"Store\.bulk in process \(file, WAL\):\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
+    out = _run(
+        "bench_embedded_store.py",
+        *("--against", "HEAD", "--rounds", "1", "--spans", "500", "--batch", "250"),
+        *("--singles", "20"),
+    )
+    assert "medians of 1 alternating rounds; this tree vs HEAD" in out
+    for row in ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span"):
+        assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_ingest_stores_every_span_it_sends() -> None:
+    out = _run("bench_otlp_ingest.py", "--traces", "60", "--batch", "64", "--in-process")
+    for line in ("protobuf:", "in process:"):
+        assert re.search(rf"{re.escape(line)}\s+[\d,]+ spans/s ingested", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_otlp_export_compares_both_encoders() -> None:
+    out = _run("bench_otlp_export.py", "--spans", "400", "--batch", "100")
+    for name in ("encode proto", "encode sdk+exporter", "send proto+httpx", "send sdk+exporter"):
+        assert re.search(rf"^{re.escape(name)}\s+[\d.]+ µs/span", out, re.M), out
+    assert re.search(r"encode x[\d.]+, encode\+send x[\d.]+", out), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_viewer_times_every_page_on_both_stores() -> None:
+    out = _run(
+        "bench_viewer.py", "--runs", "120", "--small", "60", "--requests", "2", "--deep", "2"
+    )
+    assert "filled 120 runs (840 bulk items)" in out
+    for page in (
+        "runs page, newest 50",
+        "runs page, status=failed",
+        "a run's page",
+        "schemas page",
+    ):
+        assert re.search(rf"^{re.escape(page)}\s+[\d.]+ \(\s*[\d.]+\) cpu\s+[\d.]+", out, re.M), out

@@ -58,7 +58,7 @@ from prefactor._errors import (
     PrefactorRetryExhaustedError,
     PrefactorValidationError,
 )
-from prefactor._version import __version__
+from prefactor._sdk import API_CLIENT_HEADER
 
 __all__ = ["PrefactorApiClient", "parse_retry_after"]
 
@@ -120,7 +120,8 @@ class PrefactorApiClient:
         config: where the API is, the token, timeouts and retry policy.
         transport: an httpx transport to use instead of the network (tests pass
             ``httpx.ASGITransport`` or ``httpx.MockTransport``).
-        sdk_header: the ``X-Prefactor-SDK`` value.
+        sdk_header: the ``X-Prefactor-SDK`` value (by default this package's and
+            the prefactor-http API's entries, as prefactor-http's own client sent).
         sleep: how to wait between retries (tests inject a recorder).
     """
 
@@ -129,7 +130,7 @@ class PrefactorApiClient:
         config: HttpClientConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        sdk_header: str = f"prefactor@{__version__}",
+        sdk_header: str = API_CLIENT_HEADER,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.config = config
@@ -253,7 +254,11 @@ class PrefactorApiClient:
     # --- endpoints --------------------------------------------------------------------------
 
     async def ping(self) -> JSON:
-        """``GET /api/v1/ping``: checks the token; the answer as sent."""
+        """``GET /api/v1/ping``: checks the token; the answer as sent.
+
+        Raises:
+            PrefactorAuthError: the token was refused (401 or 403).
+        """
         return await self._request("GET", "/api/v1/ping")
 
     async def register_instance(

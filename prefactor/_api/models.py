@@ -48,6 +48,7 @@ __all__ = [
     "ListResponse",
     "PaginationOutput",
     "QualitySchemaForCreate",
+    "QualityViolation",
     "RecordQualityRequest",
     "RegisterInstanceRequest",
     "SchemaViolation",
@@ -76,7 +77,12 @@ _ZERO = timedelta(0)
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a year before the first one
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
@@ -91,7 +97,7 @@ def normalize_timestamp(value: object) -> str:
     datetime costs ten times more on the bulk path.
 
     Raises:
-        ValueError: not an ISO-8601 timestamp.
+        ValueError: not an ISO-8601 timestamp, or not representable in UTC.
     """
     if type(value) is str and len(value) == 32 and value.endswith("+00:00"):
         # What this SDK sends: parse to validate it, then rewrite by slicing.
@@ -153,6 +159,13 @@ class AgentInstanceSpanCounts(_Response):
     finished: int = 0
 
 
+class QualityViolation(_Response):
+    """A schema failure recorded on a quality payload (our extension): JSON path, reason."""
+
+    path: str
+    reason: str
+
+
 class AgentInstance(_Response):
     """One run of an agent."""
 
@@ -173,6 +186,7 @@ class AgentInstance(_Response):
     purpose: InstancePurpose | None = None
     quality_payloads: dict[str, JSONObject] | None = None
     quality_summaries: dict[str, str] | None = None
+    quality_violations: dict[str, list[QualityViolation]] | None = None
     external_identifier: str | None = None
 
 

@@ -38,8 +38,10 @@ class RateLimitedLog:
         self._in_window = 0
         self._suppressed = 0
 
-    def log(self, level: int, msg: str, *args: object) -> None:
-        """Log ``msg % args`` at ``level`` unless this window's budget is spent."""
+    def log(
+        self, level: int, msg: str, *args: object, exc_info: BaseException | None = None
+    ) -> None:
+        """Log ``msg % args`` (with ``exc_info``) at ``level`` unless the budget is spent."""
         now = time.monotonic()
         if now - self._window_start >= self._interval:
             self._window_start = now
@@ -52,4 +54,4 @@ class RateLimitedLog:
             msg += " (%d similar messages suppressed)"
             args = (*args, self._suppressed)
             self._suppressed = 0
-        self._logger.log(level, msg, *args)
+        self._logger.log(level, msg, *args, exc_info=exc_info)

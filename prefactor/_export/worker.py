@@ -1,8 +1,23 @@
-"""The worker side of the exporter: lanes, batches, retries, accounting.
+"""The exporter's background half: one thread with its own event loop, lanes, batches, retries.
 
-Everything here runs on the exporter's own thread and event loop; the
-counters it writes are read, never written, by other threads. The caller's
-side (submit, flush, close) is :mod:`prefactor._export.exporter`.
+The worker drains the exporter's queue into per-instance lanes (FIFO) and
+hands a lane's records to every sink in batches of up to ``batch_size``, one
+batch per lane at a time (order kept within an instance, for every sink) and
+up to ``num_workers`` lanes at once. A lane waiting out a retry backoff holds
+no worker slot, so other instances keep flowing. Lanes disappear once empty:
+nothing per span or per instance outlives what is still queued.
+
+With several sinks, each batch goes to all of them at once. A sink that fails
+transiently keeps what it still owes for a retry of its own; the sinks that
+took the batch never see it again. The lane's next batch waits until every
+sink has settled this one, so no sink ever receives an instance's records out
+of order.
+
+What each sink did with each record is counted by the
+:class:`~prefactor._export.ledger.Ledger`. Everything here runs on the
+worker's thread except :meth:`start`, :meth:`wake`, :meth:`stop` and
+:meth:`stats`, which the exporter calls from any thread; the counters are
+written only by the worker.
 """
 
 from __future__ import annotations
@@ -10,23 +25,25 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from prefactor._config import QueueConfig
-from prefactor._export._support import RateLimitedLog, backoff_delay
-from prefactor._export.sinks.base import ExportResult, Sink, TransientExportError
-from prefactor._export.stats import DropReason
+from prefactor._export._support import backoff_delay
+from prefactor._export.base import Sink, TransientExportError
+from prefactor._export.ledger import Batch, Ledger, SinkState, TerminateCallback
+from prefactor._export.spool import Spool, push
+from prefactor._export.stats import DropReason, ExportStats, SinkStats
 from prefactor._records import Record
 
 __all__ = ["ExportWorker", "FlushMarker", "TerminateCallback"]
 
 logger = logging.getLogger("prefactor.export")
-
-TerminateCallback = Callable[[str, str | None], None]
 
 
 class FlushMarker:
@@ -41,18 +58,6 @@ class FlushMarker:
 
 
 @dataclass(slots=True, eq=False)
-class _Batch:
-    """Records sent together, with their drain sequence numbers (rising), for flush markers.
-
-    Kept side by side rather than as ``(seq, record)`` pairs: a pair is one more
-    object per record for the garbage collector to track until the batch is done.
-    """
-
-    records: list[Record]
-    seqs: list[int]
-
-
-@dataclass(slots=True, eq=False)
 class _Lane:
     """The records of one instance, waiting in order, and their drain sequence numbers."""
 
@@ -60,41 +65,175 @@ class _Lane:
     seqs: collections.deque[int] = field(default_factory=collections.deque)
     since: float = 0.0  # when the oldest waiting record arrived (roughly)
     busy: bool = False
-    retry_batch: _Batch | None = None
+    retry: Batch | None = None
     retry_at: float = 0.0
     attempt: int = 0
 
 
 class ExportWorker:
-    """The exporter's background half; :class:`~prefactor._export.exporter.Exporter` is the rest."""
+    """The background thread of one :class:`~prefactor._export.exporter.Exporter`.
 
-    _sink: Sink
-    _config: QueueConfig
-    _on_terminate: TerminateCallback | None
-    _batch_size: int
-    _closed: bool
-    _queue: collections.deque[Record | FlushMarker]
-    _space: threading.Condition
-    _blocked: int
-    _rejections_log: RateLimitedLog
-    _failures_log: RateLimitedLog
+    Args:
+        queue: the exporter's queue; records and flush markers, drained here.
+        sinks: where batches go, each one getting every batch.
+        config: batching, concurrency and retry settings.
+        on_terminate: called as ``on_terminate(instance_id, reason)`` when a
+            destination asks to terminate an instance.
+        on_room: called after records leave the queue's capacity (to wake
+            callers blocked on a full queue).
+        name: the thread's name.
+    """
 
-    def _reset_worker(self) -> None:
-        """No lanes, no counters, no loop yet (at creation and in a forked child)."""
-        self._wake_pending = False
+    # Slots: the exporter's submit reads a few of these on the caller's path.
+    __slots__ = (
+        "_batch_size",
+        "_config",
+        "_in_flight_batches",
+        "_lanes",
+        "_ledger",
+        "_loop",
+        "_markers",
+        "_name",
+        "_on_room",
+        "_queue",
+        "_sinks",
+        "_start_lock",
+        "_stopping",
+        "_thread",
+        "_wake",
+        "closing",
+        "held",
+        "in_flight",
+        "pushed",
+        "seq",
+        "started",
+        "wake_pending",
+    )
+
+    def __init__(
+        self,
+        queue: collections.deque[Record | FlushMarker],
+        sinks: Sequence[Sink],
+        config: QueueConfig,
+        *,
+        on_terminate: TerminateCallback | None,
+        on_room: Callable[[], None],
+        name: str,
+    ) -> None:
+        self._queue = queue
+        self._ledger = Ledger(sinks, config.spool_path, on_terminate)
+        self._sinks = self._ledger.sinks
+        self._config = config
+        self._batch_size = config.batch_size
+        self._on_room = on_room
+        self._name = name
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._lanes: dict[str, _Lane] = {}
         self._markers: list[FlushMarker] = []
-        self._seq = 0
-        self._held = 0
-        self._in_flight = 0
         self._in_flight_batches = 0
-        self._sent = 0
-        self._rejected = 0
-        self._retried = 0
-        self._worker_drops: collections.Counter[str] = collections.Counter()
-        self._internal_errors: list[BaseException] = []
+        # Read by the exporter's submit on the caller's path: plain attributes.
+        self.started = False
+        self.wake_pending = False
+        self.closing = False  # set by close(): send partial batches at once
+        self.held = 0  # drained from the queue and not yet finished
+        self.seq = 0  # records drained so far
+        self.in_flight = 0
+        self.pushed = threading.Event()  # set while no push of the spool is running
+        self.pushed.set()
+
+    # --- control, from any thread -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread once; at interpreter shutdown it may not start (then logged)."""
+        with self._start_lock:
+            if self.started:
+                return
+            if any(state.spool is not None for state in self._sinks):
+                self.pushed.clear()  # until the worker has looked at the spool
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=self._run, args=(loop,), name=self._name, daemon=True)
+            self._loop = loop
+            try:
+                thread.start()
+            except RuntimeError:  # at interpreter shutdown: records stay queued, flush says so
+                logger.warning("prefactor: could not start the export worker", exc_info=True)
+                self._loop = None
+                loop.close()
+                self.pushed.set()
+                return
+            self._thread = thread
+            self.started = True
+
+    def wake(self) -> None:
+        """Make the worker look at the queue now."""
+        loop = self._loop
+        if loop is None:
+            return
+        self.wake_pending = True
+        # A closed loop means the worker is gone: nothing left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._set_wake)
+
+    def stop(self) -> None:
+        """Cancel what is in flight, count what is left as ``shutdown``, close the sinks."""
+        self._stopping = True
+        self.wake()
+
+    def join(self, timeout: float) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def is_current(self) -> bool:
+        """Whether the calling thread is the worker's own."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The worker's event loop (kept referenced after a fork: it never ran here)."""
+        return self._loop
+
+    def take_internal_error(self) -> BaseException | None:
+        """The first internal error caught since the last call, if any."""
+        return self._ledger.take_internal_error()
+
+    def stats(self, waiting: int, caller_drops: collections.Counter[str]) -> ExportStats:
+        """The counters, with ``waiting`` records still in the queue and the caller's drops."""
+        ledger = self._ledger
+        dropped = caller_drops + collections.Counter(dict(ledger.drops))
+        return ExportStats(
+            submitted=self.seq + waiting,
+            queued=waiting + self.held,
+            in_flight=self.in_flight,
+            sent=ledger.sent,
+            rejected=ledger.rejected,
+            retried=ledger.retried,
+            spooled=ledger.spooled,
+            dropped=MappingProxyType(dict(dropped)),
+            sinks=MappingProxyType({s.name: s.snapshot() for s in self._sinks}),
+        )
+
+    @property
+    def spool(self) -> Spool | None:
+        """Where undelivered records are kept, if anywhere."""
+        return self._ledger.spool
+
+    def has_spooled(self) -> bool:
+        """Whether a spooled sink's destination has items waiting from an earlier run."""
+        return any(s.spool is not None and s.spool.pending(s.destination) for s in self._sinks)
+
+    def sinks(self) -> list[tuple[Sink, SinkStats]]:
+        """Each sink with its counters, in order."""
+        return [(s.sink, s.snapshot()) for s in self._sinks]
+
+    # --- the worker's thread ------------------------------------------------------------------
 
     def _set_wake(self) -> None:
         if self._wake is not None:
@@ -116,15 +255,16 @@ class ExportWorker:
     async def _main(self) -> None:
         self._wake = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
+        self._push_spooled(tasks)
         while not self._stopping:
-            self._wake_pending = False
+            self.wake_pending = False
             self._wake.clear()
             deadline: float | None = None
             try:
                 self._drain()
                 deadline = self._dispatch(tasks)
             except Exception as exc:
-                self._internal_error(exc, "the export worker loop", 0)
+                self._ledger.internal_error(exc, "the export worker loop")
             if self._stopping:
                 break
             delay = self._config.flush_interval
@@ -154,14 +294,14 @@ class ExportWorker:
             n = len(queue)
             if not n:
                 break
-            base = self._held
-            self._held = base + n
-            seq = self._seq
+            base = self.held
+            self.held = base + n
+            seq = self.seq
             taken = 0
             for _ in range(n):
                 item = popleft()
                 if isinstance(item, FlushMarker):
-                    self._held -= 1
+                    self.held -= 1
                     # What this flush waits for: every record held before it.
                     item.seq, item.remaining = seq, base + taken
                     if item.remaining == 0:
@@ -183,18 +323,18 @@ class ExportWorker:
                     lane.since = now
                 lane.records.append(item)
                 lane.seqs.append(seq)
-            self._seq = seq
+            self.seq = seq
 
     def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start batches for ready lanes; return when the next waiting lane becomes ready."""
         now = time.monotonic()
-        urgent = bool(self._markers) or self._closed
+        urgent = bool(self._markers) or self.closing
         interval, batch_size = self._config.flush_interval, self._batch_size
         next_due: float | None = None
         for key, lane in list(self._lanes.items()):
             if lane.busy:
                 continue
-            if lane.retry_batch is not None:
+            if lane.retry is not None:
                 if lane.retry_at > now:
                     next_due = lane.retry_at if next_due is None else min(next_due, lane.retry_at)
                     continue
@@ -207,105 +347,144 @@ class ExportWorker:
                 continue
             if self._in_flight_batches >= self._config.num_workers:
                 break  # a finishing batch wakes the worker, which comes back here
-            if lane.retry_batch is not None:
-                batch, lane.retry_batch = lane.retry_batch, None
+            if lane.retry is not None:
+                batch, lane.retry = lane.retry, None
             else:
                 take = min(batch_size, len(lane.records))
                 records, seqs = lane.records.popleft, lane.seqs.popleft
-                batch = _Batch([records() for _ in range(take)], [seqs() for _ in range(take)])
+                taken = [records() for _ in range(take)]
+                owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
+                batch = Batch(taken, [seqs() for _ in range(take)], owed)
             # Move the lane to the end so that busy instances take turns.
             del self._lanes[key]
             self._lanes[key] = lane
             lane.busy = True
             self._in_flight_batches += 1
-            self._in_flight += len(batch.records)
+            self.in_flight += len(batch.records)
             task = asyncio.get_running_loop().create_task(self._deliver(key, lane, batch))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         return next_due
 
-    async def _deliver(self, key: str, lane: _Lane, batch: _Batch) -> None:
-        size = len(batch.records)
+    async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
-            result = await self._sink.export(batch.records)
-        except TransientExportError as exc:
-            finished = self._schedule_retry(lane, batch, exc)
+            for state, records in list(batch.owed.items()):
+                if key in state.spooled_instances:
+                    self._ledger.divert(batch, state, records)  # behind its earlier records
+            owed = list(batch.owed.items())
+            if len(owed) == 1:
+                errors = [await self._deliver_to(batch, *owed[0])]
+            else:
+                errors = await asyncio.gather(*(self._deliver_to(batch, s, r) for s, r in owed))
+            failures = [error for error in errors if error is not None]
+            if failures:
+                finished = self._retry_or_drop(lane, batch, failures)
+            else:
+                lane.attempt = 0
         except asyncio.CancelledError:
-            self._worker_drops[DropReason.SHUTDOWN] += size
+            for state, records in batch.owed.items():
+                self._ledger.lose(batch, state, records, DropReason.SHUTDOWN)
             raise
-        except Exception as exc:
-            self._internal_error(exc, f"the sink ({type(self._sink).__name__})", size)
-        else:
-            lane.attempt = 0
-            self._apply(result, size)
         finally:
             lane.busy = False
             self._in_flight_batches -= 1
-            self._in_flight -= size
+            self.in_flight -= len(batch.records)
             if finished:
                 self._finish(batch)
-            if not lane.records and lane.retry_batch is None:
+            if not lane.records and lane.retry is None:
                 self._lanes.pop(key, None)
             if self._wake is not None:
                 self._wake.set()
 
-    def _schedule_retry(self, lane: _Lane, batch: _Batch, exc: TransientExportError) -> bool:
-        """Keep the batch for another attempt; ``True`` when it was dropped instead."""
+    async def _deliver_to(
+        self, batch: Batch, state: SinkState, records: Sequence[Record]
+    ) -> TransientExportError | None:
+        """Hand ``records`` to one sink and count the answer; the error if it still owes some."""
+        try:
+            result = await state.sink.export(records)
+            self._ledger.settle(batch, state, len(records), result)
+        except TransientExportError as exc:
+            pending = records if exc.pending is None else exc.pending
+            self._ledger.settle(batch, state, len(records) - len(pending), exc.partial)
+            state.last_error = str(exc)
+            if not pending:
+                return None
+            batch.owed[state] = pending
+            return exc
+        except Exception as exc:
+            self._ledger.internal_error(exc, f"the sink {state.name}")
+            self._ledger.lose(batch, state, records, DropReason.INTERNAL_ERROR)
+        return None
+
+    def _push_spooled(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Send what earlier runs spooled for these sinks, in the background."""
+        loop = asyncio.get_running_loop()
+        pushes = [
+            loop.create_task(self._push(state, state.spool, state.spool.last_row()))
+            for state in self._sinks
+            if state.spool is not None and state.spool.pending(state.destination)
+        ]  # only what is there now: what this run spools waits for its successor
+        if not pushes:
+            self.pushed.set()
+            return
+        running = len(pushes)
+
+        def done(task: asyncio.Task[None]) -> None:
+            nonlocal running
+            tasks.discard(task)
+            running -= 1
+            if not running:
+                self.pushed.set()
+
+        for task in pushes:
+            tasks.add(task)
+            task.add_done_callback(done)
+
+    async def _push(self, state: SinkState, spool: Spool, upto: int) -> None:
+        try:
+            result = await push(spool, state.sink, state.destination, upto=upto)
+        except Exception as exc:
+            self._ledger.internal_error(exc, f"pushing the spool {spool.path}")
+            return
+        logger.log(
+            logging.WARNING if result.error else logging.INFO,
+            "prefactor: sent %d spooled records to %r (%d refused); %d wait in %s%s",
+            result.sent,
+            state.sink,
+            result.rejected,
+            result.left,
+            spool.path,
+            f"; last error: {result.error}" if result.error else "",
+        )
+
+    def _retry_or_drop(
+        self, lane: _Lane, batch: Batch, failures: list[TransientExportError]
+    ) -> bool:
+        """Keep what the failing sinks owe for another attempt; ``True`` when dropped instead."""
         config = self._config
         if lane.attempt >= config.max_retries:
             lane.attempt = 0
-            self._worker_drops[DropReason.RETRIES_EXHAUSTED] += len(batch.records)
-            self._failures_log.log(
-                logging.WARNING,
-                "prefactor: dropped %d records after %d attempts; last error: %s",
-                len(batch.records),
-                config.max_retries + 1,
-                exc,
-            )
+            self._ledger.give_up(batch, config.max_retries + 1)
             return True
+        hints = [exc.retry_after for exc in failures if exc.retry_after is not None]
         delay = backoff_delay(
-            lane.attempt, config.retry_delay_base, config.retry_delay_max, exc.retry_after
+            lane.attempt, config.retry_delay_base, config.retry_delay_max, max(hints, default=None)
         )
         lane.attempt += 1
-        self._retried += 1
-        lane.retry_batch = batch
+        self._ledger.retrying(batch)
+        lane.retry = batch
         lane.retry_at = time.monotonic() + delay
-        logger.debug("prefactor: batch failed (%s); retry %d in %.2fs", exc, lane.attempt, delay)
+        logger.debug(
+            "prefactor: batch failed (%s); retry %d in %.2fs", failures[0], lane.attempt, delay
+        )
         return False
 
-    def _apply(self, result: ExportResult, size: int) -> None:
-        rejected = len(result.rejected)
-        self._rejected += rejected
-        self._sent += size - rejected
-        for rejection in result.rejected:
-            self._rejections_log.log(
-                logging.WARNING,
-                "prefactor: the server refused %s %s: %s (%s)",
-                rejection.record.kind,
-                rejection.record.idempotency_key,
-                rejection.message,
-                rejection.code,
-            )
-        if self._on_terminate is not None:
-            for termination in result.terminations:
-                try:
-                    self._on_terminate(termination.instance_id, termination.reason)
-                except Exception as exc:
-                    self._internal_error(exc, "the on_terminate callback", 0)
-
-    def _internal_error(self, exc: BaseException, where: str, dropped: int) -> None:
-        if dropped:
-            self._worker_drops[DropReason.INTERNAL_ERROR] += dropped
-        logger.error(
-            "prefactor: internal error in %s; %d records dropped", where, dropped, exc_info=exc
-        )
-        self._internal_errors.append(exc)
-
-    def _finish(self, batch: _Batch) -> None:
-        """Account for records that are done (sent, rejected or dropped)."""
+    def _finish(self, batch: Batch) -> None:
+        """Account for a batch every sink has settled; release its room and its flushes."""
+        self._ledger.close_out(batch)
         seqs = batch.seqs
-        self._held -= len(seqs)
+        self.held -= len(seqs)
         if self._markers:
             for marker in list(self._markers):
                 # Sequence numbers rise within a batch: count those up to the marker's.
@@ -316,9 +495,7 @@ class ExportWorker:
                 if marker.remaining <= 0:
                     marker.done.set()
                     self._markers.remove(marker)
-        if self._blocked:
-            with self._space:
-                self._space.notify_all()
+        self._on_room()
 
     async def _shutdown(self, tasks: set[asyncio.Task[None]]) -> None:
         for task in list(tasks):
@@ -326,15 +503,26 @@ class ExportWorker:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._drain()
-        lost = self._held
+        for lane in self._lanes.values():
+            if lane.retry is not None:
+                for state, records in list(lane.retry.owed.items()):
+                    self._ledger.lose(lane.retry, state, records, DropReason.SHUTDOWN)
+                self._finish(lane.retry)
+            if lane.records:  # never handed to a sink: each sink loses (or spools) them
+                records = list(lane.records)
+                batch = Batch(records, list(lane.seqs), dict.fromkeys(self._sinks, records))
+                for state in self._sinks:
+                    self._ledger.lose(batch, state, records, DropReason.SHUTDOWN)
+                self._finish(batch)
         self._lanes.clear()
-        self._held = 0
-        if lost:
-            self._worker_drops[DropReason.SHUTDOWN] += lost
+        self.held = 0
         for marker in self._markers:
             marker.done.set()
         self._markers.clear()
-        try:
-            await self._sink.aclose()
-        except Exception as exc:
-            self._internal_error(exc, "closing the sink", 0)
+        for state in self._sinks:
+            try:
+                await state.sink.aclose()
+            except Exception as exc:
+                self._ledger.internal_error(exc, f"closing the sink {state.name}")
+        if self._ledger.spool is not None:
+            self._ledger.spool.close()

@@ -54,6 +54,15 @@ class _Snapshot:
     fast: dict[str, tuple[Any, Any]] = field(default_factory=dict, compare=False)
 
 
+# Snapshot sections and their names in an ``agent_schema_version`` body.
+_SECTIONS = {
+    "span_schemas": "span_schemas",
+    "span_result_schemas": "span_result_schemas",
+    "span_types": "span_type_schemas",
+    "quality": "quality_schemas",
+}
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -133,9 +142,16 @@ class SchemaRegistry:
             self._put_flat("span_schemas", schema_name, owned)
 
     def register_result(self, schema_name: str, result_schema: Mapping[str, Any]) -> None:
-        """Register or overwrite a flat result schema (``span_result_schemas``)."""
+        """Register a flat result schema (``span_result_schemas``), once per name.
+
+        Raises:
+            ValueError: ``schema_name`` already has a flat result schema.
+            SchemaDefinitionError: the schema is malformed.
+        """
         owned, _ = _checked(schema_name, "result", result_schema)
         with self._lock:
+            if schema_name in self._snap.span_result_schemas:
+                raise ValueError(f"Result schema {schema_name!r} is already registered")
             self._put_flat("span_result_schemas", schema_name, owned)
 
     def register_type(  # noqa: PLR0917 (prefactor-core's positional signature)
@@ -194,19 +210,19 @@ class SchemaRegistry:
     ) -> None:
         """Register a quality schema (API §5.3; its JSON Schema goes under the key ``schema``).
 
+        Unlike span types, which decorators may register again, a quality name
+        is registered once, as in prefactor-core.
+
         Raises:
-            ValueError: ``name`` exists with a different definition and ``replace`` is false.
+            ValueError: ``name`` is already registered and ``replace`` is false.
             SchemaDefinitionError: the schema is malformed.
         """
         owned, _ = _checked(name, "quality", schema)
         entry = _entry(name, title, description, template, data_risk, schema=owned)
         with self._lock:
             snap = self._snap
-            old = snap.quality.get(name)
-            if old == entry:
-                return
-            if old is not None and not replace:
-                raise ValueError(f"quality schema {name!r} is already registered differently")
+            if name in snap.quality and not replace:
+                raise ValueError(f"Quality schema {name!r} is already registered")
             self._swap(snap, (), quality={**snap.quality, name: entry})
 
     def get(self, schema_name: str) -> dict[str, Any] | None:
@@ -238,24 +254,31 @@ class SchemaRegistry:
         return body
 
     def merge(self, other: SchemaRegistry) -> None:
-        """Add every definition of ``other``; identical duplicates are fine.
+        """Add every definition of ``other``; identical schemas and span types are fine.
 
-        Nothing is changed when any definition conflicts.
+        A quality name in both registries conflicts, as it would when registered
+        twice. Nothing is changed when anything conflicts.
 
         Raises:
-            ValueError: a name is defined differently in the two registries.
+            ValueError: names taken, listed as ``<section>/<name>`` (for example
+                ``span_type_schemas/agent:llm`` or ``quality_schemas/accuracy``).
         """
         theirs = other._snap
         with self._lock:
             snap = self._snap
             merged: dict[str, dict[str, Any]] = {}
-            for section in ("span_schemas", "span_result_schemas", "span_types", "quality"):
+            conflicts: list[str] = []
+            for section, wire in _SECTIONS.items():
                 mine: Mapping[str, dict[str, Any]] = getattr(snap, section)
                 other_section: Mapping[str, dict[str, Any]] = getattr(theirs, section)
-                for name, value in other_section.items():
-                    if name in mine and mine[name] != value:
-                        raise ValueError(f"cannot merge: {section} {name!r} conflicts")
+                conflicts += [
+                    f"{wire}/{name}"
+                    for name, value in other_section.items()
+                    if name in mine and (mine[name] != value or section == "quality")
+                ]
                 merged[section] = {**other_section, **mine}
+            if conflicts:
+                raise ValueError(f"cannot merge, names already taken: {', '.join(conflicts)}")
             touched = {*theirs.span_schemas, *theirs.span_result_schemas, *theirs.span_types}
             self._swap(snap, touched, **merged)
 

@@ -1,28 +1,80 @@
-"""Compiled JSON Schema validators: fast on the happy path, precise on failure.
+"""Compiled JSON Schema validators: fast on the happy path, precise on failure, bounded always.
 
 Every payload is first checked by ``jsonschema-rs`` (a compiled Draft 2020-12
 validator: under a microsecond for a typical LLM-call payload here, against
 about 90 µs for python-jsonschema's prebuilt validator). Only a payload that
-fails is handed to python-``jsonschema``, which produces the readable,
-path-qualified messages users see; it also checks each schema once, when it
-is compiled, so a malformed schema is refused at registration with a clear
-message instead of at the first span.
+fails is explained, by python-``jsonschema``, whose readable, path-qualified
+messages users see; it also checks each schema once, when it is compiled, so a
+malformed schema is refused at registration with a clear message instead of at
+the first span.
+
+Schemas may come from anyone who can reach ``prefactor serve``, so compiling
+one never reaches outside it and checking a payload stays linear in its size:
+
+* a ``$ref`` must resolve within the schema document: nothing is ever
+  fetched, from the network or from files, and a schema whose references
+  point elsewhere is refused when it is compiled;
+* a schema nests at most :data:`MAX_SCHEMA_DEPTH` levels of objects and
+  arrays, so neither engine can run out of stack on it;
+* ``pattern``, ``patternProperties`` and ``uniqueItems`` are not linear in
+  python-jsonschema (a backtracking regex engine, pairwise comparison), so a
+  schema using them is explained by the fast engine instead, whose regexes
+  run in linear time (patterns with backreferences or lookaround give up
+  after a bounded number of steps) and whose ``uniqueItems`` hashes. Its
+  messages read slightly differently (``"x" does not match "^a"``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import jsonschema
 import jsonschema_rs
+import referencing
+import referencing.exceptions
 
-__all__ = ["CompiledSchema", "SchemaDefinitionError", "compile_schema", "format_path"]
+from prefactor._errors import PrefactorError
+
+__all__ = [
+    "MAX_SCHEMA_DEPTH",
+    "CompiledSchema",
+    "SchemaDefinitionError",
+    "compile_schema",
+    "format_path",
+]
+
+MAX_SCHEMA_DEPTH = 64
+"""How many levels of objects and arrays a schema document may nest."""
+
+# python-jsonschema runs these in more than linear time: the regex keywords with
+# Python's backtracking `re` (``^(a+)+$`` against 40 characters takes hours), and
+# uniqueItems by comparing unhashable items pairwise.
+_NOT_LINEAR_IN_PYTHON = frozenset({"pattern", "patternProperties", "uniqueItems"})
+
+# The fast engine's regexes are linear-time automata unless a pattern needs
+# backreferences or lookaround; those give up (a violation) after this many steps,
+# a few milliseconds.
+_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000)
 
 
-class SchemaDefinitionError(ValueError):
+def _never_retrieve(uri: str) -> Any:
+    raise ValueError(f"{uri} is outside the schema: references are never fetched")
+
+
+def _no_such_resource(uri: str) -> referencing.Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+# python-jsonschema's default registry fetches unknown http(s) and file URLs.
+_LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(
+    retrieve=_no_such_resource,  # type: ignore[call-arg]
+)
+
+
+class SchemaDefinitionError(PrefactorError, ValueError):
     """A JSON Schema is itself invalid (not a payload: the schema)."""
 
 
@@ -55,38 +107,129 @@ def fast_accepts(fast: Any, payload: Any) -> bool:
         return False
 
 
+def _python_is_linear(schema: Mapping[str, Any]) -> bool:
+    """Whether python-jsonschema checks ``schema`` in linear time.
+
+    Raises:
+        SchemaDefinitionError: the schema nests deeper than :data:`MAX_SCHEMA_DEPTH`.
+    """
+    linear = True
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:  # iterative: a hostile schema may be far deeper than the call stack
+        node, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            raise SchemaDefinitionError(
+                f"invalid JSON Schema: it nests deeper than {MAX_SCHEMA_DEPTH} levels"
+            )
+        if isinstance(node, Mapping):
+            linear = linear and _NOT_LINEAR_IN_PYTHON.isdisjoint(node)
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple)
+        )
+    return linear
+
+
+class _FastExplainer:
+    """Explains a payload with the fast engine, as python-jsonschema errors."""
+
+    __slots__ = ("_fast",)
+
+    def __init__(self, fast: Any) -> None:
+        self._fast = fast
+
+    def is_valid(self, instance: Any) -> bool:
+        return fast_accepts(self._fast.is_valid, instance)
+
+    def iter_errors(self, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        try:
+            found = list(self._fast.iter_errors(instance))
+        except (ValueError, TypeError, OverflowError) as exc:
+            yield jsonschema.ValidationError(f"holds a value the validator cannot read: {exc}")
+            return
+        for err in found:
+            keyword = err.schema_path[-1] if err.schema_path else None
+            yield jsonschema.ValidationError(
+                err.message,
+                validator=keyword if isinstance(keyword, str) else "",
+                path=err.instance_path,
+                schema_path=err.schema_path,
+                instance=err.instance,
+            )
+
+
+class _ReferenceExplainer:
+    """python-jsonschema's explanation; the fast engine's where python cannot finish one."""
+
+    __slots__ = ("_fallback", "_validator")
+
+    def __init__(self, validator: Any, fallback: _FastExplainer) -> None:
+        self._validator = validator
+        self._fallback = fallback
+
+    def is_valid(self, instance: Any) -> bool:
+        try:
+            return bool(self._validator.is_valid(instance))
+        except (RecursionError, referencing.exceptions.Unresolvable):
+            return self._fallback.is_valid(instance)
+
+    def iter_errors(self, instance: Any) -> Iterable[jsonschema.ValidationError]:
+        # A recursive schema checked against a deep payload outruns Python's stack.
+        try:
+            return list(self._validator.iter_errors(instance))
+        except (RecursionError, referencing.exceptions.Unresolvable):
+            return list(self._fallback.iter_errors(instance))
+
+
 class CompiledSchema:
-    """One checked schema with its fast and its explaining validator."""
+    """One checked schema with its fast and its explaining validator.
+
+    Raises:
+        SchemaDefinitionError: the schema is not a valid JSON Schema, nests too deep, or
+            refers to anything outside itself.
+    """
 
     __slots__ = ("_fast", "_slow", "fast_is_valid", "schema")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         schema = dict(schema)
+        python_is_linear = _python_is_linear(schema)
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
             cls.check_schema(schema)
         except jsonschema.SchemaError as exc:
             where = format_path(exc.absolute_path)
             raise SchemaDefinitionError(f"invalid JSON Schema at {where}: {exc.message}") from None
-        self.schema = schema
-        self._slow = cls(schema)
         try:
-            self._fast: Any = jsonschema_rs.validator_for(schema)
-        except (ValueError, TypeError):  # a schema the fast engine cannot compile: stay correct
-            self._fast = None
+            self._fast: Any = jsonschema_rs.validator_for(
+                schema, retriever=_never_retrieve, pattern_options=_PATTERN_OPTIONS
+            )
+        except (ValueError, TypeError) as exc:  # an outside $ref, an unknown $schema...
+            reason = str(exc).strip().splitlines()[0]
+            raise SchemaDefinitionError(f"invalid JSON Schema: {reason}") from None
+        self.schema = schema
+        fast = _FastExplainer(self._fast)
+        self._slow: _FastExplainer | _ReferenceExplainer = (
+            _ReferenceExplainer(cls(schema, registry=_LOCAL_ONLY), fast)
+            if python_is_linear
+            else fast
+        )
         # The fast engine's own check, for callers on a hot path: it may raise
-        # ValueError, TypeError or OverflowError on a value it cannot read, and
-        # is None without a fast engine. is_valid() handles both.
-        self.fast_is_valid: Any = self._fast.is_valid if self._fast is not None else None
+        # ValueError, TypeError or OverflowError on a value it cannot read, which
+        # is_valid() handles.
+        self.fast_is_valid: Any = self._fast.is_valid
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` satisfies the schema."""
-        if self._fast is not None:
-            try:
-                return self._fast.is_valid(instance) is True
-            except (ValueError, TypeError, OverflowError):
-                pass  # a value the fast engine cannot read: let the reference engine judge
-        return bool(self._slow.is_valid(instance))
+        try:
+            return self._fast.is_valid(instance) is True
+        except (ValueError, TypeError, OverflowError):
+            pass  # a value the fast engine cannot read: let the explaining engine judge
+        return self._slow.is_valid(instance)
 
     def errors(self, instance: Any) -> list[tuple[str, str]]:
         """Every violation as ``(json_path, reason)``, sorted by path; empty when valid."""
@@ -107,8 +250,10 @@ def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:
     """Check and compile ``schema`` once; equal schemas share one compiled validator.
 
     Raises:
-        SchemaDefinitionError: the schema is not a valid JSON Schema.
+        SchemaDefinitionError: the schema is not a valid JSON Schema, nests too deep, or
+            refers to anything outside itself.
     """
+    _python_is_linear(schema)  # refuse a too-deep schema before serialising it for the key
     key = json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str)
     compiled = _cache.get(key)
     if compiled is None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from prefactor._errors import SchemaValidationError
+from prefactor._export.base import RecordExporter
 from prefactor._ids import generate_pfid, is_pfid, partition_for
 from prefactor._records import (
     FinishInstance,
@@ -97,7 +98,7 @@ class Tracer:
 
     def __init__(
         self,
-        exporter: Any,
+        exporter: RecordExporter,
         registry: SchemaRegistry,
         *,
         strict: bool = False,
@@ -157,18 +158,24 @@ class Tracer:
         agent_version: Mapping[str, Any],
         agent_schema_version: Mapping[str, Any] | None = None,
         use_registry: bool = True,
+        schema_version_id: str | None = None,
         agent_id: str | None = None,
         instance_id: str | None = None,
         environment_id: str | None = None,
         purpose: str | None = None,
         external_identifier: str | None = None,
         update_current_version: bool = True,
+        agent_from_token: bool = False,
     ) -> InstanceState:
         """Make a pending instance and queue its registration.
 
         The schemas come from ``agent_schema_version`` when given, else from the
-        tracer's registry when ``use_registry``; with neither, the instance
-        declares no schemas and its spans are not validated.
+        tracer's registry when ``use_registry`` (under ``schema_version_id``
+        if given, else its content hash); with neither, the instance
+        declares no schemas and its spans are not validated. Without
+        ``agent_id`` the instance is the tracer's agent's, unless
+        ``agent_from_token``: then the registration leaves the agent out, for
+        the server to take it from a deployment-scoped token.
 
         Raises:
             ValueError: ``instance_id`` is not a PFID.
@@ -184,7 +191,11 @@ class Tracer:
             version: Mapping[str, Any] | None = agent_schema_version
             registry = registry_from_schema_version(agent_schema_version)
         elif use_registry:
-            version = self.schema_version()
+            version = (
+                self.schema_version()
+                if schema_version_id is None
+                else self.registry.to_agent_schema_version(schema_version_id)
+            )
             registry = self.registry
         else:
             version, registry = None, None
@@ -195,7 +206,7 @@ class Tracer:
         self.submit(
             RegisterInstance(
                 instance_id=inst.id,
-                agent_id=agent,
+                agent_id=None if agent_from_token and not agent_id else agent,
                 agent_version=dict(agent_version),
                 agent_schema_version=version,
                 environment_id=environment_id or self.environment_id,

@@ -9,23 +9,39 @@ malformed JSON and oversized bodies, uses the contract's error envelope.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from prefactor._api.models import (
+    BulkRequest,
+    CreateSpanRequest,
+    FinishInstanceRequest,
+    FinishSpanRequest,
+    RecordQualityRequest,
+    RegisterInstanceRequest,
+    StartInstanceRequest,
+    TerminateInstanceRequest,
+)
+from prefactor.server import openapi
+from prefactor.server._viewer import add_viewer, is_viewer_path
+from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MIN_TOKEN_LENGTH", "check_token", "create_app"]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+MIN_TOKEN_LENGTH = 16
 _log = logging.getLogger(__name__)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -44,14 +60,19 @@ def _problem_response(problem: ApiProblem) -> Response:
 
 
 class _BearerAuth:
-    """Answers 401 before routing unless the request carries the bearer token."""
+    """Answers 401 before routing unless the request carries the bearer token.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    Paths for which ``exempt`` is true pass unchecked: the web viewer's, which
+    ask for a session cookie instead.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, exempt: Callable[[str], bool]) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
+        self._exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self._app(scope, receive, send)
             return
         given = b""
@@ -101,19 +122,57 @@ def _query_int(request: Request, name: str, default: int) -> int:
         ) from None
 
 
+def check_token(token: str) -> None:
+    """Refuse a bearer token too short to resist guessing (the message never quotes it).
+
+    Raises:
+        ValueError: the token has fewer than :data:`MIN_TOKEN_LENGTH` characters.
+    """
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"the API token must have at least {MIN_TOKEN_LENGTH} characters"
+            f" (this one has {len(token)})"
+        )
+
+
 def create_app(
-    store: Store, *, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store: Store,
+    *,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    otlp: OtlpIngest | None = None,
 ) -> FastAPI:
     """Build the HTTP API over ``store``.
 
     Args:
         store: the store that answers every request.
-        token: the bearer token every request must carry.
+        token: the bearer token every API request must carry, at least
+            :data:`MIN_TOKEN_LENGTH` characters (the viewer's pages take a session
+            cookie signed in with it instead).
         max_body_bytes: larger bodies are answered 413 without being read whole.
+        otlp: the OTLP ingest behind ``POST /v1/traces`` (default: one over ``store``),
+            flushed when the app shuts down.
+
+    Raises:
+        ValueError: the token is too short.
     """
-    if not token:
-        raise ValueError("token must not be empty")
-    app = FastAPI(title="Prefactor local API", docs_url=None, redoc_url=None, openapi_url=None)
+    check_token(token)
+    ingest = otlp if otlp is not None else OtlpIngest(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # OTLP spans still waiting for their parent are stored, not lost, when the server stops.
+        await run_in_threadpool(ingest.flush)
+
+    app = FastAPI(
+        title="Prefactor local API",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    bodies: list[type[BaseModel]] = []
 
     async def run(func: Callable[[], Any]) -> Response:
         def call() -> bytes:
@@ -132,33 +191,40 @@ def create_app(
             return _problem_response(problem)
         return await run(lambda: func(_decode(raw)))
 
-    def post(path: str) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
-        return app.post(path, response_class=Response)
+    def post(
+        path: str, model: type[BaseModel]
+    ) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
+        bodies.append(model)
+        return app.post(path, response_class=Response, openapi_extra=openapi.body(model))
 
-    def get(path: str) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
-        return app.get(path, response_class=Response)
+    def get(
+        path: str, *params: tuple[str, str, bool]
+    ) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
+        return app.get(path, response_class=Response, openapi_extra=openapi.query(*params))
+
+    page = (("pagination[offset]", "integer", False), ("pagination[page_size]", "integer", False))
 
     @get("/api/v1/ping")
     async def ping() -> Response:
         return _json_response(200, {"status": "success"})
 
-    @post("/api/v1/agent_instance/register")
+    @post("/api/v1/agent_instance/register", RegisterInstanceRequest)
     async def register(request: Request) -> Response:
         return await with_body(request, store.register_instance)
 
-    @post("/api/v1/agent_instance/{instance_id}/start")
+    @post("/api/v1/agent_instance/{instance_id}/start", StartInstanceRequest)
     async def start(instance_id: str, request: Request) -> Response:
         return await with_body(request, lambda b: store.start_instance(instance_id, b))
 
-    @post("/api/v1/agent_instance/{instance_id}/finish")
+    @post("/api/v1/agent_instance/{instance_id}/finish", FinishInstanceRequest)
     async def finish(instance_id: str, request: Request) -> Response:
         return await with_body(request, lambda b: store.finish_instance(instance_id, b))
 
-    @post("/api/v1/agent_instance/{instance_id}/record_quality")
+    @post("/api/v1/agent_instance/{instance_id}/record_quality", RecordQualityRequest)
     async def record_quality(instance_id: str, request: Request) -> Response:
         return await with_body(request, lambda b: store.record_quality(instance_id, b))
 
-    @post("/api/v1/agent_instance/{instance_id}/terminate")
+    @post("/api/v1/agent_instance/{instance_id}/terminate", TerminateInstanceRequest)
     async def terminate(instance_id: str, request: Request) -> Response:
         return await with_body(request, lambda b: store.terminate_instance(instance_id, b))
 
@@ -166,7 +232,7 @@ def create_app(
     async def get_instance(instance_id: str) -> Response:
         return await run(lambda: store.get_instance(instance_id))
 
-    @get("/api/v1/agent_instance")
+    @get("/api/v1/agent_instance", ("agent_id", "string", False), *page)
     async def list_instances(request: Request) -> Response:
         try:
             offset = _query_int(request, "pagination[offset]", 0)
@@ -178,15 +244,15 @@ def create_app(
             lambda: store.list_instances(agent_id=agent_id, offset=offset, page_size=size)
         )
 
-    @post("/api/v1/agent_spans")
+    @post("/api/v1/agent_spans", CreateSpanRequest)
     async def create_span(request: Request) -> Response:
         return await with_body(request, store.create_span)
 
-    @post("/api/v1/agent_spans/{span_id}/finish")
+    @post("/api/v1/agent_spans/{span_id}/finish", FinishSpanRequest)
     async def finish_span(span_id: str, request: Request) -> Response:
         return await with_body(request, lambda b: store.finish_span(span_id, b))
 
-    @get("/api/v1/agent_spans")
+    @get("/api/v1/agent_spans", ("agent_instance_id", "string", True), *page)
     async def list_spans(request: Request) -> Response:
         instance_id = request.query_params.get("agent_instance_id")
         try:
@@ -205,9 +271,29 @@ def create_app(
             lambda: store.list_spans(agent_instance_id=instance_id, offset=offset, page_size=size)
         )
 
-    @post("/api/v1/bulk")
+    @post("/api/v1/bulk", BulkRequest)
     async def bulk(request: Request) -> Response:
         return await with_body(request, store.bulk)
+
+    # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
+    @app.post("/v1/traces", response_class=Response, openapi_extra=openapi.otlp_traces())
+    async def otlp_traces(request: Request) -> Response:
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except ApiProblem as problem:
+            return _problem_response(problem)
+        status, content, media = await run_in_threadpool(
+            lambda: answer_export(
+                ingest,
+                raw,
+                content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""),
+                max_bytes=max_body_bytes,
+            )
+        )
+        return Response(content, status_code=status, media_type=media)
+
+    # --- errors ------------------------------------------------------------------------------
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -223,7 +309,11 @@ def create_app(
         body = {"status": "error", "code": "internal_error", "message": "Internal server error"}
         return _json_response(500, body)
 
+    described = openapi.document(app, bodies)
+    app.openapi = lambda: described  # type: ignore[method-assign]
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
-    app.add_middleware(_BearerAuth, token=token)
+    # The web viewer: its pages at / with session sign-in (serve prints its link).
+    app.state.sign_in = add_viewer(app, store, token=token)
+    app.add_middleware(_BearerAuth, token=token, exempt=is_viewer_path)
     return app

@@ -1,9 +1,16 @@
-"""The API's rules on SQLite: state machines, idempotency and schema checks, in one place.
+"""The API's rules: state machines, idempotency and schema flags, in one place.
 
 Both the HTTP server (``prefactor serve``) and the SDK's embedded sink call
 this class directly; it imports nothing from the web stack. Every public
 method takes the JSON body an endpoint receives and returns the JSON body it
 answers with, or raises :class:`ApiProblem` carrying the error envelope.
+
+The rules run on SQLite (the embedded default) or on PostgreSQL, shared by
+several servers; they are written once, and a backend (``_sqlite``,
+``_postgres``) supplies only what differs: connections, transactions, row
+locks and the fastest way to insert many rows. Each public method is one
+transaction; on PostgreSQL a transaction that lost a race to another server
+(a unique key, a deadlock) is run again, and then answers as a retry would.
 
 Decisions where the wire contract is silent (its open questions):
 
@@ -19,27 +26,43 @@ Decisions where the wire contract is silent (its open questions):
   ``agent_schema_version`` gives an *open* version:
   any span type and quality name, nothing validated.
 * **Instances.** register -> ``pending``; start: ``pending`` -> ``active``
-  (again on ``active``: no-op success; on a terminal instance: 409
-  ``conflict``); finish: ``pending``/``active`` -> ``complete`` (default),
-  ``failed`` or ``cancelled``, 409 ``conflict`` when terminal; terminate: any
-  non-terminal -> ``terminated`` with its reason, 409 when terminal. Quality
-  may be recorded in any state.
-* **Spans** may be created on any instance, pending ones included. Created
-  ``pending``, a span may only be finished ``cancelled``; any other finish of
-  a pending span, and every finish of a finished span, is 409
-  ``invalid_action``. After a terminate, span writes still succeed and their
-  answers carry ``control: {"terminate": true, "reason": ...}``.
+  (on any other state: a no-op answering the instance as it is, since a
+  client that sends start and finish concurrently, as prefactor-core does,
+  may deliver the start last); finish: ``pending``/``active`` -> ``complete``
+  (default), ``failed`` or ``cancelled``, 409 ``conflict`` when terminal;
+  terminate: any non-terminal -> ``terminated`` with its reason, 409 when
+  terminal. Quality may be recorded in any state.
+* **Spans** may be created on any instance, pending ones included, and under
+  any span of the same instance, failed ones included. Created ``pending``, a
+  span may only be finished ``cancelled``; any other finish of a pending
+  span, and every finish of a finished span, is 409 ``invalid_action``. After
+  a terminate, span writes still succeed and their answers carry
+  ``control: {"terminate": true, "reason": ...}``.
+* **Schemas govern, they do not gate.** A span whose params or result break
+  the schema, or whose ``schema_name`` a closed schema version does not know,
+  is stored with ``schema_violations`` (side, JSON path, reason), never
+  answered 422; only a malformed request is refused. The result of a
+  ``failed`` or ``cancelled`` span is an error record, never checked against
+  the result schema. Violations found at finish are added to those found at
+  create. Quality payloads follow the same rule: one that breaks its schema,
+  or whose name a closed version does not know, is stored, and the
+  instance's ``quality_violations`` maps its name to ``{"path", "reason"}``
+  entries until a payload of that name is recorded again.
 * **Idempotency.** A key is scoped by operation (the bulk ``_type``, shared by
   the matching REST route). A replay with the same body returns the stored
   answer and changes nothing; a different body is 409
   ``idempotency_conflict``. Only successes are stored, so a request that
   failed may be retried with its key. Keys never expire.
-* **Schema violations (our extension).** A span create or finish carrying
-  ``schema_violations`` (a lenient client's declaration that it knowingly
-  sends data that breaks the schema) is stored rather than rejected for a
-  schema failure or an unknown ``schema_name``; the span's
-  ``schema_violations`` holds the store's own findings, or the declared ones
-  when it found none.
+* **Declared violations (our extension).** A span create or finish may carry
+  ``schema_violations`` (a client's own findings, e.g. about values it
+  truncated); the span keeps the store's findings, or the declared ones when
+  the store found none.
+* **Hostile input** is refused with 422 before it reaches a rule: a time that
+  does not fit in UTC, a field of the wrong JSON type, an offset beyond
+  64-bit integers, a payload nested deeper than the JSON encoder allows. A
+  schema is refused at registration when it nests too deep or refers to
+  anything outside itself (nothing is ever fetched); checking a payload is
+  linear in its size (see :mod:`prefactor._schemas.validation`).
 * **Bulk** runs its items in order inside one transaction (one commit), each in
   its own savepoint; it stops at the first failing item, whose error is the
   last output, and keeps the effects of the items before it. Item types:
@@ -60,64 +83,71 @@ Decisions where the wire contract is silent (its open questions):
   means UTC, missing means now.
 * **Lists** answer the contract's list envelope: instances newest first
   (page size 1-1000, default 50), spans by ``started_at`` (1-10000, default
-  1000).
+  1000); offsets from 0 to 2**63 - 1.
 * **Files** use WAL; readers never block a writer in another process, so the
   SDK's embedded sink and ``prefactor serve`` may share one file.
+* **Versions.** The layout is versioned (``_migrations``); opening an older
+  database upgrades it (version 3 adds ``instances.quality_violations``), a
+  newer one raises :class:`StoreVersionError`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from prefactor.server._migrations import StoreVersionError
+from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
 from prefactor.server.store_spans import SpanRules
 
-__all__ = ["ApiProblem", "Store"]
+__all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
 _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 _BULK_KEYS_MIN, _BULK_KEYS_MAX = 8, 64
+_MAX_OFFSET = 2**63 - 1  # the largest integer of SQLite and of PostgreSQL (BIGINT)
 
 
-class Store(SpanRules, InstanceRules):
-    """The local Prefactor API over one SQLite database; safe to share between threads.
+class Store(SpanRules, InstanceRules, ViewerReads):
+    """The local Prefactor API over one database; safe to share between threads.
 
     Args:
-        path: a database file (created with its directory, WAL journal) or ``":memory:"``.
+        db: a SQLite file (created with its directory, WAL journal), ``":memory:"``, or a
+            ``postgresql://`` URL (needs the ``postgres`` extra). An older store is
+            upgraded when opened.
+
+    Raises:
+        PrefactorConfigError: ``db`` is a URL of an unsupported scheme, or its database
+            cannot be reached.
+        StoreVersionError: the database was written by a newer prefactor.
     """
 
     # --- public endpoints -------------------------------------------------------------------
 
     def register_instance(self, body: JSON) -> JSON:
         """``POST /api/v1/agent_instance/register``."""
-        with self._tx():
-            return self._register(body)
+        return self._write(lambda: self._register(body))
 
     def start_instance(self, instance_id: str, body: JSON) -> JSON:
         """``POST /api/v1/agent_instance/{id}/start``."""
-        with self._tx():
-            return self._transition("agent_instances/start", instance_id, body)
+        return self._write(lambda: self._transition("agent_instances/start", instance_id, body))
 
     def finish_instance(self, instance_id: str, body: JSON) -> JSON:
         """``POST /api/v1/agent_instance/{id}/finish``."""
-        with self._tx():
-            return self._transition("agent_instances/finish", instance_id, body)
+        return self._write(lambda: self._transition("agent_instances/finish", instance_id, body))
 
     def terminate_instance(self, instance_id: str, body: JSON) -> JSON:
         """``POST /api/v1/agent_instance/{id}/terminate``."""
-        with self._tx():
-            return self._transition("agent_instances/terminate", instance_id, body)
+        return self._write(lambda: self._transition("agent_instances/terminate", instance_id, body))
 
     def record_quality(self, instance_id: str, body: JSON) -> JSON:
         """``POST /api/v1/agent_instance/{id}/record_quality``."""
-        with self._tx():
-            return self._record_quality(instance_id, body)
+        return self._write(lambda: self._record_quality(instance_id, body))
 
     def get_instance(self, instance_id: str) -> JSON:
         """``GET /api/v1/agent_instance/{id}``."""
-        with self._tx(write=False):
-            return self._instance_response(instance_id)
+        return self._read(lambda: self._instance_response(instance_id))
 
     def list_instances(
         self, *, agent_id: str | None = None, offset: int = 0, page_size: int = 50
@@ -125,14 +155,18 @@ class Store(SpanRules, InstanceRules):
         """``GET /api/v1/agent_instance``: newest first, optionally of one agent."""
         _check_page(offset, page_size, 1000)
         where, params = ("WHERE agent_id = ?", (agent_id,)) if agent_id is not None else ("", ())
-        with self._tx(write=False) as conn:
+
+        def read() -> tuple[int, list[JSON]]:
+            conn = self._conn
             total = conn.execute(f"SELECT count(*) FROM instances {where}", params).fetchone()[0]
             rows = conn.execute(
                 f"SELECT {_INSTANCE_COLUMNS} FROM instances {where}"
                 " ORDER BY rowid DESC LIMIT ? OFFSET ?",
                 (*params, page_size, offset),
             ).fetchall()
-            summaries = [self._instance_details(tuple(r)) for r in rows]
+            return total, [self._instance_details(tuple(r)) for r in rows]
+
+        total, summaries = self._read(read)
         return {
             "status": "success",
             "summaries": summaries,
@@ -165,22 +199,19 @@ class Store(SpanRules, InstanceRules):
                 "idempotency_key must be 1-64 characters",
                 {"idempotency_key": ["must be a string of 1-64 characters"]},
             )
-        with self._tx():
-            responses, problem = self._create_spans([(body["details"], key)])
+        responses, problem = self._write(lambda: self._create_spans([(body["details"], key)]))
         if problem is not None:
             raise problem
         return responses[0]
 
     def finish_span(self, span_id: str, body: JSON) -> JSON:
         """``POST /api/v1/agent_spans/{id}/finish``."""
-        with self._tx():
-            return self._finish_span(span_id, body)
+        return self._write(lambda: self._finish_span(span_id, body))
 
     def list_spans(self, *, agent_instance_id: str, offset: int = 0, page_size: int = 1000) -> JSON:
         """``GET /api/v1/agent_spans``: the spans of one instance, by ``started_at``."""
         _check_page(offset, page_size, 10_000)
-        with self._tx(write=False):
-            return self._list_spans(agent_instance_id, offset, page_size)
+        return self._read(lambda: self._list_spans(agent_instance_id, offset, page_size))
 
     # --- bulk -------------------------------------------------------------------------------
 
@@ -191,31 +222,34 @@ class Store(SpanRules, InstanceRules):
             ApiProblem: 422 for request-level problems (no items, bad or duplicate keys).
         """
         items = _bulk_items(body)
+        return {"status": "success", "outputs": self._write(lambda: self._bulk(items))}
+
+    def _bulk(self, items: list[JSON]) -> JSON:
         outputs: JSON = {}
-        with self._tx() as conn:
-            index = 0
-            while index < len(items):
-                if items[index]["_type"] == "agent_spans/create":
-                    end = index
-                    while end < len(items) and items[end]["_type"] == "agent_spans/create":
-                        end += 1
-                    stopped = self._bulk_span_run(items[index:end], outputs)
-                    index = end
-                else:
-                    item = items[index]
-                    conn.execute("SAVEPOINT item")
-                    try:
-                        outputs[item["idempotency_key"]] = self._bulk_item(item)
-                        stopped = False
-                    except ApiProblem as problem:
-                        conn.execute("ROLLBACK TO item")
-                        outputs[item["idempotency_key"]] = problem.to_body()
-                        stopped = True
-                    conn.execute("RELEASE item")
-                    index += 1
-                if stopped:
-                    break
-        return {"status": "success", "outputs": outputs}
+        conn = self._conn
+        index = 0
+        while index < len(items):
+            if items[index]["_type"] == "agent_spans/create":
+                end = index
+                while end < len(items) and items[end]["_type"] == "agent_spans/create":
+                    end += 1
+                stopped = self._bulk_span_run(items[index:end], outputs)
+                index = end
+            else:
+                item = items[index]
+                conn.execute("SAVEPOINT item")
+                try:
+                    outputs[item["idempotency_key"]] = self._bulk_item(item)
+                    stopped = False
+                except ApiProblem as problem:
+                    conn.execute("ROLLBACK TO item")
+                    outputs[item["idempotency_key"]] = problem.to_body()
+                    stopped = True
+                conn.execute("RELEASE item")
+                index += 1
+            if stopped:
+                break
+        return outputs
 
     def _bulk_span_run(self, items: list[JSON], outputs: JSON) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""
@@ -295,8 +329,8 @@ def _span_details(item: JSON) -> JSON:
 
 def _check_page(offset: int, page_size: int, limit: int) -> None:
     errors: dict[str, list[str]] = {}
-    if offset < 0:
-        errors["pagination[offset]"] = ["must be >= 0"]
+    if not 0 <= offset <= _MAX_OFFSET:
+        errors["pagination[offset]"] = [f"must be between 0 and {_MAX_OFFSET}"]
     if not 1 <= page_size <= limit:
         errors["pagination[page_size]"] = [f"must be between 1 and {limit}"]
     if errors:

@@ -1,19 +1,18 @@
-"""The store's plumbing: one guarded SQLite connection, transactions, idempotency, schema cache."""
+"""The store's plumbing: its database, transactions, idempotency, the schema cache."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prefactor._api.models import AgentSchemaVersionForRegister
+from prefactor._errors import PrefactorConfigError
 from prefactor._ids import generate_pfid
+from prefactor.server._database import POSTGRES_EXTRA_HINT, Database, database_scheme
+from prefactor.server._migrations import migrate
+from prefactor.server._sqlite import SqliteDatabase
 from prefactor.server.store_common import (
-    DDL,
     ApiProblem,
     dumps,
     fingerprint,
@@ -22,14 +21,16 @@ from prefactor.server.store_common import (
 )
 from prefactor.server.store_schemas import OPEN_SCHEMA_SET, SchemaSet
 
-__all__ = ["JSON", "StoreBase", "not_found"]
+__all__ = ["JSON", "StoreBase", "not_found", "open_database"]
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 _INSTANCE_COLUMNS = (
     "id, account_id, agent_id, agent_version_id, environment_id, agent_deployment_id, status,"
     " purpose, external_identifier, started_at, finished_at, termination_reason,"
-    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id"
+    " quality_payloads, quality_summaries, inserted_at, updated_at, schema_version_id,"
+    " quality_violations"
 )
 
 
@@ -38,78 +39,78 @@ def not_found(what: str, ident: str) -> ApiProblem:
     return ApiProblem(404, "not_found", f"{what} {ident!r} not found")
 
 
+def open_database(target: str | os.PathLike[str]) -> Database:
+    """Open a SQLite file (or ``":memory:"``) or a ``postgresql://`` URL.
+
+    Raises:
+        PrefactorConfigError: a URL of another scheme; a PostgreSQL URL without the
+            ``postgres`` extra, or whose database cannot be reached.
+    """
+    text = os.fspath(target)
+    if database_scheme(text) is None:
+        return SqliteDatabase(text)
+    try:
+        # Imported here only: psycopg is an optional extra that the embedded store never needs.
+        from prefactor.server._postgres import PostgresDatabase
+    except ImportError as exc:
+        if exc.name not in ("psycopg", "psycopg_pool"):
+            raise
+        raise PrefactorConfigError(f"{POSTGRES_EXTRA_HINT} ({exc})") from None
+    return PostgresDatabase(text)
+
+
 class StoreBase:
-    """Opens the database and offers the helpers every endpoint's rules share.
+    """Opens (and upgrades) the database and offers the helpers every endpoint's rules share.
 
     Args:
-        path: a database file (created with its directory, WAL journal) or ``":memory:"``.
+        db: a SQLite file (created with its directory, WAL journal), ``":memory:"``, or a
+            ``postgresql://`` URL.
     """
 
     INSTANCE_COLUMNS = _INSTANCE_COLUMNS
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
-        target = os.fspath(path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            target, check_same_thread=False, isolation_level=None, cached_statements=256
-        )
-        if target != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            # A checkpoint fsyncs the database file; at the default 1,000 pages that
-            # happened every bulk request and cost more than the inserts themselves.
-            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
-        # Page cache in KiB (negative): index pages of large bulk inserts stay in memory.
-        self._conn.execute("PRAGMA cache_size=-65536")
-        self._conn.executescript(DDL)
+    def __init__(self, db: str | os.PathLike[str] = ":memory:") -> None:
+        self._db = open_database(db)
+        # The rules run their SQL on this, whichever thread and transaction they are in.
+        self._conn = self._db.connection
+        self._sql = self._db.dialect
         self._schema_sets: dict[str, SchemaSet] = {}
-        self._closed = False
-        self.account_id = self._meta("account_id")
-        self.default_environment_id = self._meta("environment_id")
+        try:
+            self.account_id, self.default_environment_id = self._db.run(True, self._prepare)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> tuple[str, str]:
+        migrate(self._conn, self._sql)
+        return self._meta("account_id"), self._meta("environment_id")
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the database; later calls raise ``RuntimeError``. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        self._db.close()
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Observe every SQL statement the store runs (tests count commits with it)."""
-        with self._lock:
-            self._conn.set_trace_callback(callback)
+        self._db.set_trace_callback(callback)
+
+    def _write(self, body: Callable[[], T]) -> T:
+        return self._db.run(True, body)
+
+    def _read(self, body: Callable[[], T]) -> T:
+        return self._db.run(False, body)
 
     def _meta(self, key: str) -> str:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is not None:
             return str(row[0])
-        # Another process may open the same new file at the same moment: first one wins.
+        # Another process may open the same new database at the same moment: first one wins.
         self._conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, generate_pfid())
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key, generate_pfid()),
         )
         return str(self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
-
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        # Writers take the write lock up front (IMMEDIATE) so they never fail halfway
-        # on a lock upgrade; readers stay deferred and never block a writer in another
-        # process (e.g. the SDK's sink writing while `prefactor serve` reads the file).
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the store is closed")
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     def _idempotent(
         self, scope: str, key: str | None, target: str | None, body: JSON, op: Callable[[], JSON]
@@ -147,9 +148,12 @@ class StoreBase:
             self._schema_sets[schema_version_id] = found
         return found
 
-    def _instance_row(self, instance_id: str) -> tuple[Any, ...]:
+    def _instance_row(self, instance_id: str, *, lock: bool = False) -> tuple[Any, ...]:
+        """An instance's row; ``lock``: the transaction is about to change it."""
         row = self._conn.execute(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?", (instance_id,)
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?"
+            f"{self._sql.lock_instance if lock else ''}",
+            (instance_id,),
         ).fetchone()
         if row is None:
             raise not_found("agent instance", instance_id)

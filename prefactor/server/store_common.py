@@ -1,4 +1,4 @@
-"""Building blocks of the store: the API problem, the SQL layout, times, request parsing.
+"""Building blocks of the store: the API problem, JSON, times, request parsing.
 
 Times are stored as fixed-width ISO strings in UTC with microseconds and a
 ``Z`` (``2026-02-09T00:00:00.000000Z``), so string order is time order.
@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from prefactor._errors import PrefactorError
+
 __all__ = [
-    "DDL",
     "ApiProblem",
     "dumps",
     "fingerprint",
@@ -24,49 +25,13 @@ __all__ = [
     "pagination",
     "parse",
     "path_key",
+    "store_time",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
-DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, inserted_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-    agent_id TEXT NOT NULL, environment_id TEXT NOT NULL, id TEXT NOT NULL,
-    PRIMARY KEY (agent_id, environment_id));
-CREATE TABLE IF NOT EXISTS agent_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS schema_versions (
-    id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, external_identifier TEXT NOT NULL,
-    body TEXT NOT NULL, inserted_at TEXT NOT NULL,
-    UNIQUE (agent_id, external_identifier));
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, agent_id TEXT NOT NULL,
-    agent_version_id TEXT NOT NULL, environment_id TEXT NOT NULL,
-    agent_deployment_id TEXT NOT NULL, schema_version_id TEXT,
-    status TEXT NOT NULL, purpose TEXT NOT NULL, external_identifier TEXT,
-    started_at TEXT, finished_at TEXT, termination_reason TEXT,
-    quality_payloads TEXT NOT NULL DEFAULT '{}', quality_summaries TEXT NOT NULL DEFAULT '{}',
-    inserted_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_by_agent ON instances (agent_id);
-CREATE UNIQUE INDEX IF NOT EXISTS instances_by_external
-    ON instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
-CREATE TABLE IF NOT EXISTS spans (
-    id TEXT PRIMARY KEY, agent_instance_id TEXT NOT NULL, parent_span_id TEXT,
-    schema_name TEXT NOT NULL, schema_title TEXT, summary TEXT, status TEXT NOT NULL,
-    payload TEXT NOT NULL, result_payload TEXT, schema_violations TEXT,
-    started_at TEXT NOT NULL, finished_at TEXT, inserted_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_by_instance ON spans (agent_instance_id, started_at);
-CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    response TEXT NOT NULL, PRIMARY KEY (scope, key));
-"""
 
-
-class ApiProblem(Exception):
+class ApiProblem(PrefactorError):
     """An API error answer: HTTP status, machine code, message and optional field errors."""
 
     def __init__(
@@ -114,9 +79,14 @@ def idempotency_conflict(key: str) -> ApiProblem:
     )
 
 
+def store_time(moment: datetime) -> str:
+    """An aware datetime as the store's ISO string."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def now_iso() -> str:
     """Now, as the store's ISO string."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return store_time(datetime.now(UTC))
 
 
 def path_key(loc: tuple[int | str, ...]) -> str:

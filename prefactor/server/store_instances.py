@@ -27,7 +27,12 @@ from prefactor.server.store_common import (
     now_iso,
     parse,
 )
-from prefactor.server.store_schemas import SchemaProblems, SchemaSet, render_template
+from prefactor.server.store_schemas import (
+    QualityType,
+    SchemaProblems,
+    SchemaSet,
+    render_template,
+)
 
 __all__ = ["InstanceRules", "without_key"]
 
@@ -39,12 +44,15 @@ def without_key(body: JSON) -> JSON:
     return {k: v for k, v in body.items() if k != "idempotency_key"}
 
 
-def _raise_for(side: str, errors: list[tuple[str, str]]) -> None:
-    if errors:
-        found: dict[str, list[str]] = {}
-        for path, reason in errors:
-            found.setdefault(side + path[1:], []).append(reason)
-        raise ApiProblem(422, "validation_error", f"{side} does not match its schema", found)
+def _quality_violations(
+    schemas: SchemaSet, quality: QualityType | None, name: str, payload: JSON
+) -> list[JSON]:
+    """What a quality payload breaks: its schema, or the version's list of quality names."""
+    if quality is None:
+        if schemas.open:
+            return []
+        return [{"path": "$", "reason": f"{name!r} is not a quality schema of this version"}]
+    return [{"path": path, "reason": reason} for path, reason in quality.schema.errors(payload)]
 
 
 class InstanceRules(StoreBase):
@@ -74,6 +82,7 @@ class InstanceRules(StoreBase):
             "termination_reason": row[11],
             "quality_payloads": loads(row[12]),
             "quality_summaries": loads(row[13]),
+            "quality_violations": loads(row[17]),
             "inserted_at": row[14],
             "updated_at": row[15],
             "span_counts": {
@@ -108,7 +117,8 @@ class InstanceRules(StoreBase):
             if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
                 raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
             conn.execute(
-                "INSERT OR IGNORE INTO agents (id, inserted_at) VALUES (?, ?)", (agent_id, now)
+                "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (agent_id, now),
             )
             environment_id = req.environment_id or self.default_environment_id
             deployment_id = self._get_or_insert(
@@ -224,13 +234,13 @@ class InstanceRules(StoreBase):
             req = parse(TerminateInstanceRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             status, now = row[6], now_iso()
             if isinstance(req, StartInstanceRequest):
-                if status == "active":
-                    return self._instance_response(instance_id)
+                # Already started or finished: a no-op, since a client that sends start
+                # and finish concurrently (prefactor-core does) may deliver start last.
                 if status != "pending":
-                    raise ApiProblem(409, "conflict", f"agent instance is already {status}")
+                    return self._instance_response(instance_id)
                 started = req.timestamp or now
                 self._conn.execute(
                     "UPDATE instances SET status = 'active', started_at = ?, updated_at = ?"
@@ -259,31 +269,26 @@ class InstanceRules(StoreBase):
         req = parse(RecordQualityRequest, body)
 
         def op() -> JSON:
-            row = self._instance_row(instance_id)
+            row = self._instance_row(instance_id, lock=True)
             schemas = self._schema_set(row[16])
             quality = schemas.quality.get(req.name)
-            if not schemas.open and quality is None:
-                raise ApiProblem(
-                    422,
-                    "validation_error",
-                    f"unknown quality name {req.name!r}",
-                    {"name": [f"{req.name!r} is not a quality schema of this version"]},
-                )
-            payloads, summaries = loads(row[12]), loads(row[13])
+            payloads, summaries, flagged = loads(row[12]), loads(row[13]), loads(row[17])
+            flagged.pop(req.name, None)
             if req.payload is None:
                 payloads.pop(req.name, None)
                 summaries.pop(req.name, None)
             else:
-                if quality is not None:
-                    _raise_for("payload", quality.schema.errors(req.payload))
+                found = _quality_violations(schemas, quality, req.name, req.payload)
+                if found:
+                    flagged[req.name] = found
                 payloads[req.name] = req.payload
                 summary = render_template(quality.template if quality else None, req.payload)
                 if summary is not None:
                     summaries[req.name] = summary
             self._conn.execute(
-                "UPDATE instances SET quality_payloads = ?, quality_summaries = ?, updated_at = ?"
-                " WHERE id = ?",
-                (dumps(payloads), dumps(summaries), now_iso(), instance_id),
+                "UPDATE instances SET quality_payloads = ?, quality_summaries = ?,"
+                " quality_violations = ?, updated_at = ? WHERE id = ?",
+                (dumps(payloads), dumps(summaries), dumps(flagged), now_iso(), instance_id),
             )
             return self._instance_response(instance_id)
 

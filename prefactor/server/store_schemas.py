@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefactor._api.models import AgentSchemaVersionForRegister
+from prefactor._errors import PrefactorError
 from prefactor._schemas.validation import CompiledSchema, SchemaDefinitionError, compile_schema
 
 __all__ = [
@@ -136,7 +137,7 @@ class SchemaSet:
         return cls(open=False, span_types=types, quality=quality)
 
 
-class SchemaProblems(ValueError):
+class SchemaProblems(PrefactorError, ValueError):
     """Schemas of a version that do not compile, keyed by request path."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:

@@ -8,12 +8,13 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
+from prefactor._schemas.validation import CompiledSchema
+from prefactor.server._database import Database
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,
@@ -30,6 +31,8 @@ from prefactor.server.store_schemas import SpanType, render_template
 __all__ = ["SpanFields", "SpanRules", "check_span_details"]
 
 _TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
+# A span that ends in one of these carries an error record, not the function's return value.
+_ERROR_RESULT = frozenset({"failed", "cancelled"})
 _CREATE_STATUSES = frozenset({"active", "pending", "complete", "failed", "cancelled"})
 _SPAN_COLUMNS = (
     "s.id, s.agent_instance_id, s.schema_name, s.status, s.payload, s.result_payload,"
@@ -38,7 +41,7 @@ _SPAN_COLUMNS = (
 )
 
 
-def _span_details(row: tuple[Any, ...] | sqlite3.Row) -> JSON:
+def _span_details(row: Sequence[Any]) -> JSON:
     return {
         "type": "agent_span",
         "id": row[0],
@@ -60,21 +63,20 @@ def _span_details(row: tuple[Any, ...] | sqlite3.Row) -> JSON:
     }
 
 
-def _check(
-    side: str,
-    field: str,
-    *,
-    stype: SpanType | None,
-    value: JSON | None,
-    errors: dict[str, list[str]],
-    found: list[JSON],
-) -> None:
-    schema = None if stype is None else (stype.params if side == "params" else stype.result)
+def _violations(
+    side: Literal["params", "result"], schema: CompiledSchema | None, value: JSON | None
+) -> list[JSON]:
+    """What ``value`` breaks in ``schema``, as stored ``schema_violations`` entries."""
     if schema is None or value is None or schema.is_valid(value):
-        return
-    for path, reason in schema.errors(value):
-        errors.setdefault(field + path[1:], []).append(reason)
-        found.append({"side": side, "path": path, "reason": reason})
+        return []
+    return [{"side": side, "path": path, "reason": reason} for path, reason in schema.errors(value)]
+
+
+def _result_violations(stype: SpanType | None, status: str, result: JSON | None) -> list[JSON]:
+    """The result's violations; a failed or cancelled span's result is an error record."""
+    if stype is None or status in _ERROR_RESULT:
+        return []
+    return _violations("result", stype.result, result)
 
 
 def _respond(details: JSON, instance_status: str, reason: str | None) -> JSON:
@@ -120,6 +122,7 @@ def check_span_details(details: JSON) -> SpanFields:
         type(instance_id) is str
         and type(name) is str
         and name
+        and type(status) is str
         and status in _CREATE_STATUSES
         and (payload is None or type(payload) is dict)
         and (result is None or type(result) is dict)
@@ -226,21 +229,20 @@ class _SpanBatch:
             )
         schemas = self.store._schema_set(inst[3])
         stype = schemas.span_types.get(req.schema_name)
-        errors: dict[str, list[str]] = {}
+        payload = req.payload if req.payload is not None else {}
+        result = req.result_payload
+        # Serialised before validation: a value JSON cannot carry is refused here, and one
+        # too deep for the encoder never reaches a validator.
+        payload_text = dumps(payload)
+        result_text = dumps(result) if result is not None else None
         found: list[JSON] = []
         if stype is None and not schemas.open:
             reason = f"{req.schema_name!r} is not a span type of this schema version"
-            errors["schema_name"] = [reason]
             found.append({"side": "params", "path": "$", "reason": reason})
-        payload = req.payload if req.payload is not None else {}
-        _check("params", "payload", stype=stype, value=payload, errors=errors, found=found)
-        result = req.result_payload
-        _check("result", "result_payload", stype=stype, value=result, errors=errors, found=found)
-        violations: list[JSON] | None = None
-        if req.schema_violations is not None:
-            violations = found or req.schema_violations
-        elif errors:
-            raise ApiProblem(422, "validation_error", "the span does not match its schema", errors)
+        if stype is not None:
+            found += _violations("params", stype.params, payload)
+        found += _result_violations(stype, req.status, result)
+        violations = found or req.schema_violations
         span_id = req.id or generate_pfid()
         if span_id in self.known:
             raise ApiProblem(409, "conflict", f"agent span {span_id!r} already exists")
@@ -260,9 +262,9 @@ class _SpanBatch:
                 title,
                 summary,
                 req.status,
-                dumps(payload),
-                dumps(result) if result is not None else None,
-                dumps(violations) if violations is not None else None,
+                payload_text,
+                result_text,
+                dumps(violations) if violations else None,
                 started,
                 finished,
                 now,
@@ -286,7 +288,7 @@ class _SpanBatch:
                 "finished_at": finished,
                 "inserted_at": now,
                 "updated_at": now,
-                "schema_violations": violations,
+                "schema_violations": violations or None,
                 "account_id": inst[0],
                 "agent_id": inst[1],
             },
@@ -299,7 +301,7 @@ class _SpanBatch:
             memo = {
                 "span_id": span_id,
                 "status": req.status,
-                "violations": None if violations is None else len(violations),
+                "violations": len(violations) if violations else None,
                 "control": response.get("control"),
             }
             self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
@@ -325,21 +327,18 @@ class _SpanBatch:
             response["control"] = memo["control"]
         return response
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, database: Database) -> None:
         """Insert every queued row."""
         if self.span_rows:
-            conn.executemany(
-                "INSERT INTO spans (id, agent_instance_id, parent_span_id, schema_name,"
-                " schema_title, summary, status, payload, result_payload, schema_violations,"
-                " started_at, finished_at, inserted_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            database.insert_rows(
+                "spans",
+                "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
+                " status, payload, result_payload, schema_violations, started_at, finished_at,"
+                " inserted_at, updated_at",
                 self.span_rows,
             )
         if self.idem_rows:
-            conn.executemany(
-                "INSERT INTO idempotency (scope, key, fingerprint, response) VALUES (?, ?, ?, ?)",
-                self.idem_rows,
-            )
+            database.insert_rows("idempotency", "scope, key, fingerprint, response", self.idem_rows)
 
 
 class SpanRules(StoreBase):
@@ -391,7 +390,7 @@ class SpanRules(StoreBase):
             except ApiProblem as exc:
                 problem = exc
                 break
-        batch.write(self._conn)
+        batch.write(self._db)
         return responses, problem
 
     def _select_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
@@ -410,7 +409,8 @@ class SpanRules(StoreBase):
             conn = self._conn
             row = conn.execute(
                 f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
-                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id WHERE s.id = ?",
+                " FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
+                f" WHERE s.id = ?{self._sql.lock_span}",
                 (span_id,),
             ).fetchone()
             if row is None:
@@ -422,29 +422,15 @@ class SpanRules(StoreBase):
                 raise ApiProblem(
                     409, "invalid_action", "a pending span can only be finished as cancelled"
                 )
-            schemas = self._schema_set(row[18])
-            stype = schemas.span_types.get(row[2])
-            errors: dict[str, list[str]] = {}
-            found: list[JSON] = []
-            _check(
-                "result",
-                "result_payload",
-                stype=stype,
-                value=req.result_payload,
-                errors=errors,
-                found=found,
-            )
-            if errors and req.schema_violations is None:
-                raise ApiProblem(
-                    422, "validation_error", "the result does not match its schema", errors
-                )
+            stype = self._schema_set(row[18]).span_types.get(row[2])
+            result = dumps(req.result_payload) if req.result_payload is not None else None
+            found = _result_violations(stype, status, req.result_payload)
             violations = loads(row[13]) if row[13] is not None else None
-            if req.schema_violations is not None:
-                added = found or [v.model_dump() for v in req.schema_violations]
+            added = found or [v.model_dump() for v in req.schema_violations or ()]
+            if added:
                 violations = (violations or []) + added
             now = now_iso()
             finished = req.timestamp or now
-            result = dumps(req.result_payload) if req.result_payload is not None else None
             encoded = dumps(violations) if violations is not None else None
             conn.execute(
                 "UPDATE spans SET status = ?, finished_at = ?, result_payload = ?,"

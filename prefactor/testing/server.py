@@ -25,6 +25,7 @@ import uvicorn
 from prefactor import _runtime as runtime
 from prefactor._schemas.registry import SchemaRegistry
 from prefactor._tracing.tracer import Tracer
+from prefactor.server._database import is_database_url
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
 from prefactor.testing.spans import Trace
@@ -150,8 +151,9 @@ class LocalServer:
             assert server.client.trace().span("tool:search").status == "complete"
 
     Args:
-        db_path: the SQLite file the server stores into (created if missing).
-        token: the bearer token it requires (default: a random one).
+        db_path: the SQLite file the server stores into (created if missing), or a
+            ``postgresql://`` URL (kept as given; ``db_path`` then shows it as a path).
+        token: the bearer token it requires, 16 characters or more (default: a random one).
         startup_timeout: seconds to wait for the server to listen.
     """
 
@@ -159,6 +161,8 @@ class LocalServer:
         self, db_path: str | Path, *, token: str | None = None, startup_timeout: float = 10.0
     ) -> None:
         self.db_path = Path(db_path)
+        # A Path would fold the '//' of a URL, so the store opens the text as given.
+        self._db: str | Path = db_path if is_database_url(db_path) else self.db_path
         self.token = token or secrets.token_urlsafe(16)
         self._startup_timeout = startup_timeout
         self._store: Store | None = None
@@ -189,7 +193,7 @@ class LocalServer:
         """
         if self._thread is not None:
             raise RuntimeError("the server is already running")
-        self._store = Store(self.db_path)
+        self._store = Store(self._db)
         app = create_app(self._store, token=self.token)
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off", ws="none", loop="asyncio"

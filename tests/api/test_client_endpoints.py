@@ -131,8 +131,8 @@ async def test_bulk_returns_every_output(client: PrefactorApiClient) -> None:
                     "idempotency_key": "bulk-bad-1",
                     "details": {
                         "agent_instance_id": inst.id,
-                        "schema_name": "t:nope",
-                        "status": "active",
+                        "schema_name": "t:step",
+                        "status": "done",
                     },
                 },
             ]
@@ -163,13 +163,22 @@ async def test_unknown_instance_raises_not_found(client: PrefactorApiClient) -> 
         await client.get_instance(generate_pfid())
 
 
-async def test_schema_failure_raises_validation_error_with_paths(
+async def test_a_malformed_span_raises_validation_error_with_paths(
     client: PrefactorApiClient,
 ) -> None:
     inst = await _instance(client)
     with pytest.raises(PrefactorValidationError) as caught:
-        await client.create_span(inst.id, "t:step", "active", payload={"n": "one"})
-    assert list(caught.value.errors) == ["payload.n"]
+        await client.create_span(inst.id, "t:step", "active", id="not-a-pfid")
+    assert list(caught.value.errors) == ["id"]
+
+
+async def test_a_payload_that_breaks_its_schema_comes_back_flagged(
+    client: PrefactorApiClient,
+) -> None:
+    inst = await _instance(client)
+    created = await client.create_span(inst.id, "t:step", "active", payload={"n": "one"})
+    violations = created.details.schema_violations or []
+    assert [(v.side, v.path) for v in violations] == [("params", "$.n")]
 
 
 async def test_finishing_twice_raises_an_api_error_with_invalid_action(

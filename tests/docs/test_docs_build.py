@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import pytest
 import subprocess
 import sys
 from pathlib import Path
+
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ Fault = Callable[[httpx.Request, int], "httpx.Response | Exception | None"]
 
 
 def api_config(**overrides: Any) -> HttpClientConfig:
-    return HttpClientConfig(api_url=BASE_URL, api_token=SecretStr(TOKEN), **overrides)
+    return HttpClientConfig(**{"api_url": BASE_URL, "api_token": SecretStr(TOKEN), **overrides})
 
 
 @dataclass
@@ -132,10 +133,8 @@ def serve_process(db: Path, token: str = TOKEN) -> Iterator[str]:
         "0",
         "--db",
         str(db),
-        "--token",
-        token,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFACTOR_API_TOKEN": token}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
@@ -148,3 +147,24 @@ def serve_process(db: Path, token: str = TOKEN) -> Iterator[str]:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers; yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # the kernel completes connections; nobody ever reads them
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def refused_url() -> str:
+    """The base URL of a loopback port nobody listens on (connections are refused)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return f"http://127.0.0.1:{port}"

@@ -148,6 +148,17 @@ def test_flush_with_nothing_submitted_returns_true_at_once() -> None:
     exporter.close()
 
 
+def test_flush_waits_for_a_record_whose_submitter_has_not_started_the_worker_yet() -> None:
+    # The window between submit()'s append and its start of the worker, made
+    # deterministic: another thread's flush must still wait for that record.
+    sink = MemorySink()
+    exporter = Exporter(sink)
+    exporter._queue.extend(spans(generate_pfid(), 1))
+    assert exporter.flush(5)
+    assert len(sink.records) == 2
+    exporter.close()
+
+
 async def test_aflush_waits_without_blocking_the_event_loop() -> None:
     sink = MemorySink()
     exporter = Exporter(sink)

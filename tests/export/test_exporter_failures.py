@@ -12,6 +12,7 @@ import pytest
 from export_helpers import ScriptedSink, reject_finishes, spans, terminate_each
 
 from prefactor._config import QueueConfig
+from prefactor._errors import PrefactorError
 from prefactor._export._internal import set_raise_internal_errors
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import TransientExportError
@@ -61,7 +62,7 @@ def test_retries_exhausted_drops_the_batch_counts_it_and_logs_once(
     assert len(sink.attempts) == 3
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "dropped 4 records after 3 attempts" in warnings[0].getMessage()
+    assert "gave up on 4 records after 3 attempts" in warnings[0].getMessage()
     exporter.close()
 
 
@@ -309,3 +310,8 @@ def test_close_warns_how_many_records_were_lost(caplog: pytest.LogCaptureFixture
     assert [r.getMessage() for r in caplog.records] == [
         "prefactor: 2 telemetry records were lost (queue_full=2); 2 were sent"
     ]
+
+
+def test_a_transient_export_error_is_a_prefactor_error() -> None:
+    with pytest.raises(PrefactorError):
+        raise TransientExportError("503 from the test")

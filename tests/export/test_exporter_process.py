@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import warnings
 from pathlib import Path
 
+import pytest
 from export_helpers import instance_opening, span_pair, stored_spans
 from http_helpers import api_config, serve_process
 
@@ -18,6 +20,9 @@ from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._ids import generate_pfid
 from prefactor._records import CreateSpan, Record
 from prefactor.server.store import Store
+
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,3 +162,166 @@ def test_a_forked_child_sends_through_its_own_http_client(tmp_path: Path) -> Non
     assert stored_spans(store, child_instance) == {child_create.span_id: (None, "complete")}
     assert stored_spans(store, parent_instance) == {parent_spans[0].span_id: (None, "complete")}
     store.close()
+
+
+# --- SIGTERM and multiprocessing: real processes, read back from the store --------------------
+
+AGENT_SCRIPT = """
+import os, signal, sys, time
+import prefactor
+from prefactor import QueueConfig
+
+QUEUE = QueueConfig(flush_interval=60)  # nothing is sent before the process ends
+prefactor.configure(db_path="traces.db", queue=QUEUE, agent_id="ending")
+
+
+@prefactor.tool
+def step(i: int) -> int:
+    return i * 2
+
+
+@prefactor.agent(agent_id="ending")
+def run(n: int) -> int:
+    return sum(step(i) for i in range(n))
+"""
+
+
+def start_script(source: str, tmp_path: Path) -> subprocess.Popen[str]:
+    """Run ``source`` in a new interpreter; its stdout is a pipe."""
+    script = tmp_path / "script.py"
+    script.write_text(AGENT_SCRIPT + textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
+
+
+def terminate_when_ready(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Send SIGTERM once the script printed ``ready``; its exit status and later output."""
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    proc.stdout.close()
+    return proc.wait(30), rest
+
+
+def stored_runs(db: Path) -> list[tuple[str, int]]:
+    """(status, span count) of every instance of the agent ``ending``."""
+    store = Store(db)
+    try:
+        found = store.list_instances(agent_id="ending", page_size=100)["summaries"]
+        return sorted((i["status"], len(stored_spans(store, i["id"]))) for i in found)
+    finally:
+        store.close()
+
+
+def test_sigterm_delivers_the_queued_spans_and_ends_the_process_as_sigterm(tmp_path: Path) -> None:
+    proc = start_script(
+        """
+        run(200)
+        print("ready", flush=True)
+        time.sleep(60)
+        """,
+        tmp_path,
+    )
+    status, _ = terminate_when_ready(proc)
+    assert status == -signal.SIGTERM
+    assert stored_runs(tmp_path / "traces.db") == [("complete", 201)]
+
+
+def test_sigterm_chains_the_handler_the_user_installed_before(tmp_path: Path) -> None:
+    proc = start_script(
+        """
+        def mine(signum, frame):
+            print("user handler", flush=True)
+            sys.exit(3)
+
+        signal.signal(signal.SIGTERM, mine)
+        run(50)
+        print("ready", flush=True)
+        time.sleep(60)
+        """,
+        tmp_path,
+    )
+    status, output = terminate_when_ready(proc)
+    assert (status, output) == (3, "user handler\n")
+    assert stored_runs(tmp_path / "traces.db") == [("complete", 51)]
+
+
+def test_a_sigterm_handler_set_after_prefactor_started_is_never_replaced(tmp_path: Path) -> None:
+    proc = start_script(
+        """
+        run(1)
+
+        def later(signum, frame):
+            print("later handler", flush=True)
+            os._exit(5)
+
+        signal.signal(signal.SIGTERM, later)
+        prefactor.configure(db_path="traces.db", queue=QUEUE, agent_id="ending")
+        run(1)  # a new exporter starts
+        print("ready", flush=True)
+        time.sleep(60)
+        """,
+        tmp_path,
+    )
+    assert terminate_when_ready(proc) == (5, "later handler\n")
+
+
+def test_an_ignored_sigterm_stays_ignored(tmp_path: Path) -> None:
+    result = run_script(
+        AGENT_SCRIPT
+        + textwrap.dedent(
+            """
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            run(1)
+            print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)
+            """
+        ),
+        tmp_path,
+    )
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("how", "workers"),
+    [
+        pytest.param("fork", 2, id="fork"),
+        pytest.param("spawn", 1, id="spawn"),  # one: each spawned worker imports everything
+        pytest.param("fork-pool", 2, id="fork-pool-terminated"),
+    ],
+)
+def test_multiprocessing_workers_deliver_their_spans(
+    tmp_path: Path, how: str, workers: int
+) -> None:
+    proc = start_script(
+        f"""
+        import multiprocessing
+
+        def work(n):
+            return run(n)
+
+        if __name__ == "__main__":
+            how = {how!r}
+            ctx = multiprocessing.get_context(how.split("-")[0])
+            if how.endswith("pool"):
+                with ctx.Pool(2) as pool:  # leaving the block terminates the workers
+                    pool.map(work, [100] * {workers})
+            else:
+                procs = [ctx.Process(target=work, args=(100,)) for _ in range({workers})]
+                for proc in procs:
+                    proc.start()
+                for proc in procs:
+                    proc.join()
+                print([proc.exitcode for proc in procs], flush=True)
+        """,
+        tmp_path,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(60) == 0
+    if how != "fork-pool":
+        assert output == f"{[0] * workers}\n"
+    assert stored_runs(tmp_path / "traces.db") == [("complete", 101)] * workers

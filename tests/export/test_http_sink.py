@@ -7,13 +7,12 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
-from http_helpers import TOKEN, CountingTransport, Server, api_config, error, make_server
+from http_helpers import TOKEN, CountingTransport, Server, api_config, error
 
 from prefactor._config import QueueConfig
 from prefactor._export.exporter import Exporter
@@ -25,13 +24,6 @@ from prefactor.server.app import create_app
 from prefactor.server.store import Store
 
 FAST_RETRY = {"retry_delay_base": 0.001, "retry_delay_max": 0.02, "max_retries": 20}
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path / "server.db")
-    yield srv
-    srv.store.close()
 
 
 Expected = dict[str, dict[str, tuple[str | None, str]]]
@@ -305,7 +297,8 @@ def test_requests_carry_the_sdk_header(server: Server) -> None:
     exporter = Exporter(HttpSink(api_config(), transport=transport))
     exporter.submit(instance_opening(generate_pfid())[0])
     assert exporter.flush(10)
-    assert transport.seen[0].headers["x-prefactor-sdk"] == f"prefactor@{__version__}"
+    expected = f"prefactor@{__version__} prefactor-core@0.5.3"
+    assert transport.seen[0].headers["x-prefactor-sdk"] == expected
     exporter.close()
 
 
@@ -315,9 +308,8 @@ def test_an_integration_entry_comes_before_ours_in_the_sdk_header(server: Server
     exporter = Exporter(sink)
     exporter.submit(instance_opening(generate_pfid())[0])
     assert exporter.flush(10)
-    assert (
-        transport.seen[0].headers["x-prefactor-sdk"] == f"prefactor-lc@1.0 prefactor@{__version__}"
-    )
+    expected = f"prefactor-lc@1.0 prefactor@{__version__} prefactor-core@0.5.3"
+    assert transport.seen[0].headers["x-prefactor-sdk"] == expected
     exporter.close()
 
 

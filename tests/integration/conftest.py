@@ -1,4 +1,4 @@
-"""Fixtures for the end-to-end tests: the real server in process."""
+"""Fixtures for the end-to-end tests: the real server in process, or ``prefactor serve``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import TOKEN, Server
+from integration_helpers import TOKEN, Served, Server
+from serve_helpers import ServeProcess
 
 from prefactor import _runtime as runtime
 from prefactor._export._internal import set_raise_internal_errors
@@ -23,3 +24,13 @@ def server(tmp_path: Path) -> Iterator[Server]:
     runtime.shutdown()
     store.close()
     set_raise_internal_errors(None)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``prefactor serve`` in its own process on a free loopback port."""
+    server = ServeProcess(str(tmp_path_factory.mktemp("served") / "traces.db"), TOKEN)
+    try:
+        yield Served(server.wait_listening())
+    finally:
+        server.stop()

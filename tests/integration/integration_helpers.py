@@ -1,4 +1,4 @@
-"""The real server in process for the end-to-end tests."""
+"""The real server for the end-to-end tests: in process, or ``prefactor serve`` on loopback."""
 
 from __future__ import annotations
 
@@ -35,3 +35,25 @@ class Server:
 
     def spans(self, instance_id: str) -> list[dict[str, Any]]:
         return list(self.store.list_spans(agent_instance_id=instance_id)["summaries"])
+
+
+@dataclass
+class Served:
+    """A running ``prefactor serve``: its URL, and a reader of what it stored over HTTP."""
+
+    url: str
+
+    def instances(self, agent_id: str) -> list[dict[str, Any]]:
+        return self._get("/api/v1/agent_instance", agent_id=agent_id, **_PAGE)
+
+    def spans(self, instance_id: str) -> list[dict[str, Any]]:
+        return self._get("/api/v1/agent_spans", agent_instance_id=instance_id, **_PAGE)
+
+    def _get(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = httpx.get(self.url + path, params=params, headers=headers, timeout=10)
+        response.raise_for_status()
+        return list(response.json()["summaries"])
+
+
+_PAGE = {"pagination[page_size]": 1000}

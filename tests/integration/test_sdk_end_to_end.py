@@ -146,20 +146,22 @@ async def test_platform_termination_reaches_the_handle(server: Server) -> None:
                 pass
 
 
-async def test_external_schema_version_id_reuses_a_registered_version(server: Server) -> None:
+async def test_external_schema_version_id_names_the_registrys_version_then_refers_to_it(
+    server: Server,
+) -> None:
     registry = SchemaRegistry()
     registry.register_type("agent:step", {"type": "object", "required": ["n"]})
-    ident = registry.version_identifier()
-    config = PrefactorCoreConfig(
+    with_registry = PrefactorCoreConfig(
         http_config=server.http_config, schema_registry=registry, sink=server.sink()
     )
+    async with PrefactorCoreClient(with_registry) as client:
+        first = await client.create_agent_instance(
+            agent_id="ref", agent_version={"name": "a"}, external_schema_version_id="steps-v1"
+        )
+    config = PrefactorCoreConfig(http_config=server.http_config, sink=server.sink())
     async with PrefactorCoreClient(config) as client:
-        first = await client.create_agent_instance(agent_id="ref", agent_version={"name": "a"})
-        # Instances are delivered concurrently (order is kept per instance only): a
-        # reference by identifier needs the registration that made the version delivered.
-        assert await client.flush(10)
         second = await client.create_agent_instance(
-            agent_id="ref", agent_version={"name": "a"}, external_schema_version_id=ident
+            agent_id="ref", agent_version={"name": "a"}, external_schema_version_id="steps-v1"
         )
         unknown = await client.create_agent_instance(
             agent_id="ref", agent_version={"name": "a"}, external_schema_version_id="nope"

@@ -34,6 +34,13 @@ def test_register_duplicate_flat_schema_raises_value_error() -> None:
         registry.register("a", PARAMS)
 
 
+def test_register_result_under_a_taken_name_raises_value_error() -> None:
+    registry = SchemaRegistry()
+    registry.register_result("a", RESULT)
+    with pytest.raises(ValueError, match="Result schema 'a' is already registered"):
+        registry.register_result("a", RESULT)
+
+
 def test_register_unsafe_overwrites_flat_schema() -> None:
     registry = SchemaRegistry()
     registry.register("a", PARAMS)
@@ -167,10 +174,23 @@ def test_register_type_with_replace_overwrites_the_definition() -> None:
     }
 
 
-def test_register_quality_schema_with_different_definition_raises_value_error() -> None:
+@pytest.mark.parametrize(
+    "schema",
+    [pytest.param({"type": "string"}, id="different"), pytest.param({"type": "object"}, id="same")],
+)
+def test_register_quality_schema_under_a_taken_name_raises_value_error(
+    schema: dict[str, Any],
+) -> None:
     registry = make_registry()
-    with pytest.raises(ValueError, match="accuracy"):
-        registry.register_quality_schema("accuracy", {"type": "string"})
+    with pytest.raises(ValueError, match="Quality schema 'accuracy' is already registered"):
+        registry.register_quality_schema("accuracy", schema, data_risk=RISK)
+
+
+def test_register_quality_schema_with_replace_overwrites_it() -> None:
+    registry = make_registry()
+    registry.register_quality_schema("accuracy", {"type": "string"}, replace=True)
+    (entry,) = registry.to_agent_schema_version("v")["quality_schemas"]
+    assert entry == {"name": "accuracy", "schema": {"type": "string"}}
 
 
 @pytest.mark.parametrize(
@@ -211,10 +231,22 @@ def test_merge_adds_the_other_registrys_definitions() -> None:
     assert registry.to_agent_schema_version("v") == other.to_agent_schema_version("v")
 
 
-def test_merge_accepts_identical_duplicates() -> None:
+def test_merge_accepts_identical_span_types_and_schemas() -> None:
     registry = make_registry()
-    registry.merge(make_registry())
-    assert registry.to_agent_schema_version("v") == make_registry().to_agent_schema_version("v")
+    before = registry.to_agent_schema_version("v")
+    spans_only = SchemaRegistry()
+    spans_only.register_type("agent:search", PARAMS, RESULT, title="Search", template="{{q}}")
+    spans_only.register("legacy:llm", {"type": "object"})
+    registry.merge(spans_only)
+    assert registry.to_agent_schema_version("v") == before
+
+
+def test_merge_with_a_quality_name_taken_raises_even_when_identical() -> None:
+    registry = make_registry()
+    before = registry.version_identifier()
+    with pytest.raises(ValueError, match="quality_schemas/accuracy"):
+        registry.merge(make_registry())
+    assert registry.version_identifier() == before
 
 
 def test_merge_with_conflicting_definition_raises_and_changes_nothing() -> None:

@@ -1,4 +1,8 @@
-"""Fixtures for the store and server tests: a real in-memory store and registered instances."""
+"""Fixtures for the store and server tests: a real store on each backend, registered instances.
+
+Tests that take ``store`` (or the root conftest's ``db_target``/``backend``) run
+once on SQLite and once on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from prefactor.server.store import Store
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    s = Store()
+def store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    s = Store(":memory:" if backend == "sqlite" else request.getfixturevalue("db_target"))
     yield s
     s.close()
 

@@ -1,4 +1,4 @@
-"""Shared values for the store and server tests: a schema version, payloads, body builders."""
+"""Shared values for the store and server tests: a schema version, payloads, bodies."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,10 +17,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def http_store() -> Iterator[Store]:
-    s = Store()
-    yield s
-    s.close()
+def http_store(store: Store) -> Store:
+    return store
 
 
 @pytest.fixture
@@ -172,6 +170,28 @@ async def test_an_internal_failure_answers_500_with_the_envelope(
     assert "unexpected error" in caplog.text
 
 
-def test_an_empty_token_is_refused(http_store: Store) -> None:
-    with pytest.raises(ValueError, match="token"):
-        create_app(http_store, token="")
+@pytest.mark.parametrize("token", ["", "x" * 15], ids=["empty", "15-characters"])
+def test_a_token_shorter_than_16_characters_is_refused(http_store: Store, token: str) -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        create_app(http_store, token=token)
+
+
+async def test_a_span_that_breaks_its_schema_answers_200_flagged(
+    http: httpx.AsyncClient, http_store: Store
+) -> None:
+    register = {"agent_schema_version": SCHEMA_VERSION}
+    instance_id = http_store.register_instance(register)["details"]["id"]
+    body = span_body(instance_id, payload={"model": "m", "messages": "not a list"})
+    response = await http.post("/api/v1/agent_spans", json=body, headers=AUTH)
+    assert response.status_code == 200
+    violations = response.json()["details"]["schema_violations"]
+    assert [(v["side"], v["path"]) for v in violations] == [("params", "$.messages")]
+
+
+async def test_a_malformed_span_still_answers_422(
+    http: httpx.AsyncClient, http_store: Store
+) -> None:
+    instance_id = http_store.register_instance({})["details"]["id"]
+    body = span_body(instance_id, status="done")
+    response = await http.post("/api/v1/agent_spans", json=body, headers=AUTH)
+    assert list(assert_error(response, 422, "validation_error")["errors"]) == ["status"]

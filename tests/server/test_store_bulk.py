@@ -84,7 +84,7 @@ def test_bulk_stops_at_the_first_error_and_keeps_earlier_effects(
     instance_id = register()
     items = [
         _span_item(instance_id, "good-0001"),
-        _span_item(instance_id, "bad-00001", schema_name="agent:nope"),
+        _span_item(instance_id, "bad-00001", parent_span_id=generate_pfid()),
         _span_item(instance_id, "never-001"),
     ]
     outputs = store.bulk({"items": items})["outputs"]
@@ -93,9 +93,7 @@ def test_bulk_stops_at_the_first_error_and_keeps_earlier_effects(
         "error",
         "validation_error",
     )
-    assert outputs["bad-00001"]["errors"] == {
-        "schema_name": ["'agent:nope' is not a span type of this schema version"]
-    }
+    assert list(outputs["bad-00001"]["errors"]) == ["parent_span_id"]
     assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 1
 
 
@@ -244,3 +242,22 @@ def test_bulk_duplicate_span_ids_in_one_batch_stop_at_the_second(
     outputs = store.bulk({"items": items})["outputs"]
     assert outputs["create-02"]["code"] == "conflict"
     assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 1
+
+
+def test_bulk_stores_spans_that_break_their_schema_and_goes_on(
+    store: Store, register: Register
+) -> None:
+    instance_id = register()
+    items = [
+        _span_item(instance_id, "flagged-1", payload={"model": 1}),
+        _span_item(instance_id, "unknown-1", schema_name="agent:nope"),
+        _span_item(instance_id, "healthy-1"),
+    ]
+    outputs = store.bulk({"items": items})["outputs"]
+    assert [o["status"] for o in outputs.values()] == ["success"] * 3
+    stored = {s["id"]: s for s in store.list_spans(agent_instance_id=instance_id)["summaries"]}
+    flags = [
+        [v["path"] for v in stored[o["details"]["id"]]["schema_violations"] or ()]
+        for o in outputs.values()
+    ]
+    assert flags == [["$", "$.model"], ["$"], []]

@@ -1,9 +1,8 @@
-"""Store: one store shared by threads, and two stores sharing one file."""
+"""Store: one store shared by threads, and two stores sharing one database (on each backend)."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from server_helpers import SCHEMA_VERSION, span_body
 
@@ -23,8 +22,8 @@ def _bulk_spans(store: Store, instance_id: str, prefix: str, count: int) -> None
     assert all(o["status"] == "success" for o in outputs.values())
 
 
-def test_threads_sharing_a_store_lose_no_span(tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
+def test_threads_sharing_a_store_lose_no_span(db_target: str) -> None:
+    store = Store(db_target)
     try:
         instance_id = store.register_instance({"agent_schema_version": SCHEMA_VERSION})["details"][
             "id"
@@ -42,14 +41,14 @@ def test_threads_sharing_a_store_lose_no_span(tmp_path: Path) -> None:
         store.close()
 
 
-def test_two_stores_on_one_file_share_ids_and_see_each_others_writes(tmp_path: Path) -> None:
-    writer, reader = Store(tmp_path / "t.db"), Store(tmp_path / "t.db")
+def test_two_stores_on_one_database_share_ids_and_see_each_others_writes(db_target: str) -> None:
+    writer, reader = Store(db_target), Store(db_target)
     try:
         assert writer.account_id == reader.account_id
         instance_id = writer.register_instance({"agent_schema_version": SCHEMA_VERSION})["details"][
             "id"
         ]
-        _bulk_spans(reader, instance_id, "r", 3)  # the schema version is read from the file
+        _bulk_spans(reader, instance_id, "r", 3)  # the schema version is read from the database
         _bulk_spans(writer, instance_id, "w", 2)
         assert reader.get_instance(instance_id)["details"]["span_counts"]["total"] == 5
     finally:

@@ -92,8 +92,7 @@ def test_a_failed_request_does_not_consume_its_key(store: Store, register: Regis
     instance_id = register()
     with pytest.raises(ApiProblem):
         store.record_quality(
-            instance_id,
-            {"name": "accuracy", "payload": {"score": 9}, "idempotency_key": "quality-1"},
+            instance_id, {"name": "", "payload": {"score": 1}, "idempotency_key": "quality-1"}
         )
     fixed = {"name": "accuracy", "payload": {"score": 1}, "idempotency_key": "quality-1"}
     assert store.record_quality(instance_id, fixed)["status"] == "success"

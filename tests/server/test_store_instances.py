@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from server_helpers import SCHEMA_VERSION, Register
 
+from prefactor import PrefactorError
+from prefactor._api.models import AgentSchemaVersionForRegister
 from prefactor._ids import generate_pfid, is_pfid
 from prefactor.server.store import ApiProblem, Store
+from prefactor.server.store_schemas import SchemaProblems, SchemaSet
 
 
 def test_register_creates_a_pending_instance_with_every_id(store: Store) -> None:
@@ -96,6 +99,9 @@ TERMINATE = ("terminate", {"reason": "stop"})
     [
         pytest.param([], START, "active", id="start-pending"),
         pytest.param([START], START, "active", id="start-active-is-noop"),
+        pytest.param([START, FINISH], START, "complete", id="start-complete-is-noop"),
+        pytest.param([FINISH], START, "complete", id="start-finished-pending-is-noop"),
+        pytest.param([TERMINATE], START, "terminated", id="start-terminated-is-noop"),
         pytest.param([], FINISH, "complete", id="finish-pending"),
         pytest.param([START], FINISH, "complete", id="finish-default-complete"),
         pytest.param([START], ("finish", {"status": "failed"}), "failed", id="finish-failed"),
@@ -113,11 +119,18 @@ def test_legal_instance_transitions_reach_their_status(
     assert getattr(store, f"{name}_instance")(instance_id, body)["details"]["status"] == status
 
 
+def test_a_start_after_the_finish_answers_the_instance_as_it_is(
+    store: Store, register: Register
+) -> None:
+    instance_id = register(start=False)
+    finished = store.finish_instance(instance_id, {"status": "failed"})["details"]
+    late = store.start_instance(instance_id, {"timestamp": "2026-01-01T00:00:00Z"})["details"]
+    assert late == finished
+
+
 @pytest.mark.parametrize(
     ("before", "action"),
     [
-        pytest.param([FINISH], START, id="start-complete"),
-        pytest.param([TERMINATE], START, id="start-terminated"),
         pytest.param([START, FINISH], FINISH, id="finish-complete"),
         pytest.param([TERMINATE], FINISH, id="finish-terminated"),
         pytest.param([FINISH], TERMINATE, id="terminate-complete"),
@@ -185,18 +198,40 @@ def test_record_quality_with_null_payload_removes_it(store: Store, register: Reg
     assert (details["quality_payloads"], details["quality_summaries"]) == ({}, {})
 
 
-def test_record_quality_of_an_unknown_name_answers_422(store: Store, register: Register) -> None:
-    with pytest.raises(ApiProblem) as caught:
-        store.record_quality(register(), {"name": "speed", "payload": {}})
-    assert list(caught.value.errors or {}) == ["name"]
-
-
-def test_record_quality_with_an_invalid_payload_answers_422_at_its_path(
+def test_record_quality_of_an_unknown_name_is_stored_and_flagged(
     store: Store, register: Register
 ) -> None:
-    with pytest.raises(ApiProblem) as caught:
-        store.record_quality(register(), {"name": "accuracy", "payload": {"score": 3}})
-    assert list(caught.value.errors or {}) == ["payload.score"]
+    instance_id = register()
+    store.record_quality(instance_id, {"name": "speed", "payload": {"s": 1}})
+    details = store.get_instance(instance_id)["details"]
+    assert details["quality_payloads"] == {"speed": {"s": 1}}
+    assert details["quality_violations"] == {
+        "speed": [{"path": "$", "reason": "'speed' is not a quality schema of this version"}]
+    }
+
+
+def test_record_quality_with_an_invalid_payload_is_stored_with_its_violations(
+    store: Store, register: Register
+) -> None:
+    instance_id = register()
+    store.record_quality(instance_id, {"name": "accuracy", "payload": {"score": 3}})
+    details = store.get_instance(instance_id)["details"]
+    assert details["quality_payloads"] == {"accuracy": {"score": 3}}
+    assert details["quality_violations"] == {
+        "accuracy": [{"path": "$.score", "reason": "3 is greater than the maximum of 1"}]
+    }
+
+
+def test_a_valid_quality_payload_clears_the_flags_of_the_one_it_replaces(
+    store: Store, register: Register
+) -> None:
+    instance_id = register()
+    store.record_quality(instance_id, {"name": "accuracy", "payload": {"score": 3}})
+    details = store.record_quality(instance_id, {"name": "accuracy", "payload": {"score": 1}})
+    assert (details["details"]["quality_payloads"], details["details"]["quality_violations"]) == (
+        {"accuracy": {"score": 1}},
+        {},
+    )
 
 
 def test_record_quality_on_an_open_schema_accepts_any_name(
@@ -248,17 +283,9 @@ def test_a_file_store_keeps_instances_and_schemas_across_a_reopen(tmp_path: Path
     reopened = Store(path)
     try:
         assert reopened.get_instance(instance_id)["details"]["id"] == instance_id
-        with pytest.raises(ApiProblem) as caught:  # the schema version came back from disk
-            reopened.create_span(
-                {
-                    "details": {
-                        "agent_instance_id": instance_id,
-                        "schema_name": "agent:nope",
-                        "status": "active",
-                    }
-                }
-            )
-        assert list(caught.value.errors or {}) == ["schema_name"]
+        details = {"agent_instance_id": instance_id, "schema_name": "nope", "status": "active"}
+        created = reopened.create_span({"details": details})  # its schema version came from disk
+        assert [v["path"] for v in created["details"]["schema_violations"]] == ["$"]
     finally:
         reopened.close()
 
@@ -274,3 +301,19 @@ def test_a_closed_store_refuses_calls(store: Store) -> None:
     store.close()
     with pytest.raises(RuntimeError):
         store.register_instance({})
+
+
+def test_store_problems_are_prefactor_errors(store: Store) -> None:
+    with pytest.raises(PrefactorError) as caught:
+        store.get_instance("nope")
+    assert (type(caught.value), caught.value.status) == (ApiProblem, 404)
+
+
+def test_schema_problems_are_prefactor_errors() -> None:
+    bad = AgentSchemaVersionForRegister.model_validate({"span_schemas": {"t:x": {"type": 5}}})
+    with pytest.raises(PrefactorError) as caught:
+        SchemaSet.from_definition(bad)
+    assert (type(caught.value), list(caught.value.errors)) == (
+        SchemaProblems,
+        ["agent_schema_version.span_schemas.t:x"],
+    )

@@ -121,33 +121,112 @@ def test_reusing_a_span_id_answers_409(store: Store, register: Register) -> None
     assert _problem(store.create_span, span_body(instance_id, id=span_id)).status == 409
 
 
-def test_unknown_schema_name_answers_422_naming_schema_name(
+def test_unknown_schema_name_is_stored_with_a_violation_naming_it(
     store: Store, register: Register
 ) -> None:
-    problem = _problem(store.create_span, span_body(register(), schema_name="agent:nope"))
-    assert list(problem.errors or {}) == ["schema_name"]
+    details = _create(store, register(), schema_name="agent:nope")["details"]
+    assert (details["schema_name"], details["schema_title"]) == ("agent:nope", "agent:nope")
+    assert details["schema_violations"] == [
+        {
+            "side": "params",
+            "path": "$",
+            "reason": "'agent:nope' is not a span type of this schema version",
+        }
+    ]
 
 
-def test_invalid_payload_answers_422_keyed_by_its_json_path(
+def test_invalid_payload_is_stored_with_violations_at_their_json_paths(
     store: Store, register: Register
 ) -> None:
-    problem = _problem(store.create_span, span_body(register(), payload=BAD_ROLE))
-    assert problem.errors == {
-        "payload.messages[0].role": ["'bot' is not one of ['user', 'assistant', 'system']"]
-    }
+    instance_id = register()
+    created = _create(store, instance_id, payload=BAD_ROLE)["details"]
+    (stored,) = store.list_spans(agent_instance_id=instance_id)["summaries"]
+    assert stored == created
+    assert (stored["payload"], stored["schema_violations"]) == (
+        BAD_ROLE,
+        [
+            {
+                "side": "params",
+                "path": "$.messages[0].role",
+                "reason": "'bot' is not one of ['user', 'assistant', 'system']",
+            }
+        ],
+    )
 
 
-def test_invalid_result_on_finish_answers_422_keyed_by_its_path(
+def test_invalid_result_on_finish_is_stored_with_its_violations(
     store: Store, register: Register
 ) -> None:
     span_id = _create(store, register())["details"]["id"]
-    problem = _problem(store.finish_span, span_id, {"result_payload": {"text": 1}})
-    assert list(problem.errors or {}) == ["result_payload.text"]
+    details = store.finish_span(span_id, {"result_payload": {"text": 1}})["details"]
+    assert (details["status"], details["result_payload"]) == ("complete", {"text": 1})
+    assert details["schema_violations"] == [
+        {"side": "result", "path": "$.text", "reason": "1 is not of type 'string'"}
+    ]
 
 
-def test_invalid_result_on_a_terminal_create_answers_422(store: Store, register: Register) -> None:
-    body = span_body(register(), status="complete", result_payload={})
-    assert list(_problem(store.create_span, body).errors or {}) == ["result_payload"]
+def test_invalid_result_on_a_complete_create_is_stored_flagged(
+    store: Store, register: Register
+) -> None:
+    details = _create(store, register(), status="complete", result_payload={})["details"]
+    assert details["schema_violations"] == [
+        {"side": "result", "path": "$", "reason": "'text' is a required property"}
+    ]
+
+
+ERROR_RECORD = {"error": {"type": "ValueError", "message": "boom"}}
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_the_result_of_a_span_created_failed_or_cancelled_is_never_checked(
+    store: Store, register: Register, status: str
+) -> None:
+    details = _create(store, register(), status=status, result_payload=ERROR_RECORD)["details"]
+    assert (details["status"], details["result_payload"]) == (status, ERROR_RECORD)
+    assert details["schema_violations"] is None
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_the_result_of_a_span_finished_failed_or_cancelled_is_never_checked(
+    store: Store, register: Register, status: str
+) -> None:
+    instance_id = register()
+    span_id = _create(store, instance_id)["details"]["id"]
+    store.finish_span(span_id, {"status": status, "result_payload": ERROR_RECORD})
+    (stored,) = store.list_spans(agent_instance_id=instance_id)["summaries"]
+    assert (stored["status"], stored["result_payload"]) == (status, ERROR_RECORD)
+    assert stored["schema_violations"] is None
+
+
+def test_the_params_of_a_failed_span_are_still_checked(store: Store, register: Register) -> None:
+    body = {"status": "failed", "payload": BAD_ROLE, "result_payload": ERROR_RECORD}
+    details = _create(store, register(), **body)["details"]
+    assert [(v["side"], v["path"]) for v in details["schema_violations"]] == [
+        ("params", "$.messages[0].role")
+    ]
+
+
+def test_a_flagged_create_keeps_its_violations_when_finished_with_a_bad_result(
+    store: Store, register: Register
+) -> None:
+    span_id = _create(store, register(), payload=BAD_ROLE)["details"]["id"]
+    details = store.finish_span(span_id, {"result_payload": {}})["details"]
+    assert [(v["side"], v["path"]) for v in details["schema_violations"]] == [
+        ("params", "$.messages[0].role"),
+        ("result", "$"),
+    ]
+
+
+def test_children_of_a_failed_parent_are_stored_under_it(store: Store, register: Register) -> None:
+    instance_id = register()
+    parent = _create(store, instance_id, status="failed", result_payload=ERROR_RECORD)["details"]
+    child = _create(store, instance_id, parent_span_id=parent["id"])["details"]
+    store.finish_span(child["id"], {"result_payload": {"text": "t"}})
+    stored = {s["id"]: s for s in store.list_spans(agent_instance_id=instance_id)["summaries"]}
+    assert (stored[child["id"]]["parent_span_id"], stored[child["id"]]["status"]) == (
+        parent["id"],
+        "complete",
+    )
 
 
 def test_open_schema_version_accepts_any_span_type_unvalidated(

@@ -78,11 +78,13 @@ def test_two_lambdas_never_share_a_span_type() -> None:
 
 def test_instrument_tools_names_a_lambda_after_its_attribute() -> None:
     module = ModuleType("naming_lambdas")
-    module.shout = lambda text: text.upper()  # type: ignore[attr-defined]
-    module.whisper = lambda text: text.lower()  # type: ignore[attr-defined]
-    module.shout.__module__ = module.whisper.__module__ = "naming_lambdas"  # type: ignore[attr-defined]
+    module.naming_shout = lambda text: text.upper()  # type: ignore[attr-defined]
+    module.naming_whisper = lambda text: text.lower()  # type: ignore[attr-defined]
+    for value in vars(module).values():
+        if callable(value):
+            value.__module__ = "naming_lambdas"
     patched = instrument_tools(module)
-    assert sorted(type_of(fn) for fn in patched) == ["tool:shout", "tool:whisper"]
+    assert sorted(type_of(fn) for fn in patched) == ["tool:naming_shout", "tool:naming_whisper"]
 
 
 @pytest.fixture

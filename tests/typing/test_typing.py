@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Runs subprocesses or whole tools: deselect with -m 'not slow' for a quick run.
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 
 

@@ -60,3 +60,10 @@ assert_type(stream(2), Iterator[str])
 
 async def use() -> None:
     assert_type(await complete("hi", temperature=0.5), str)
+
+
+# The config objects type-check with and without pydantic's mypy plugin (this run has none).
+http = prefactor.HttpClientConfig("https://api.test", "token", 5.0)
+token: str = http.api_token
+queue = prefactor.QueueConfig(num_workers=2)
+core = prefactor.PrefactorCoreConfig(http_config=http, queue_config=queue, agent_id="a")

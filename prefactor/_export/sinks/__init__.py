@@ -1,6 +1,7 @@
 """Sinks: where the background exporter delivers batches of records."""
 
-from prefactor._export.sinks.base import (
+from prefactor._export.base import (
+    Drop,
     ExportResult,
     Rejection,
     Sink,
@@ -12,6 +13,7 @@ from prefactor._export.sinks.local import LocalSink
 from prefactor._export.sinks.memory import MemorySink
 
 __all__ = [
+    "Drop",
     "ExportResult",
     "HttpSink",
     "LocalSink",

@@ -3,7 +3,16 @@
 ``POST /api/v1/bulk`` (and ``Store.bulk``) applies items in order and stops at
 the first item that fails: that item's error is in the answer, later items
 are not. A :class:`BulkSink` records the failed item as rejected and sends the
-rest again, so one bad item costs one extra request, never the batch.
+rest again, so one bad item costs one extra request, never the batch, and no
+retry: retries are for transient failures only.
+
+An item that cannot be written at all (its record's ``to_bulk_item()``
+raises, or the JSON encoder refuses one of its values) is set aside before
+sending, dropped as ``unencodable``, and the rest of the batch goes on.
+
+When a transient failure stops a batch part way, the sink raises
+:class:`~prefactor._export.base.TransientExportError` naming the records still
+pending and the outcome of those it settled, so a retry sends only the rest.
 
 Coalescing: a span created and finished within one batch becomes one create in
 its final state, so a short span costs one item, not two.
@@ -17,20 +26,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefactor._export.sinks.base import (
+import orjson
+
+from prefactor._errors import PrefactorError
+from prefactor._export.base import (
+    Drop,
     ExportResult,
     Rejection,
     Termination,
     TransientExportError,
+    unwritable,
 )
+from prefactor._export.stats import DropReason
 from prefactor._records import CreateSpan, FinishSpan, Record
 
 __all__ = [
     "BulkRequestError",
     "BulkSink",
     "BulkUnsupportedError",
+    "UnencodableError",
     "Unit",
     "coalesce",
+    "encode_error",
 ]
 
 Output = Mapping[str, Any]
@@ -78,17 +95,62 @@ def coalesce(batch: Sequence[Record]) -> list[Unit]:
     return units
 
 
+def encode_error(value: object) -> str | None:
+    """Why the wire's JSON encoder cannot write ``value``; ``None`` when it can."""
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(slots=True)
 class _Delivery:
-    """One batch on its way: its items and what has been learnt so far."""
+    """One batch on its way: the items still to send and what has been learnt so far.
 
-    units: list[Unit]
-    items: list[dict[str, Any]]
+    Units leave ``units`` (with their item) only when set aside before sending;
+    everything before the current position has been settled.
+    """
+
+    units: list[Unit] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    dropped: list[Drop] = field(default_factory=list)
     terminations: dict[str, str | None] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, units: list[Unit]) -> _Delivery:
+        """The delivery of ``units``; a unit whose wire item cannot be built is set aside."""
+        run = cls()
+        for unit in units:
+            try:
+                item = unit.record.to_bulk_item()
+            except Exception as exc:
+                run.dropped.extend(unwritable(record, exc) for record in unit.origin)
+                continue
+            run.units.append(unit)
+            run.items.append(item)
+        return run
 
-class BulkRequestError(Exception):
+    def set_aside(self, index: int, reason: str, message: str) -> None:
+        """Drop the unit at ``index`` without sending it."""
+        unit = self.units.pop(index)
+        del self.items[index]
+        self.dropped.extend(Drop(record, reason, message) for record in unit.origin)
+
+    def result(self) -> ExportResult:
+        return ExportResult(
+            rejected=tuple(self.rejected),
+            terminations=tuple(Termination(i, r) for i, r in self.terminations.items()),
+            dropped=tuple(self.dropped),
+        )
+
+
+class UnencodableError(PrefactorError):
+    """The JSON encoder could not write a request: one of its items holds a value it refuses."""
+
+
+class BulkRequestError(PrefactorError):
     """The destination refused a whole bulk request for good (4xx other than 404/405).
 
     ``errors`` keys such as ``items[3].idempotency_key`` point at the culprit items.
@@ -104,7 +166,7 @@ class BulkRequestError(Exception):
         self.errors = dict(errors or {})
 
 
-class BulkUnsupportedError(Exception):
+class BulkUnsupportedError(PrefactorError):
     """The destination has no bulk endpoint (404 or 405): use the single endpoints."""
 
 
@@ -113,8 +175,9 @@ class BulkSink(ABC):
 
     Subclasses implement :meth:`_bulk` (one bulk request: the ``outputs`` map)
     and :meth:`_single` (one item through its single endpoint, answered as a
-    bulk output). Both raise :class:`~prefactor._export.sinks.base.TransientExportError`
-    for retryable failures.
+    bulk output). Both raise :class:`~prefactor._export.base.TransientExportError`
+    for retryable failures, and :class:`UnencodableError` when the JSON
+    encoder refuses the request.
     """
 
     def __init__(self) -> None:
@@ -129,26 +192,48 @@ class BulkSink(ABC):
     async def _single(self, item: dict[str, Any]) -> Output:
         """Send one item through its single endpoint; answer like a bulk output."""
 
+    @property
+    def spool_destination(self) -> str | None:
+        """The name undelivered records are spooled under (a URL); ``None``: never spooled."""
+        return None
+
     def _remember_single(self, kind: str) -> None:
         """From now on send items of ``kind`` through their single endpoint."""
         self._single_types.add(kind)
 
     async def export(self, batch: Sequence[Record]) -> ExportResult:
-        """Coalesce and deliver ``batch``; see the module docstring."""
-        units = coalesce(batch)
-        run = _Delivery(units, [unit.record.to_bulk_item() for unit in units])
+        """Coalesce and deliver ``batch``; see the module docstring.
+
+        Raises:
+            TransientExportError: with ``pending`` (the records not settled
+                yet) and ``partial`` (the outcome of those that were).
+        """
+        run = _Delivery.of(coalesce(batch))
         start = 0
-        while start < len(units):
-            if not self._bulk_supported or units[start].kind in self._single_types:
+        try:
+            while start < len(run.units):
+                start = await self._send_from(run, start)
+        except TransientExportError as exc:
+            unsettled = {id(record) for unit in run.units[start:] for record in unit.origin}
+            raise TransientExportError(
+                str(exc),
+                exc.retry_after,
+                pending=[record for record in batch if id(record) in unsettled],
+                partial=run.result(),
+            ) from None
+        return run.result()
+
+    async def _send_from(self, run: _Delivery, start: int) -> int:
+        """Send the next request (or single item) from ``start``; where the next one starts."""
+        if not self._bulk_supported or run.units[start].kind in self._single_types:
+            try:
                 output = await self._single(run.items[start])
-                self._settle(run, start, output, single=True)
-                start += 1
-                continue
-            start = await self._send_run(run, start, self._request_end(run, start))
-        return ExportResult(
-            rejected=tuple(run.rejected),
-            terminations=tuple(Termination(i, r) for i, r in run.terminations.items()),
-        )
+            except UnencodableError as exc:
+                run.set_aside(start, DropReason.UNENCODABLE, str(exc))
+                return start
+            self._settle(run, start, output, single=True)
+            return start + 1
+        return await self._send_run(run, start, self._request_end(run, start))
 
     def _request_end(self, run: _Delivery, start: int) -> int:
         """End of the next bulk request: before a single-endpoint type or a repeated key."""
@@ -169,18 +254,30 @@ class BulkSink(ABC):
         except BulkUnsupportedError:
             self._bulk_supported = False
             return start
+        except UnencodableError as exc:
+            self._set_aside_unencodable(run, start, end, str(exc))
+            return start
         except BulkRequestError as exc:
             if exc.status == 413 and end - start > 1:
                 # Too large: send the first half now, the rest next time round.
                 return await self._send_run(run, start, start + (end - start) // 2)
             culprits = sorted(
-                start + int(m.group(1))
-                for key in exc.errors
-                if (m := _ITEM_INDEX.match(key)) is not None and int(m.group(1)) < end - start
+                {
+                    start + int(m.group(1))
+                    for key in exc.errors
+                    if (m := _ITEM_INDEX.match(key)) is not None and int(m.group(1)) < end - start
+                }
             )
-            for index in culprits or range(start, end):
+            if not culprits:
+                for index in range(start, end):
+                    self._reject(run, index, exc.code, exc.message)
+                return end
+            # Nothing of the request was applied: refuse the culprits, send the rest again.
+            for index in reversed(culprits):
                 self._reject(run, index, exc.code, exc.message)
-            return culprits[0] + 1 if culprits else end
+                run.units.pop(index)
+                del run.items[index]
+            return start
         for index in range(start, end):
             output = outputs.get(run.items[index]["idempotency_key"])
             if output is None:
@@ -220,3 +317,10 @@ class BulkSink(ABC):
     @staticmethod
     def _reject(run: _Delivery, index: int, code: str, message: str) -> None:
         run.rejected.extend(Rejection(record, code, message) for record in run.units[index].origin)
+
+    @staticmethod
+    def _set_aside_unencodable(run: _Delivery, start: int, end: int, message: str) -> None:
+        """Find the items of ``[start, end)`` the encoder refuses and set them aside."""
+        culprits = [(i, why) for i in range(start, end) if (why := encode_error(run.items[i]))]
+        for index, why in reversed(culprits or [(i, message) for i in range(start, end)]):
+            run.set_aside(index, DropReason.UNENCODABLE, why)

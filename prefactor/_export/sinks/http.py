@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from prefactor._api.client import PrefactorApiClient
 from prefactor._api.models import SpanResponse
@@ -31,12 +32,12 @@ from prefactor._export.sinks.bulk import (
     BulkSink,
     BulkUnsupportedError,
     Output,
+    UnencodableError,
 )
-from prefactor._version import __version__
+from prefactor._sdk import sdk_header
 
 __all__ = ["HttpSink"]
 
-SDK_HEADER = f"prefactor@{__version__}"
 _SUCCESS: Output = {"status": "success"}
 
 # Clients made before a fork: the child neither uses nor closes them (their
@@ -89,9 +90,14 @@ class HttpSink(BulkSink):
         super().__init__()
         self._config = config.model_copy(update={"max_retries": 0})
         self._transport = transport
-        self._sdk_header = f"{sdk_header_entry} {SDK_HEADER}" if sdk_header_entry else SDK_HEADER
+        self._sdk_header = sdk_header(sdk_header_entry)
         self._client: PrefactorApiClient | None = None
         self._pid = 0
+
+    @property
+    def spool_destination(self) -> str:
+        """The API's URL: records it could not take are spooled under it."""
+        return self._config.api_url
 
     def _api(self) -> PrefactorApiClient:
         """The client of this process, made on first use (again in a forked child)."""
@@ -108,6 +114,8 @@ class HttpSink(BulkSink):
     async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
         try:
             answer = await self._api().bulk(items)
+        except orjson.JSONEncodeError as exc:  # raised before anything is sent
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
@@ -132,6 +140,8 @@ class HttpSink(BulkSink):
         kind = item["_type"]
         try:
             return await self._call_single(kind, item)
+        except orjson.JSONEncodeError as exc:
+            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:

@@ -8,8 +8,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefactor._export.sinks.base import TransientExportError
-from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output
+from prefactor._export.base import TransientExportError
+from prefactor._export.sinks.bulk import (
+    BulkRequestError,
+    BulkSink,
+    Output,
+    UnencodableError,
+    encode_error,
+)
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = ["LocalSink"]
@@ -51,6 +57,11 @@ class LocalSink(BulkSink):
         return self._store
 
     async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
+        # The same encoder check as on the wire, so that a value the API could not be
+        # sent is set aside here too (the store would refuse it one field at a time).
+        refused = encode_error(items)
+        if refused is not None:
+            raise UnencodableError(refused)
         # Runs on the exporter's own loop: the store serialises writers anyway.
         try:
             answer = self._open().bulk({"items": items})

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from prefactor._export.sinks.base import OK, ExportResult
+from prefactor._export.base import OK, Drop, ExportResult, unwritable
 from prefactor._records import Record
 
 __all__ = ["MemorySink"]
@@ -28,13 +28,22 @@ class MemorySink:
         self._closed = False
 
     async def export(self, batch: Sequence[Record]) -> ExportResult:
-        """Resolve each record's wire item and keep both."""
-        items = [record.to_bulk_item() for record in batch]
+        """Resolve each record's wire item and keep both; set aside a record that has none."""
+        records: list[Record] = []
+        items: list[dict[str, Any]] = []
+        dropped: list[Drop] = []
+        for record in batch:
+            try:
+                items.append(record.to_bulk_item())
+            except Exception as exc:
+                dropped.append(unwritable(record, exc))
+                continue
+            records.append(record)
         with self._lock:
-            self._records.extend(batch)
+            self._records.extend(records)
             self._items.extend(items)
             self._batches += 1
-        return OK
+        return ExportResult(dropped=tuple(dropped)) if dropped else OK
 
     async def aclose(self) -> None:
         """Mark the sink closed; what it holds stays readable."""

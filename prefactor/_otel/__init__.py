@@ -1,0 +1,1 @@
+"""OpenTelemetry both ways: the OTLP sink (export) and what ingest shares with it."""

@@ -1,0 +1,56 @@
+"""Fixtures every test directory may use: the store's backends (SQLite, PostgreSQL).
+
+Tests that take ``db_target`` or ``backend`` run once on SQLite and once on
+PostgreSQL (``pg_helpers`` says where that PostgreSQL comes from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pg_helpers import drop_tables, empty_tables, postgres_url
+
+from prefactor._export._internal import set_raise_internal_errors
+
+
+@pytest.fixture
+def internal_errors_raise() -> Iterator[None]:
+    """Errors the SDK swallows for users fail our own test (use it with ``usefixtures``)."""
+    set_raise_internal_errors(True)
+    yield
+    set_raise_internal_errors(None)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test PostgreSQL's URL (skips, or fails in CI, when there is none)."""
+    return postgres_url()
+
+
+@pytest.fixture(scope="session")
+def pg_admin(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection of the tests' own, to reset the database between tests."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        drop_tables(conn)  # whatever an earlier session left, at whichever version
+        yield conn
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database the test runs on."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database of ``backend``: a new file's path, or the test PostgreSQL emptied."""
+    if backend == "sqlite":
+        return str(tmp_path / "traces.db")
+    empty_tables(request.getfixturevalue("pg_admin"))
+    url: str = request.getfixturevalue("pg_url")
+    return url
