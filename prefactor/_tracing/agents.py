@@ -43,6 +43,27 @@ def _name_of(func: Any) -> str:
     return str(getattr(inner, "__name__", None) or type(inner).__name__)
 
 
+def _named(
+    prefix: str,
+    label: str,
+    exclude: Collection[str],
+    params: ParamsExtractor | None,
+    result: ResultExtractor | None,
+    **more: Any,
+) -> Options:
+    """The options of ``@agent``/``@tool``: ``<prefix>:<label>``, registered from the hints."""
+    return Options(
+        prefix=prefix,
+        name=label,
+        auto_register=True,
+        exclude=exclusions(exclude),
+        params=params,
+        result=result,
+        title=f"{prefix.capitalize()}: {label}",
+        **more,
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentIdentity:
     """Who an ``@agent`` function's instances belong to: registered and started per call."""
@@ -125,15 +146,13 @@ def agent(
             environment_id=environment_id,
             purpose=purpose,
         )
-        options = Options(
-            prefix="agent",
-            name=label,
+        options = _named(
+            "agent",
+            label,
+            exclude,
+            params,
+            result,
             span_type=span_type,
-            auto_register=True,
-            exclude=exclusions(exclude),
-            params=params,
-            result=result,
-            title=f"Agent: {label}",
             instance=identity.new_instance,
         )
         return decorate(fn, options, "agent")
@@ -184,16 +203,8 @@ def tool(
     def wrap(fn: Any) -> Any:
         if is_traced(fn):
             return fn
-        label = name or _name_of(fn)
-        options = Options(
-            prefix="tool",
-            name=label,
-            auto_register=True,
-            exclude=exclusions(exclude),
-            params=params,
-            result=result,
-            title=f"Tool: {label}",
-            description=description,
+        options = _named(
+            "tool", name or _name_of(fn), exclude, params, result, description=description
         )
         return decorate(fn, options, "tool")
 
