@@ -315,7 +315,7 @@ class Record(Protocol):
     """What the exporter needs of a record: its wire form and what to group and key it by.
 
     The dataclasses above are records; so is the span of a ``@traced`` call once
-    it has finished (:class:`prefactor._tracing.decorator.CallSpan`), which is
+    it has finished (:class:`prefactor._tracing.call.CallSpan`), which is
     queued as it is rather than copied into a :class:`CreateSpan`.
     """
 

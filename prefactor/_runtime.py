@@ -10,7 +10,6 @@ set, else the embedded SQLite store).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,14 +22,12 @@ from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._options import require
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
+from prefactor._tracing.slot import TRACER
 from prefactor._tracing.tracer import Tracer
 
 logger = logging.getLogger("prefactor.export")
 
 __all__ = ["build_tracer", "configure", "flush", "get_tracer", "shutdown", "stats", "swap"]
-
-_lock = threading.Lock()
-_tracer: Tracer | None = None
 
 
 def build_sink(
@@ -201,31 +198,24 @@ def swap(tracer: Tracer | None) -> Tracer | None:
     For code that installs a tracer for a while and then puts the previous one
     back, as the pytest plugin does around each test.
     """
-    global _tracer
-    with _lock:
-        previous, _tracer = _tracer, tracer
-    return previous
+    return TRACER.swap(tracer)
 
 
 def get_tracer() -> Tracer:
     """The process-wide tracer, built from the environment on first use."""
-    tracer = _tracer
-    if tracer is not None:
-        return tracer
-    return _default()
+    return TRACER.get()
 
 
 def _default() -> Tracer:
-    global _tracer  # noqa: PLW0603 (the process-wide tracer is this module's purpose)
-    with _lock:
-        if _tracer is None:
-            _tracer = build_tracer(PrefactorCoreConfig())
-        return _tracer
+    return build_tracer(PrefactorCoreConfig())
+
+
+TRACER.set_default(_default)
 
 
 def flush(timeout: float | None = None) -> bool:
     """Wait until everything ``@traced`` queued so far is sent; ``False`` on timeout."""
-    tracer = _tracer
+    tracer = TRACER.tracer
     return True if tracer is None else tracer.flush(timeout)
 
 

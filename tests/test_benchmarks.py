@@ -37,9 +37,13 @@ def _run(script: str, *args: str) -> str:
 @pytest.mark.timeout(300)
 def test_bench_traced_reports_every_variant_and_the_targets() -> None:
     out = _run("bench_traced.py", "--quick")
-    for variant in ("plain", "no-check", "lenient", "strict", "lenient+io", "otel"):
+    variants = ("plain", "no-check", "lenient", "strict", "lenient+io", "otel")
+    for variant in (*variants, "async-plain", "async-lenient", "async-strict"):
         assert re.search(rf"^{re.escape(variant)}\s+[\d,]+\s", out, re.M), out
-    assert "targets: no-check overhead <= 5 µs, strict <= 10 µs, otel/no-check >= 5" in out
+    for mode in ("lenient", "strict"):
+        ratios = rf"^nested async / nested sync \({mode}\): [\d.]+x caller CPU, [\d.]+x call$"
+        assert re.search(ratios, out, re.M), out
+    assert "targets: no-check overhead <= 5 µs, strict <= 10 µs, otel/no-check >= 5," in out
     assert "dropped: 0" in out
 
 

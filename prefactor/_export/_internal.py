@@ -4,7 +4,9 @@ In an agent, a bug in telemetry must never raise: the exporter logs it, counts
 it and moves on. The project's tests want the opposite, so
 ``set_raise_internal_errors(True)`` (or ``PREFACTOR_RAISE_INTERNAL_ERRORS=1``
 in the environment) makes :meth:`Exporter.flush` and :meth:`Exporter.close`
-re-raise the first internal error the worker caught.
+re-raise the first internal error the worker caught, and makes the caller's
+side re-raise at once what its guard caught
+(:func:`prefactor._tracing.guard.contain`).
 """
 
 from __future__ import annotations

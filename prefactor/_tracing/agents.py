@@ -19,16 +19,18 @@ import inspect
 import logging
 import sys
 import types
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from prefactor._tracing.decorator import ParamsExtractor, ResultExtractor, TracedFunction, decorate
+from prefactor._tracing.decorator import decorate, exclusions, is_traced
+from prefactor._tracing.plan import Options, ParamsExtractor, ResultExtractor
 from prefactor._tracing.state import InstanceState
 from prefactor._tracing.tracer import Tracer
 
-__all__ = ["agent", "instrument_tools", "tool"]
+__all__ = ["AgentIdentity", "agent", "instrument_tools", "tool"]
 
 logger = logging.getLogger("prefactor.tracing")
 
@@ -39,6 +41,48 @@ R = TypeVar("R")
 def _name_of(func: Any) -> str:
     inner = func.__func__ if isinstance(func, classmethod | staticmethod) else func
     return str(getattr(inner, "__name__", None) or type(inner).__name__)
+
+
+def _named(
+    prefix: str,
+    label: str,
+    exclude: Collection[str],
+    params: ParamsExtractor | None,
+    result: ResultExtractor | None,
+    **more: Any,
+) -> Options:
+    """The options of ``@agent``/``@tool``: ``<prefix>:<label>``, registered from the hints."""
+    return Options(
+        prefix=prefix,
+        name=label,
+        auto_register=True,
+        exclude=exclusions(exclude),
+        params=params,
+        result=result,
+        title=f"{prefix.capitalize()}: {label}",
+        **more,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentIdentity:
+    """Who an ``@agent`` function's instances belong to: registered and started per call."""
+
+    agent_id: str | None
+    version: Mapping[str, str]
+    environment_id: str | None
+    purpose: str | None
+
+    def new_instance(self, tracer: Tracer) -> InstanceState:
+        """Register and start an instance of this agent (a call outside any open span)."""
+        inst = tracer.new_instance(
+            agent_id=self.agent_id,
+            agent_version=self.version,
+            environment_id=self.environment_id,
+            purpose=self.purpose,
+        )
+        tracer.start_instance(inst)
+        return inst
 
 
 @overload
@@ -79,41 +123,39 @@ def agent(
     Args:
         agent_id: the agent (default: the configured one, ``PREFACTOR_AGENT_ID``).
         version: the agent version's ``external_identifier`` (default ``"unversioned"``).
-        name: the agent version's name and the root span's suffix (default:
-            the function's name).
-        span_type: the root span's type (default ``agent:<name>``), registered
-            automatically with schemas from the type hints.
+        name: the agent's name: the agent version's name and the root span type
+            ``agent:<name>`` (default: the function's name).
+        span_type: the root span's whole type instead (default ``agent:<name>``),
+            registered automatically with schemas from the type hints.
         environment_id: sent on register.
         purpose: ``live``, ``smoke_test`` or ``eval``.
         exclude: parameter names left out of the recorded params.
         params: custom params extractor (see :func:`prefactor.traced`).
         result: custom result extractor.
+
+    Raises:
+        TypeError: applied to a class.
+        PrefactorConfigError: the span type belongs to another callable.
     """
 
     def wrap(fn: Any) -> Any:
         label = name or _name_of(fn)
-        version_body = {"name": label, "external_identifier": version or "unversioned"}
-
-        def new_instance(tracer: Tracer) -> InstanceState:
-            inst = tracer.new_instance(
-                agent_id=agent_id,
-                agent_version=version_body,
-                environment_id=environment_id,
-                purpose=purpose,
-            )
-            tracer.start_instance(inst)
-            return inst
-
-        spec = {
-            "span_type": span_type or f"agent:{label}",
-            "auto_register": True,
-            "exclude": exclude,
-            "params": params,
-            "result": result,
-            "title": f"Agent: {label}",
-            "description": None,
-        }
-        return decorate(fn, spec, new_instance)
+        identity = AgentIdentity(
+            agent_id=agent_id,
+            version={"name": label, "external_identifier": version or "unversioned"},
+            environment_id=environment_id,
+            purpose=purpose,
+        )
+        options = _named(
+            "agent",
+            label,
+            exclude,
+            params,
+            result,
+            span_type=span_type,
+            instance=identity.new_instance,
+        )
+        return decorate(fn, options, "agent")
 
     return wrap if func is None else wrap(func)
 
@@ -146,33 +188,36 @@ def tool(
     """Record each call of a tool as a ``tool:<name>`` span with derived schemas.
 
     Args:
-        name: the tool's name (default: the function's name).
+        name: the tool's name in its span type ``tool:<name>`` (default: the
+            function's name).
         description: the span type's description (default: the docstring).
         exclude: parameter names left out of the recorded params.
         params: custom params extractor.
         result: custom result extractor.
+
+    Raises:
+        TypeError: applied to a class (use :func:`instrument_tools` for its methods).
+        PrefactorConfigError: ``tool:<name>`` belongs to another callable.
     """
 
     def wrap(fn: Any) -> Any:
-        if isinstance(fn, TracedFunction):
+        if is_traced(fn):
             return fn
-        label = name or _name_of(fn)
-        spec = {
-            "span_type": f"tool:{label}",
-            "auto_register": True,
-            "exclude": exclude,
-            "params": params,
-            "result": result,
-            "title": f"Tool: {label}",
-            "description": description,
-        }
-        return decorate(fn, spec)
+        options = _named(
+            "tool", name or _name_of(fn), exclude, params, result, description=description
+        )
+        return decorate(fn, options, "tool")
 
     return wrap if func is None else wrap(func)
 
 
+def _as_tool(value: Any, attr: str) -> Any:
+    """``value`` as a tool; a lambda is named after the attribute that holds it."""
+    return tool(value) if _name_of(value) != "<lambda>" else tool(name=attr)(value)
+
+
 def _is_tool_candidate(name: str, value: Any, module: str | None = None) -> bool:
-    if name.startswith("_") or isinstance(value, TracedFunction) or inspect.isclass(value):
+    if name.startswith("_") or is_traced(value) or inspect.isclass(value):
         return False
     if not (inspect.isfunction(value) or inspect.ismethod(value)):
         return False
@@ -183,7 +228,7 @@ def _patch_module(module: types.ModuleType) -> list[Any]:
     done = []
     for attr, value in list(vars(module).items()):
         if _is_tool_candidate(attr, value, module.__name__):
-            wrapped = tool(value)
+            wrapped = _as_tool(value, attr)
             setattr(module, attr, wrapped)
             done.append(wrapped)
     return done
@@ -195,14 +240,14 @@ def _patch_object(obj: Any) -> list[Any]:
         for attr, value in list(vars(obj).items()):
             raw = value.__func__ if isinstance(value, classmethod | staticmethod) else value
             if _is_tool_candidate(attr, raw):
-                wrapped = tool(value)
+                wrapped = _as_tool(value, attr)
                 setattr(obj, attr, wrapped)
                 done.append(wrapped)
         return done
     for attr in dir(type(obj)):
         member: Any = getattr(obj, attr, None)
         if _is_tool_candidate(attr, member):
-            wrapped = tool(member)
+            wrapped = _as_tool(member, attr)
             setattr(obj, attr, wrapped)
             done.append(wrapped)
     return done
@@ -214,9 +259,9 @@ def _patch_path(module: types.ModuleType, path: str) -> Any:
     for part in parts[:-1]:
         owner = getattr(owner, part)
     value = getattr(owner, parts[-1])
-    if isinstance(value, TracedFunction):
+    if is_traced(value):
         return value
-    wrapped = tool(value)
+    wrapped = _as_tool(value, parts[-1])
     setattr(owner, parts[-1], wrapped)
     return wrapped
 
@@ -263,7 +308,7 @@ def instrument_tools(*targets: Any) -> list[Any]:
             if module is not None and getattr(module, func.__name__, None) is func:
                 setattr(module, func.__name__, wrapped)
             done.append(wrapped)
-        elif isinstance(target, TracedFunction):
+        elif is_traced(target):
             done.append(target)
         elif inspect.isclass(target) or hasattr(target, "__dict__"):
             done.extend(_patch_object(target))

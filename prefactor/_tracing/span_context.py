@@ -22,12 +22,20 @@ from typing import Any, Literal
 
 from prefactor._errors import PrefactorTerminatedError
 from prefactor._ids import SEQUENCE
-from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation
+from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Violation
 from prefactor._schemas.registry import Side
 from prefactor._tracing.context import CURRENT_SPAN
-from prefactor._tracing.state import InstanceState, SpanState, emit_finish, emit_pending
+from prefactor._tracing.guard import DELIBERATE, contain
+from prefactor._tracing.state import (
+    Deferred,
+    InstanceState,
+    SpanState,
+    emit_finish,
+    emit_pending,
+    error_result,
+)
 
-__all__ = ["SpanContext", "error_result", "to_ns"]
+__all__ = ["SpanContext", "to_ns"]
 
 logger = logging.getLogger("prefactor.tracing")
 
@@ -41,37 +49,14 @@ def to_ns(value: datetime | None) -> int:
     return int(value.timestamp() * 1_000_000) * 1000
 
 
-class _Deferred(Lazy):
-    """One side of an explicit span, captured and checked in the exporter's thread.
+class _Uncaptured(Deferred):
+    """One side of an explicit span kept as a shallow copy: captured in the exporter's thread."""
 
-    Lenient mode only: ``data`` is a snapshot already (see
-    :meth:`~prefactor._tracing.capture.Capturer.snapshot_mapping`), either a
-    copy still to capture or a finished capture. ``None`` is no payload, and
-    is checked as ``{}``.
-    """
+    __slots__ = ()
 
-    __slots__ = ("captured", "data", "inst", "side", "span_type")
-
-    def __init__(
-        self,
-        inst: InstanceState,
-        span_type: str,
-        side: Side,
-        data: dict[str, Any] | None,
-        captured: bool,
-    ) -> None:
-        self.inst = inst
-        self.span_type = span_type
-        self.side = side
-        self.data = data
-        self.captured = captured
-
-    def resolve(self) -> tuple[Any, tuple[Violation, ...]]:
-        tracer = self.inst.tracer
+    def payload(self) -> Any:
         data = self.data
-        payload = data if data is None or self.captured else tracer.capturer.capture_mapping(data)
-        checked = payload if payload is not None else {}
-        return payload, tracer.check(self.inst, self.span_type, self.side, checked)
+        return data if data is None else self.inst.tracer.capturer.capture_mapping(data)
 
 
 class _ExplicitState(SpanState):
@@ -81,8 +66,8 @@ class _ExplicitState(SpanState):
     captured and checked only when the record is exported: the caller pays
     for a copy of a flat dict and no extra object. Each side's mode says what
     its value is: ``None`` a finished payload (strict mode, or a failure's
-    result), ``False`` a copy still to capture, ``True`` a capture still to
-    check.
+    result), ``False`` a copy still to capture (:class:`_Uncaptured`),
+    ``True`` a capture still to check (:class:`Deferred`).
     """
 
     __slots__ = ("params_mode", "result_mode")
@@ -100,26 +85,22 @@ class _ExplicitState(SpanState):
         self.params = None
         self.violations = ()
         self.parent = None
-        self.pending = None
+        # Pending until started: a child opening under it starts it (see emit_pending).
+        self.pending = {"create": True}
         self.params_mode: bool | None = None
         self.result_mode: bool | None = None
 
     def create_params(self) -> Any:
-        mode = self.params_mode
-        if mode is None:
-            return self.params
-        return _Deferred(self.instance, self.span_type, "params", self.params, mode)
+        return self._side("params", self.params, self.params_mode)
 
     def payload_of(self, result: Any) -> Any:
-        mode = self.result_mode
+        return self._side("result", result, self.result_mode)
+
+    def _side(self, side: Side, data: Any, mode: bool | None) -> Any:
         if mode is None:
-            return result
-        return _Deferred(self.instance, self.span_type, "result", result, mode)
-
-
-def error_result(exc: BaseException) -> dict[str, Any]:
-    """The result recorded for a span that failed with ``exc``."""
-    return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+            return data
+        deferred = Deferred if mode else _Uncaptured
+        return deferred(self.instance, self.span_type, side, data)
 
 
 _State = Literal["prepared", "started", "finished"]
@@ -193,33 +174,40 @@ class SpanContext:
         if self._state != "prepared":
             return
         inst = self._instance
+        state = self.span_state
+        data = payload if payload is not None else self._default_payload
+        params: Any = None
+        violations: tuple[Violation, ...] = ()
         if inst.terminated:
             raise PrefactorTerminatedError(inst.termination_reason)
-        parent = self._parent_state
-        if parent is not None:
-            owner = parent.owner
-            if isinstance(owner, SpanContext) and owner._state == "prepared":
-                owner.start_now()
-            if parent.pending:
+        try:
+            parent = self._parent_state
+            if parent is not None and parent.pending:
                 emit_pending(parent)
-        tracer = inst.tracer
-        data = payload if payload is not None else self._default_payload
-        params: Any
-        violations: tuple[Violation, ...] = ()
-        if tracer.strict:  # checked here, so that a violation raises into the caller
-            params = tracer.capturer.capture_mapping(data) if data is not None else {}
-            violations = tracer.check(inst, self._schema_name, "params", params)
-        else:  # a snapshot, captured and checked when exported
-            params, self.span_state.params_mode = tracer.capturer.snapshot_mapping(
-                data if data is not None else {}
-            )
+            tracer = inst.tracer
+            if tracer.strict:  # checked here, so that a violation raises into the caller
+                params = tracer.capturer.capture_mapping(data) if data is not None else {}
+                violations = tracer.check(inst, self._schema_name, "params", params)
+            else:  # a snapshot, captured and checked when exported
+                params, state.params_mode = tracer.capturer.snapshot_mapping(
+                    data if data is not None else {}
+                )
+        except DELIBERATE:
+            raise
+        except Exception as exc:  # start it all the same, without its params
+            contain(exc, "start a span", self._schema_name)
         self._state = "started"
-        self.span_state.hold(
+        state.hold(
             time.time_ns() if started_at is None else to_ns(started_at),
             params,
             violations,
-            parent if parent is not None else self._parent,
+            self._parent_state if self._parent_state is not None else self._parent,
         )
+
+    def start_for_child(self) -> None:
+        """Start the span now if it has not started: a child span is opening under it."""
+        if self._state == "prepared":
+            self.start_now()
 
     def finish_now(
         self,
@@ -231,7 +219,6 @@ class SpanContext:
         if self._state == "finished":
             return
         status = status or self._status
-        tracer = self._instance.tracer
         gathered: Mapping[str, Any] | None = self._result
         if self._result is not None and result is not None:
             self._result.update(result)
@@ -242,50 +229,77 @@ class SpanContext:
                 self._cancel_unstarted(timestamp)
                 return
             self.start_now()
+        captured: Any = None
         violations: tuple[Violation, ...] = ()
-        captured: Any
-        if status == "complete" and not tracer.strict:  # a snapshot, as the params
-            if gathered:
-                captured, self.span_state.result_mode = tracer.capturer.snapshot_mapping(gathered)
+        try:
+            tracer = self._instance.tracer
+            if status == "complete" and not tracer.strict:  # a snapshot, as the params
+                if gathered:
+                    captured, self.span_state.result_mode = tracer.capturer.snapshot_mapping(
+                        gathered
+                    )
+                else:
+                    captured, self.span_state.result_mode = None, True
             else:
-                captured, self.span_state.result_mode = None, True
-        else:
-            captured = tracer.capturer.capture_mapping(gathered) if gathered else None
-            if status == "complete":  # strict: checked here, so that a violation raises
-                violations = tracer.check(
-                    self._instance, self._schema_name, "result", captured or {}
-                )
+                captured = tracer.capturer.capture_mapping(gathered) if gathered else None
+                if status == "complete":  # strict: checked here, so that a violation raises
+                    violations = tracer.check(
+                        self._instance, self._schema_name, "result", captured or {}
+                    )
+        except DELIBERATE:
+            raise
+        except Exception as exc:  # finish it all the same, without its result
+            contain(exc, "finish a span", self._schema_name)
+            captured, self.span_state.result_mode = None, None
+        self._end(status, captured, violations, timestamp)
+
+    def _end(
+        self,
+        status: FinishStatus,
+        result: Any,
+        violations: tuple[Violation, ...] = (),
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Send the span's end with a result that is final (or deferred by ``result_mode``)."""
         self._state = "finished"
         state = self.span_state
         # Break the cycle with the state (owner), so refcounting frees a finished span:
         # left to the cyclic collector, spans would outlive their export and be scanned.
         state.owner = None
-        emit_finish(state, status, captured, violations, to_ns(timestamp) if timestamp else None)
+        try:
+            emit_finish(state, status, result, violations, to_ns(timestamp) if timestamp else None)
+        except Exception as exc:
+            contain(exc, "finish a span", self._schema_name)
 
     def _cancel_unstarted(self, timestamp: datetime | None) -> None:
         """The only way a span that never started ends: created pending, then cancelled."""
         inst = self._instance
         tracer = inst.tracer
         parent = self._parent_state
-        if parent is not None and parent.pending:
-            emit_pending(parent)
-        data = self._default_payload
-        captured = tracer.capturer.capture_mapping(data) if data is not None else {}
-        now = to_ns(timestamp)
         self._state = "finished"
-        self.span_state.owner = None  # see finish_now
-        tracer.emit(
-            CreateSpan(
-                span_id=self.id,
-                instance_id=inst.id,
-                schema_name=self._schema_name,
-                status="pending",
-                started_at_ns=now,
-                payload=captured,
-                parent_span_id=SpanState.parent_of(parent if parent is not None else self._parent),
+        self.span_state.owner = None  # see _end
+        try:
+            if parent is not None and parent.pending:
+                emit_pending(parent)
+            data = self._default_payload
+            captured = tracer.capturer.capture_mapping(data) if data is not None else {}
+            now = to_ns(timestamp)
+            tracer.emit(
+                CreateSpan(
+                    span_id=self.id,
+                    instance_id=inst.id,
+                    schema_name=self._schema_name,
+                    status="pending",
+                    started_at_ns=now,
+                    payload=captured,
+                    parent_span_id=SpanState.parent_of(
+                        parent if parent is not None else self._parent
+                    ),
+                )
             )
-        )
-        tracer.emit(FinishSpan(self.id, inst.id, "cancelled", now))
+            tracer.emit(FinishSpan(self.id, inst.id, "cancelled", now))
+        except Exception as exc:
+            contain(exc, "cancel a span", self._schema_name)
 
     async def start(
         self, payload: Mapping[str, Any] | None = None, started_at: datetime | None = None
@@ -356,15 +370,28 @@ class SpanContext:
                 return
             if exc is None:
                 self.finish_now()
-                return
-            try:
-                if isinstance(exc, Exception):
-                    self.finish_now("failed", error_result(exc))
-                else:  # CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit
-                    self.finish_now("cancelled")
-            except Exception:
-                logger.exception("could not finish span %s after %r", self.id, type(exc))
+            elif isinstance(exc, Exception):
+                self._fail(exc)
+            else:  # CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit
+                self.finish_now("cancelled")
+        except DELIBERATE:
+            # Raised on purpose, but only into a block that ended well; the block's own
+            # exception, if it has one, is what the caller sees.
+            if exc is None:
+                raise
         finally:
             if self._token is not None:
                 CURRENT_SPAN.reset(self._token)
                 self._token = None
+
+    def _fail(self, exc: Exception) -> None:
+        """Finish ``failed`` with ``exc``'s error record (never checked against the schema)."""
+        if self._state == "prepared":
+            self.start_now()
+        try:
+            payload = error_result(self._instance.tracer.capturer, exc)
+        except Exception as err:  # a capturer that raises: finish without the record
+            payload = None
+            contain(err, "record a span's error", self._schema_name)
+        self.span_state.result_mode = None
+        self._end("failed", payload)

@@ -8,6 +8,15 @@ record's fields and sends one create, already in its final state, when it
 finishes: a leaf span costs one record instead of two. A child that starts
 while its parent is still pending sends the parent's create first
 (:func:`emit_pending`), so the server never sees a child before its parent.
+
+This is the begin/end protocol every span follows, ``@traced`` call or
+explicit :class:`~prefactor.SpanContext` alike: refuse to open in a terminated
+instance, send a pending parent's create first (:func:`emit_pending`), hold the
+create's fields, finish once (:func:`emit_finish`), a failure recorded as
+:func:`error_result`. A side
+(params or result) checked in the caller is a finished payload; otherwise it
+is a :class:`Deferred`, captured if need be and checked in the exporter's
+thread.
 """
 
 from __future__ import annotations
@@ -16,13 +25,21 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefactor._ids import pfid_at
-from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Violation
+from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation
 
 if TYPE_CHECKING:
-    from prefactor._schemas.registry import SchemaRegistry
+    from prefactor._schemas.registry import SchemaRegistry, Side
+    from prefactor._tracing.capture import Capturer
     from prefactor._tracing.tracer import Tracer
 
-__all__ = ["InstanceState", "SpanState", "claim", "emit_finish", "emit_pending"]
+__all__ = [
+    "Deferred",
+    "InstanceState",
+    "SpanState",
+    "emit_finish",
+    "emit_pending",
+    "error_result",
+]
 
 
 class InstanceState:
@@ -73,11 +90,12 @@ class SpanState:
     """An open span: what children need to know about their parent; finished, its own record.
 
     While its create is pending, the span also holds that create's fields
-    (``started``, ``params``, ``violations``, ``parent``) and a one-byte
-    ``pending`` claim. Whoever pops the byte first (the span finishing, or a
-    child starting, maybe in another thread: ``bytearray.pop`` is atomic) sends
-    the create. A ``bytearray`` is not tracked by the garbage collector, which
-    matters on a path that runs once per call.
+    (``started``, ``params``, ``violations``, ``parent``) and the ``pending``
+    claim, ``{"create": True}``. Whoever pops the key first (the span
+    finishing, or a child starting, maybe in another thread:
+    ``dict.pop(key, default)`` is one atomic step) sends the create. A dict of
+    a string and a bool is not tracked by the garbage collector, which matters
+    on a path that runs once per call, and popping it raises nothing.
 
     A span that finishes with its create still pending (a leaf) takes its
     final ``status``, ``result`` and ``finished`` time and is queued itself,
@@ -120,12 +138,11 @@ class SpanState:
         span_id: str,
         instance: InstanceState,
         span_type: str,
-        owner: Any = None,
         started: int = 0,
         params: Any = None,
         violations: tuple[Violation, ...] = (),
         parent: SpanState | str | None = None,
-        pending: bytearray | None = None,
+        pending: dict[str, bool] | None = None,
     ) -> None:
         # An id given up front; subclasses that name their spans late set _id to
         # None and seq to a number of prefactor._ids.SEQUENCE instead.
@@ -136,7 +153,7 @@ class SpanState:
         self.span_type = span_type
         # The SpanContext driving this span, when it is an explicit one: a child may
         # have to start it, since a child must never reach the server before its parent.
-        self.owner = owner
+        self.owner: Any = None
         self.started = started
         self.params = params
         self.violations = violations
@@ -173,7 +190,7 @@ class SpanState:
         self.params = params
         self.violations = violations
         self.parent = parent
-        self.pending = bytearray(b"\x01")
+        self.pending = {"create": True}
 
     def create_params(self) -> Any:
         """The params payload of this span's create (a subclass may build it late)."""
@@ -215,22 +232,54 @@ class SpanState:
         return f"<{type(self).__name__} {self.id} {self.span_type}>"
 
 
-def claim(state: SpanState) -> bool:
-    """Take the pending create, if nobody has: ``True`` for exactly one caller."""
-    pending = state.pending
-    if not pending:
-        return False
-    try:
-        pending.pop()
-    except IndexError:  # taken by another thread between the check and the pop
-        return False
-    return True
+class Deferred(Lazy):
+    """One side of a span, checked (and captured first, if need be) in the exporter's thread.
+
+    ``data`` is the payload already captured; subclasses that keep something
+    still to capture override :meth:`payload`. A ``None`` payload is checked
+    as ``{}``.
+    """
+
+    __slots__ = ("data", "inst", "side", "span_type")
+
+    def __init__(self, inst: InstanceState, span_type: str, side: Side, data: Any) -> None:
+        self.inst = inst
+        self.span_type = span_type
+        self.side = side
+        self.data = data
+
+    def payload(self) -> Any:
+        """The captured payload."""
+        return self.data
+
+    def resolve(self) -> tuple[Any, tuple[Violation, ...]]:
+        payload = self.payload()
+        inst = self.inst
+        checked = payload if payload is not None else {}
+        return payload, inst.tracer.check(inst, self.span_type, self.side, checked)
+
+
+def error_result(capturer: Capturer, exc: BaseException) -> dict[str, Any]:
+    """The result of a span that failed with ``exc``: the exception as captured.
+
+    ``{"error": {"type": ..., "message": ...}}``, the message under the
+    capturer's caps; an exception whose ``__str__`` raises is still recorded.
+    """
+    return {"error": capturer.capture(exc)}
 
 
 def emit_pending(state: SpanState) -> None:
-    """Send ``state``'s create as ``active`` now, if it is still pending."""
-    if not claim(state):
-        return
+    """Send ``state``'s create as ``active`` now, if it is still pending.
+
+    An explicit span that has not started yet (it is pending too) is started
+    first, by its owner.
+    """
+    owner = state.owner
+    if owner is not None:
+        owner.start_for_child()
+    pending = state.pending
+    if not (pending and pending.pop("create", False)):
+        return  # sent already, maybe by another thread
     inst = state.instance
     inst.tracer.submit(
         CreateSpan(
@@ -258,14 +307,7 @@ def emit_finish(
     if now is None:
         now = time.time_ns()
     pending = state.pending
-    claimed = False
-    if pending:  # claim(), inlined: this runs once per span
-        try:
-            pending.pop()
-            claimed = True
-        except IndexError:
-            pass
-    if claimed:
+    if pending and pending.pop("create", False):  # this span's create is ours to send
         state.status = status
         state.result = result
         if violations:

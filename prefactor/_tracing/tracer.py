@@ -9,6 +9,7 @@ layer over it and ``@traced`` uses it directly from sync and async code.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from prefactor._records import (
 from prefactor._schemas.registry import SchemaRegistry
 from prefactor._schemas.validation import fast_accepts
 from prefactor._tracing.capture import Capturer
+from prefactor._tracing.guard import contained_count
 from prefactor._tracing.state import InstanceState
 
 __all__ = ["Tracer", "registry_from_schema_version"]
@@ -39,6 +41,10 @@ logger = logging.getLogger("prefactor.tracing")
 
 Side = Literal["params", "result"]
 UNREGISTERED = "span type is not registered in the schema registry"
+
+# Tracers are numbered: a decorated function's plan remembers the number of the
+# tracer it was compiled for (see prefactor._tracing.plan).
+_generations = itertools.count(1)
 
 
 def registry_from_schema_version(version: Mapping[str, Any]) -> SchemaRegistry:
@@ -83,6 +89,11 @@ class Tracer:
         agent_id: the agent of instances made without one.
         environment_id: sent on register when given.
         capturer: turns user values into JSON-safe snapshots.
+
+    ``strict``, ``validate`` and ``capturer`` are fixed for the tracer's life:
+    the plans of decorated functions are compiled against them and keyed by
+    the tracer's :attr:`generation`, a number no other tracer has. Different
+    settings mean a new tracer (which is what :func:`prefactor.configure` makes).
     """
 
     def __init__(
@@ -98,12 +109,13 @@ class Tracer:
     ) -> None:
         self.exporter = exporter
         self.registry = registry
-        self.validate = validate
+        self._validate = validate
         # Strict only means something when payloads are checked.
-        self.strict = strict and validate
+        self._strict = strict and validate
+        self._capturer = capturer if capturer is not None else Capturer()
+        self.generation = next(_generations)
         self.agent_id = agent_id
         self.environment_id = environment_id
-        self.capturer = capturer if capturer is not None else Capturer()
         self.submit = exporter.submit
         self._instances: weakref.WeakValueDictionary[str, InstanceState] = (
             weakref.WeakValueDictionary()
@@ -113,6 +125,21 @@ class Tracer:
         self._violations = 0
         self._unregistered = 0
         self._version_cache: tuple[str, dict[str, Any]] | None = None
+
+    @property
+    def strict(self) -> bool:
+        """Whether a schema violation raises :class:`SchemaValidationError` in the caller."""
+        return self._strict
+
+    @property
+    def validate(self) -> bool:
+        """Whether payloads are checked against schemas at all."""
+        return self._validate
+
+    @property
+    def capturer(self) -> Capturer:
+        """How user values are turned into JSON-safe snapshots."""
+        return self._capturer
 
     # --- instances ------------------------------------------------------------------------
 
@@ -223,7 +250,7 @@ class Tracer:
         self, inst: InstanceState, name: str, payload: Mapping[str, Any] | None
     ) -> None:
         """Queue a quality payload for the instance (``None`` removes it)."""
-        captured = None if payload is None else self.capturer.capture_mapping(payload)
+        captured = None if payload is None else self._capturer.capture_mapping(payload)
         self.submit(RecordQuality(inst.id, name, captured, generate_pfid(inst.partition)))
 
     def terminate(self, instance_id: str, reason: str | None) -> None:
@@ -249,7 +276,7 @@ class Tracer:
             SchemaValidationError: in strict mode, on any violation.
         """
         registry = inst.registry
-        if registry is None or not self.validate:
+        if registry is None or not self._validate:
             return ()
         validator = registry.validator_for(span_type, side)
         if validator is None:
@@ -265,7 +292,7 @@ class Tracer:
             errors = validator.errors(payload)
             if not errors:  # the fast engine could not read the value, and it is valid
                 return ()
-        if self.strict:
+        if self._strict:
             raise SchemaValidationError(span_type, side, errors[0][0], errors[0][1], errors)
         self._flag(span_type, side, errors)
         return tuple(Violation(side, path, reason) for path, reason in errors)
@@ -295,12 +322,17 @@ class Tracer:
         self.submit(record)
 
     def stats(self) -> dict[str, Any]:
-        """The exporter's counters plus the validation counters."""
+        """The exporter's counters, the validation counters and the contained SDK failures.
+
+        ``tracing_errors`` counts the SDK failures contained inside users' calls
+        in this process (see :mod:`prefactor._tracing.guard`).
+        """
         base = self.exporter.stats()
         out: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
         out["dropped"] = dict(base.dropped)
         out["schema_violations"] = self._violations
         out["unregistered_span_types"] = self._unregistered
+        out["tracing_errors"] = contained_count()
         return out
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -100,7 +100,8 @@ class Workload:
         self.spans: dict[str, Made] = {}
         self.instances: dict[str, str] = {}
 
-        @prefactor.tool
+        # A name of its own: another test module has a different tool:lookup.
+        @prefactor.tool(name="fault_lookup")
         def lookup(query: str, fail: bool) -> str:
             self._note("complete" if not fail else "failed")
             if fail:

@@ -15,7 +15,7 @@ from prefactor import _runtime as runtime
 from prefactor._errors import SchemaValidationError
 from prefactor._schemas.registry import default_registry
 from prefactor._tracing.agents import agent, instrument_tools, tool
-from prefactor._tracing.decorator import TracedFunction, traced
+from prefactor._tracing.decorator import is_traced, traced
 from prefactor.testing.recorder import Recorder
 
 
@@ -132,7 +132,8 @@ def _module(tmp_path: Path, name: str, body: str) -> Path:
 
 @pytest.fixture
 def tools_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"plain_tools_{tmp_path.name.replace('-', '_')}"
+    # One name for every test: the module is one callable's home, imported afresh each time.
+    name = "plain_tools"
     _module(
         tmp_path,
         name,
@@ -160,7 +161,7 @@ def test_instrument_tools_patches_a_module_string_when_it_is_imported(
     assert tools_module not in sys.modules
     instrument_tools(f"{tools_module}:search")
     mod = __import__(tools_module)
-    assert isinstance(mod.search, TracedFunction)
+    assert is_traced(mod.search)
     assert mod.search("q") == ["q"]
     assert recorder.trace().span("tool:search").params == {"query": "q"}
 
@@ -171,8 +172,8 @@ def test_instrument_tools_patches_a_whole_module_but_not_private_names(
     mod = __import__(tools_module)
     patched = instrument_tools(mod)
     assert len(patched) == 1
-    assert isinstance(mod.search, TracedFunction)
-    assert not isinstance(mod._private, TracedFunction)
+    assert is_traced(mod.search)
+    assert not is_traced(mod._private)
 
 
 def test_instrument_tools_patches_an_objects_methods(recorder: Recorder, tools_module: str) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from tracing_helpers import Stored, type_of
 
 from prefactor._tracing.decorator import traced
 from prefactor.testing.recorder import Recorder
@@ -132,3 +135,58 @@ def test_async_generator_early_exit_is_cancelled(recorder: Recorder) -> None:
     asyncio.run(main())
     (span,) = recorder.trace().spans
     assert (span.status, span.result) == ("cancelled", {"value": "a0"})
+
+
+@traced
+async def anumbers(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+@traced
+def untyped(n: int):  # type: ignore[no-untyped-def]
+    for i in range(n):
+        yield f"u{i}"
+
+
+async def _alist(agen: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in agen]
+
+
+def _run(fn: Any, n: int) -> list[Any]:
+    out = fn(n)
+    return asyncio.run(_alist(out)) if inspect.isasyncgen(out) else list(out)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3], ids=["no-yield", "one-yield", "many-yields"])
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        pytest.param(tokens, lambda n: "".join(f"t{i} " for i in range(n)), id="Iterator[str]"),
+        pytest.param(
+            atokens, lambda n: "".join(f"a{i}" for i in range(n)), id="AsyncIterator[str]"
+        ),
+        pytest.param(numbers, lambda n: list(range(n)), id="Iterator[int]"),
+        pytest.param(anumbers, lambda n: list(range(n)), id="AsyncIterator[int]"),
+        pytest.param(untyped, lambda n: [f"u{i}" for i in range(n)], id="unannotated"),
+    ],
+)
+def test_the_recorded_result_has_the_annotations_form_for_any_number_of_yields(
+    strict_stored: Stored, fn: Any, expected: Any, n: int
+) -> None:
+    _run(fn, n)
+    span = strict_stored.span(type_of(fn))
+    assert (span["status"], span["result_payload"]) == ("complete", {"value": expected(n)})
+    assert not span.get("schema_violations")
+
+
+def test_a_text_generator_that_yields_something_else_still_records_text(
+    recorder: Recorder,
+) -> None:
+    @traced
+    def mixed() -> Iterator[str]:
+        yield "n="
+        yield 3  # type: ignore[misc]
+
+    assert list(mixed()) == ["n=", 3]
+    assert recorder.trace().spans[0].result == {"value": "n=3"}

@@ -23,9 +23,14 @@ def search(query: str, limit: int = 5) -> list[str]:
     return [query] * limit
 
 
-@prefactor.traced(name="agent:step", exclude=["b"])
+@prefactor.traced(span_type="agent:step", exclude=["b"])
 def step(a: int, b: str) -> int:
     return a
+
+
+@prefactor.traced(name="typed.parse")
+def parse(text: str) -> list[str]:
+    return text.split()
 
 
 @prefactor.tool(name="calc")
@@ -47,6 +52,7 @@ assert_type(add(1), int)
 assert_type(add(1, b=3), int)
 assert_type(search("q"), list[str])
 assert_type(step(1, "x"), int)
+assert_type(parse("a b"), list[str])
 assert_type(calc("1+1"), float)
 assert_type(run("g"), dict[str, str])
 assert_type(stream(2), Iterator[str])
