@@ -190,3 +190,22 @@ def test_a_text_generator_that_yields_something_else_still_records_text(
 
     assert list(mixed()) == ["n=", 3]
     assert recorder.trace().spans[0].result == {"value": "n=3"}
+
+
+def test_a_text_generators_joined_result_obeys_the_string_rules(strict_stored: Stored) -> None:
+    # A credential split across two yields and a lone surrogate (an undecodable file
+    # name): the joined text is captured as any string is, so the store can keep it.
+    @traced
+    def stream() -> Iterator[str]:
+        yield "connect postgres://bob:hunt"
+        yield "er2@db/app file "
+        yield "caf\udce9.txt"
+
+    assert len(list(stream())) == 3
+    span = strict_stored.span(type_of(stream))
+    text = span["result_payload"]["value"]
+    assert span["status"] == "complete"
+    assert "hunter2" not in text
+    assert "postgres://bob:[REDACTED]@db/app" in text
+    assert "\udce9" not in text
+    assert not span.get("schema_violations")
