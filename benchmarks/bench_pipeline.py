@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -108,6 +109,22 @@ def opening(instance_id: str) -> list[Record]:
         RegisterInstance(instance_id, "bench-agent", {"name": "bench", "external_identifier": "1"}),
         StartInstance(instance_id, time.time_ns()),
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Delivery(NamedTuple):
+    """(b): what delivering ``spans`` spans took, on each side of the loopback."""
+
+    rate: float  # spans per second, first hand-off until the flush returned
+    sender_us: float  # CPU µs per span of the sending process (every thread)
+    receiver_us: float  # CPU µs per span of the receiving process
+    count: int  # spans the receiver says it got
 
 
 def rss_bytes() -> int:
@@ -255,8 +272,8 @@ async def count_spans(url: str, instances: list[str]) -> int:
     return total
 
 
-def bench_throughput(spans: int, batch_size: int) -> tuple[float, float, int]:
-    """(b) spans/s to ``prefactor serve``; (c) requests per span; the verified count."""
+def bench_throughput(spans: int, batch_size: int) -> tuple[Delivery, float]:
+    """(b) delivery to ``prefactor serve`` (the count verified via the API); (c) requests/span."""
     with tempfile.TemporaryDirectory() as tmp:
         served = Served(Path(tmp) / "bench.db")
         try:
@@ -273,18 +290,22 @@ def bench_throughput(spans: int, batch_size: int) -> tuple[float, float, int]:
                 HttpSink(config, transport=transport),
                 QueueConfig(on_full="block", batch_size=batch_size),
             )
+            server_cpu, cpu = cpu_seconds(served.proc.pid), time.process_time()
             start = time.perf_counter()
             for record in records:
                 exporter.submit(record)
             if not exporter.flush(300):
                 raise RuntimeError(f"flush timed out: {exporter.stats()}")
             elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            server_cpu = cpu_seconds(served.proc.pid) - server_cpu
             requests = transport.requests
             exporter.close()
             stored = asyncio.run(count_spans(served.url, instances))
         finally:
             served.close()
-    return spans / elapsed, requests / spans, stored
+    delivery = Delivery(spans / elapsed, cpu / spans * 1e6, server_cpu / spans * 1e6, stored)
+    return delivery, requests / spans
 
 
 # OpenTelemetry's side of (b): a receiver that decodes each OTLP/HTTP protobuf request,
@@ -344,8 +365,8 @@ def otel_spans(count: int) -> list[ReadableSpan]:
     return collect.spans
 
 
-def bench_otel_throughput(spans: int, batch_size: int) -> tuple[float, int]:
-    """(b) for OpenTelemetry: ended spans/s delivered to a discarding OTLP receiver; the count.
+def bench_otel_throughput(spans: int, batch_size: int) -> Delivery:
+    """(b) for OpenTelemetry: ended spans delivered to a discarding OTLP receiver.
 
     Like ours, the spans are made before the clock starts: the figure is the
     pipeline's (queue, batch, encode, POST), not the spans' creation.
@@ -363,12 +384,15 @@ def bench_otel_throughput(spans: int, batch_size: int) -> tuple[float, int]:
             max_queue_size=max(spans, batch_size),
             max_export_batch_size=batch_size,
         )
+        receiver_cpu, cpu = cpu_seconds(receiver.pid), time.process_time()
         start = time.perf_counter()
         for span in ended:
             processor.on_end(span)
         if not processor.force_flush(300_000):
             raise RuntimeError("OpenTelemetry's force_flush timed out")
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
         processor.shutdown()
         received = int(httpx.get(url).text)
     finally:
@@ -376,7 +400,7 @@ def bench_otel_throughput(spans: int, batch_size: int) -> tuple[float, int]:
         receiver.wait(10)
         if receiver.stdout is not None:
             receiver.stdout.close()
-    return spans / elapsed, received
+    return Delivery(spans / elapsed, cpu / spans * 1e6, receiver_cpu / spans * 1e6, received)
 
 
 # --- (d) ----------------------------------------------------------------------------------
@@ -436,18 +460,23 @@ def main(argv: list[str] | None = None) -> None:
         ]
     stored = received = args.spans
     if "b" in sections or "c" in sections:
-        rate, per_span, stored = bench_throughput(args.spans, args.batch_size)
-        otel_rate, received = bench_otel_throughput(args.spans, args.batch_size)
+        ours, per_span = bench_throughput(args.spans, args.batch_size)
+        otel = bench_otel_throughput(args.spans, args.batch_size)
+        stored, received = ours.count, otel.count
         rows += [
             (
                 f"(b) spans/s to prefactor serve ({args.spans:,} spans, batch {args.batch_size})",
-                f"{rate:,.0f}",
+                f"{ours.rate:,.0f}",
                 ">= 30,000",
             ),
             ("(b) spans stored, verified via the API", f"{stored:,}", f"== {args.spans:,}"),
-            ("(b) OpenTelemetry: spans/s to a discarding OTLP receiver", f"{otel_rate:,.0f}", ""),
+            ("(b) CPU per span: SDK process (every thread)", f"{ours.sender_us:.1f} µs", ""),
+            ("(b) CPU per span: prefactor serve", f"{ours.receiver_us:.1f} µs", ""),
+            ("(b) OpenTelemetry: spans/s to a discarding OTLP receiver", f"{otel.rate:,.0f}", ""),
             ("(b) OpenTelemetry: spans received", f"{received:,}", f"== {args.spans:,}"),
-            ("(b) ours / OpenTelemetry, spans/s", f"{rate / otel_rate:.2f}x", ""),
+            ("(b) OpenTelemetry: CPU per span, SDK process", f"{otel.sender_us:.1f} µs", ""),
+            ("(b) OpenTelemetry: CPU per span, receiver", f"{otel.receiver_us:.1f} µs", ""),
+            ("(b) ours / OpenTelemetry, spans/s", f"{ours.rate / otel.rate:.2f}x", ""),
             ("(c) HTTP requests per span", f"{per_span:.4f}", "<= 0.01"),
         ]
     if "d" in sections:

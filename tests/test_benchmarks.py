@@ -56,6 +56,7 @@ def test_bench_pipeline_delivers_and_verifies_every_span() -> None:
     )
     assert re.search(r"^\(a\) caller cost of async with span\(\)\s+[\d,]+ ns", out, re.M), out
     assert re.search(r"^\(b\) spans stored, verified via the API\s+2,000\s+== 2,000", out, re.M)
+    assert re.search(r"^\(b\) CPU per span: prefactor serve\s+[\d.]+ µs", out, re.M), out
     assert re.search(r"^\(b\) OpenTelemetry: spans received\s+2,000\s+== 2,000", out, re.M), out
     assert re.search(r"^\(b\) ours / OpenTelemetry, spans/s\s+\d+\.\d\dx", out, re.M), out
     assert re.search(r"^\(c\) HTTP requests per span\s+0\.\d+", out, re.M), out
