@@ -28,7 +28,7 @@ from prefactor.server.store_common import (
 )
 from prefactor.server.store_schemas import SpanType, render_template
 
-__all__ = ["SpanFields", "SpanRules", "check_span_details"]
+__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer"]
 
 _TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
 # A span that ends in one of these carries an error record, not the function's return value.
@@ -79,11 +79,26 @@ def _result_violations(stype: SpanType | None, status: str, result: JSON | None)
     return _violations("result", stype.result, result)
 
 
-def _respond(details: JSON, instance_status: str, reason: str | None) -> JSON:
-    response: JSON = {"status": "success", "details": details}
+def _control(instance_status: str, reason: str | None) -> JSON | None:
+    """The ``control`` a span write answers with: the terminate signal, once terminated."""
     if instance_status == "terminated":
-        response["control"] = {"terminate": True, "reason": reason}
+        return {"terminate": True, "reason": reason}
+    return None
+
+
+def _respond(details: JSON | None, control: JSON | None) -> JSON:
+    """A span write's success answer; without ``details`` it is the minimal one."""
+    response: JSON = {"status": "success"}
+    if details is not None:
+        response["details"] = details
+    if control is not None:
+        response["control"] = control
     return response
+
+
+def minimal_answer(answer: JSON) -> JSON:
+    """A success answer as ``Prefer: return=minimal`` asks for it: its status and control."""
+    return _respond(None, answer.get("control"))
 
 
 class SpanFields(NamedTuple):
@@ -171,11 +186,21 @@ def check_span_details(details: JSON) -> SpanFields:
 class _SpanBatch:
     """The state of one run of span creates: prefetched facts and the rows to write."""
 
-    __slots__ = ("idem_rows", "instances", "known", "now", "replays", "span_rows", "store")
+    __slots__ = (
+        "details",
+        "idem_rows",
+        "instances",
+        "known",
+        "now",
+        "replays",
+        "span_rows",
+        "store",
+    )
 
-    def __init__(self, store: SpanRules, now: str) -> None:
+    def __init__(self, store: SpanRules, now: str, details: bool) -> None:
         self.store = store
         self.now = now
+        self.details = details
         self.replays: dict[str, tuple[str, str]] = {}
         self.known: dict[str, str] = {}
         self.instances: dict[str, tuple[Any, ...]] = {}
@@ -197,6 +222,9 @@ class _SpanBatch:
 
     def add(self, details: JSON, top_key: str | None) -> JSON:
         """Check one span and queue its rows; its answer, or the stored one on a replay.
+
+        The answer carries the span's ``details`` unless the batch was asked for
+        minimal answers (then only ``status`` and ``control``).
 
         Raises:
             ApiProblem: the span is refused; nothing was queued for it.
@@ -272,8 +300,10 @@ class _SpanBatch:
             )
         )
         self.known[span_id] = req.agent_instance_id
-        response = _respond(
-            {
+        control = _control(inst[2], inst[4])
+        details_out: JSON | None = None
+        if self.details:
+            details_out = {
                 "type": "agent_span",
                 "id": span_id,
                 "agent_instance_id": req.agent_instance_id,
@@ -291,10 +321,8 @@ class _SpanBatch:
                 "schema_violations": violations or None,
                 "account_id": inst[0],
                 "agent_id": inst[1],
-            },
-            inst[2],
-            inst[4],
-        )
+            }
+        response = _respond(details_out, control)
         if key is not None:
             # Not the whole answer: the span row holds everything that cannot change, so
             # the memo keeps only what a later finish may overwrite (a third of the bytes).
@@ -302,13 +330,15 @@ class _SpanBatch:
                 "span_id": span_id,
                 "status": req.status,
                 "violations": len(violations) if violations else None,
-                "control": response.get("control"),
+                "control": control,
             }
             self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
         return response
 
     def _replayed(self, memo: JSON) -> JSON:
         """The answer a span create gave, rebuilt from its row and its memo."""
+        if not self.details:
+            return _respond(None, memo["control"])
         row = self.store._conn.execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
             " WHERE s.id = ?",
@@ -322,10 +352,7 @@ class _SpanBatch:
         details["schema_violations"] = (
             None if count is None else details["schema_violations"][:count]
         )
-        response: JSON = {"status": "success", "details": details}
-        if memo["control"] is not None:
-            response["control"] = memo["control"]
-        return response
+        return _respond(details, memo["control"])
 
     def write(self, database: Database) -> None:
         """Insert every queued row."""
@@ -345,7 +372,7 @@ class SpanRules(StoreBase):
     """Span create/finish/list on top of :class:`StoreBase`."""
 
     def _create_spans(
-        self, entries: Sequence[tuple[JSON, str | None]]
+        self, entries: Sequence[tuple[JSON, str | None]], *, with_details: bool = True
     ) -> tuple[list[JSON], ApiProblem | None]:
         """Create spans in order, stopping at the first that fails.
 
@@ -357,6 +384,8 @@ class SpanRules(StoreBase):
         Args:
             entries: ``(details, idempotency_key)`` pairs; the key given here wins
                 over ``details["idempotency_key"]``.
+            with_details: whether answers carry each span's ``details`` (else only
+                ``status`` and ``control``).
 
         Returns:
             The answers of the spans created (or replayed), and the problem that
@@ -371,7 +400,7 @@ class SpanRules(StoreBase):
             for ref in (details.get("id"), details.get("parent_span_id")):
                 if isinstance(ref, str):
                     ids.add(ref)
-        batch = _SpanBatch(self, now_iso())
+        batch = _SpanBatch(self, now_iso(), with_details)
         for key, digest, response in self._select_in(
             "SELECT key, fingerprint, response FROM idempotency"
             " WHERE scope = 'agent_spans/create' AND key IN ({})",
@@ -450,7 +479,7 @@ class SpanRules(StoreBase):
                 row[14],
                 row[15],
             )
-            return _respond(_span_details(updated), row[16], row[17])
+            return _respond(_span_details(updated), _control(row[16], row[17]))
 
         return self._idempotent(
             "agent_spans/finish",

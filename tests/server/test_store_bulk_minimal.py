@@ -1,0 +1,141 @@
+"""Store: bulk asked for minimal answers stores the same and answers status and control only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server_helpers import GOOD_PAYLOAD, Register
+
+from prefactor._ids import generate_pfid
+from prefactor.server.store import Store
+
+
+def _span_item(instance_id: str, key: str, **details: Any) -> dict[str, Any]:
+    base = {
+        "agent_instance_id": instance_id,
+        "schema_name": "agent:llm",
+        "status": "active",
+        "payload": GOOD_PAYLOAD,
+    }
+    return {"_type": "agent_spans/create", "idempotency_key": key, "details": {**base, **details}}
+
+
+def test_minimal_bulk_answers_each_success_with_its_status_alone(
+    store: Store, register: Register
+) -> None:
+    instance_id, span_id = register(), generate_pfid()
+    items = [
+        {
+            "_type": "agent_instances/start",
+            "idempotency_key": "start-01",
+            "agent_instance_id": instance_id,
+        },
+        _span_item(instance_id, "create-01", id=span_id),
+        {"_type": "agent_spans/finish", "idempotency_key": "finish-01", "agent_span_id": span_id},
+    ]
+    outputs = store.bulk({"items": items}, details=False)["outputs"]
+    assert outputs == {key: {"status": "success"} for key in ("start-01", "create-01", "finish-01")}
+
+
+def test_minimal_bulk_stores_every_field_the_full_answer_would_echo(
+    store: Store, register: Register
+) -> None:
+    instance_id, parent, child = register(), generate_pfid(), generate_pfid()
+    started, finished = "2026-02-09T00:00:01.000000Z", "2026-02-09T00:00:02.500000Z"
+    items = [
+        _span_item(instance_id, "parent-01", id=parent),
+        _span_item(
+            instance_id,
+            "child-001",
+            id=child,
+            parent_span_id=parent,
+            status="complete",
+            result_payload={"text": "ok"},
+            started_at=started,
+            finished_at=finished,
+        ),
+    ]
+    store.bulk({"items": items}, details=False)
+    stored = {s["id"]: s for s in store.list_spans(agent_instance_id=instance_id)["summaries"]}
+    assert stored[child]["parent_span_id"] == parent
+    assert (stored[child]["status"], stored[child]["result_payload"]) == (
+        "complete",
+        {"text": "ok"},
+    )
+    assert (stored[child]["started_at"], stored[child]["finished_at"]) == (started, finished)
+    assert (stored[child]["payload"], stored[child]["summary"]) == (GOOD_PAYLOAD, "gpt-4o call")
+    assert stored[parent]["status"] == "active"
+
+
+def test_minimal_bulk_still_flags_a_span_that_breaks_its_schema(
+    store: Store, register: Register
+) -> None:
+    instance_id, span_id = register(), generate_pfid()
+    store.bulk(
+        {"items": [_span_item(instance_id, "bad-00001", id=span_id, payload={})]}, details=False
+    )
+    (span,) = store.list_spans(agent_instance_id=instance_id)["summaries"]
+    assert [v["side"] for v in span["schema_violations"]] == ["params", "params"]
+
+
+def test_minimal_bulk_of_a_terminated_instance_carries_control(
+    store: Store, register: Register
+) -> None:
+    instance_id, span_id = register(), generate_pfid()
+    store.terminate_instance(instance_id, {"reason": "stop now"})
+    items = [
+        _span_item(instance_id, "create-01", id=span_id),
+        {"_type": "agent_spans/finish", "idempotency_key": "finish-01", "agent_span_id": span_id},
+    ]
+    outputs = store.bulk({"items": items}, details=False)["outputs"]
+    control = {"terminate": True, "reason": "stop now"}
+    assert outputs == {
+        "create-01": {"status": "success", "control": control},
+        "finish-01": {"status": "success", "control": control},
+    }
+
+
+def test_minimal_bulk_answers_errors_in_full_and_stops_there(
+    store: Store, register: Register
+) -> None:
+    instance_id, span_id = register(), generate_pfid()
+    items = [
+        _span_item(instance_id, "create-01", id=span_id),
+        _span_item(instance_id, "create-02", id=span_id),
+        _span_item(instance_id, "create-03"),
+    ]
+    outputs = store.bulk({"items": items}, details=False)["outputs"]
+    assert list(outputs) == ["create-01", "create-02"]
+    assert outputs["create-02"]["code"] == "conflict"
+    assert outputs["create-02"]["message"] == f"agent span {span_id!r} already exists"
+    assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 1
+
+
+def test_minimal_bulk_replay_answers_the_same_and_adds_nothing(
+    store: Store, register: Register
+) -> None:
+    instance_id = register()
+    body = {"items": [_span_item(instance_id, f"span-{i:05d}") for i in range(3)]}
+    first = store.bulk(body, details=False)
+    assert store.bulk(body, details=False) == first
+    assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 3
+
+
+def test_a_full_replay_of_a_minimal_create_echoes_the_stored_span(
+    store: Store, register: Register
+) -> None:
+    instance_id, span_id = register(), generate_pfid()
+    body = {"items": [_span_item(instance_id, "create-01", id=span_id)]}
+    store.bulk(body, details=False)
+    replayed = store.bulk(body)["outputs"]["create-01"]
+    assert (replayed["details"]["id"], replayed["details"]["payload"]) == (span_id, GOOD_PAYLOAD)
+
+
+def test_minimal_bulk_replay_with_another_body_is_an_idempotency_conflict(
+    store: Store, register: Register
+) -> None:
+    instance_id = register()
+    store.bulk({"items": [_span_item(instance_id, "create-01")]}, details=False)
+    changed = _span_item(instance_id, "create-01", schema_name="agent:tool")
+    output = store.bulk({"items": [changed]}, details=False)["outputs"]["create-01"]
+    assert output["code"] == "idempotency_conflict"
