@@ -26,7 +26,7 @@ from prefactor.server.store_common import (
     pagination,
     parse,
 )
-from prefactor.server.store_schemas import SpanType, render_template
+from prefactor.server.store_schemas import SchemaSet, SpanType, render_template
 
 __all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer"]
 
@@ -183,6 +183,15 @@ def check_span_details(details: JSON) -> SpanFields:
     )
 
 
+class _Instance(NamedTuple):
+    """What a run of span creates needs of an instance, looked up once per run."""
+
+    account_id: str
+    agent_id: str
+    schemas: SchemaSet
+    control: JSON | None
+
+
 class _SpanBatch:
     """The state of one run of span creates: prefetched facts and the rows to write."""
 
@@ -203,20 +212,22 @@ class _SpanBatch:
         self.details = details
         self.replays: dict[str, tuple[str, str]] = {}
         self.known: dict[str, str] = {}
-        self.instances: dict[str, tuple[Any, ...]] = {}
+        self.instances: dict[str, _Instance] = {}
         self.span_rows: list[tuple[Any, ...]] = []
         self.idem_rows: list[tuple[str, str, str, str]] = []
 
-    def _instance(self, instance_id: str) -> tuple[Any, ...]:
+    def _instance(self, instance_id: str) -> _Instance:
         inst = self.instances.get(instance_id)
         if inst is None:
-            inst = self.store._conn.execute(
+            row = self.store._conn.execute(
                 "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
                 " FROM instances WHERE id = ?",
                 (instance_id,),
             ).fetchone()
-            if inst is None:
+            if row is None:
                 raise not_found("agent instance", instance_id)
+            schemas = self.store._schema_set(row[3])
+            inst = _Instance(row[0], row[1], schemas, _control(row[2], row[4]))
             self.instances[instance_id] = inst
         return inst
 
@@ -255,7 +266,7 @@ class _SpanBatch:
                 "parent_span_id is not a span of this instance",
                 {"parent_span_id": [f"no span {parent!r} in this instance"]},
             )
-        schemas = self.store._schema_set(inst[3])
+        schemas = inst.schemas
         stype = schemas.span_types.get(req.schema_name)
         payload = req.payload if req.payload is not None else {}
         result = req.result_payload
@@ -300,7 +311,7 @@ class _SpanBatch:
             )
         )
         self.known[span_id] = req.agent_instance_id
-        control = _control(inst[2], inst[4])
+        control = inst.control
         details_out: JSON | None = None
         if self.details:
             details_out = {
@@ -319,8 +330,8 @@ class _SpanBatch:
                 "inserted_at": now,
                 "updated_at": now,
                 "schema_violations": violations or None,
-                "account_id": inst[0],
-                "agent_id": inst[1],
+                "account_id": inst.account_id,
+                "agent_id": inst.agent_id,
             }
         response = _respond(details_out, control)
         if key is not None:
