@@ -139,3 +139,30 @@ def test_minimal_bulk_replay_with_another_body_is_an_idempotency_conflict(
     changed = _span_item(instance_id, "create-01", schema_name="agent:tool")
     output = store.bulk({"items": [changed]}, details=False)["outputs"]["create-01"]
     assert output["code"] == "idempotency_conflict"
+
+
+def test_a_bulk_of_many_spans_stores_each_with_its_own_fields(
+    store: Store, register: Register
+) -> None:
+    # 300 rows: several multi-row statements of spans and of keys, and a remainder.
+    instance_id = register()
+    ids = [generate_pfid() for _ in range(300)]
+    items = [
+        _span_item(
+            instance_id,
+            f"span-{i:05d}",
+            id=span_id,
+            payload={**GOOD_PAYLOAD, "model": f"m{i}"},
+            started_at=f"2026-02-09T00:{i // 60:02d}:{i % 60:02d}.000000Z",
+        )
+        for i, span_id in enumerate(ids)
+    ]
+    store.bulk({"items": items}, details=False)
+    spans = store.list_spans(agent_instance_id=instance_id)["summaries"]
+    assert [(s["id"], s["payload"]["model"]) for s in spans] == [
+        (span_id, f"m{i}") for i, span_id in enumerate(ids)
+    ]
+    assert store.bulk({"items": items}, details=False)["outputs"] == {
+        item["idempotency_key"]: {"status": "success"} for item in items
+    }
+    assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 300
