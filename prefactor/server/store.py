@@ -87,7 +87,11 @@ Decisions where the wire contract is silent (its open questions):
   (page size 1-1000, default 50), spans by ``started_at`` (1-10000, default
   1000); offsets from 0 to 2**63 - 1.
 * **Files** use WAL; readers never block a writer in another process, so the
-  SDK's embedded sink and ``prefactor serve`` may share one file.
+  SDK's embedded sink and ``prefactor serve`` may share one file. Durability:
+  ``synchronous=NORMAL``, so an answered write survives the process crashing,
+  but the last commits before a power loss or an OS crash may be lost (the file
+  stays consistent); ``FULL`` would fsync on every commit, costing more than
+  the inserts of a bulk request.
 * **Versions.** The layout is versioned (``_migrations``); opening an older
   database upgrades it (version 3 adds ``instances.quality_violations``), a
   newer one raises :class:`StoreVersionError`.
