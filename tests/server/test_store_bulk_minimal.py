@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from server_helpers import GOOD_PAYLOAD, Register
+from server_helpers import span_item as _span_item
 
 from prefactor._ids import generate_pfid
 from prefactor.server.store import Store
-
-
-def _span_item(instance_id: str, key: str, **details: Any) -> dict[str, Any]:
-    base = {
-        "agent_instance_id": instance_id,
-        "schema_name": "agent:llm",
-        "status": "active",
-        "payload": GOOD_PAYLOAD,
-    }
-    return {"_type": "agent_spans/create", "idempotency_key": key, "details": {**base, **details}}
 
 
 def test_minimal_bulk_answers_each_success_with_its_status_alone(
@@ -109,16 +98,6 @@ def test_minimal_bulk_answers_errors_in_full_and_stops_there(
     assert outputs["create-02"]["code"] == "conflict"
     assert outputs["create-02"]["message"] == f"agent span {span_id!r} already exists"
     assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 1
-
-
-def test_minimal_bulk_replay_answers_the_same_and_adds_nothing(
-    store: Store, register: Register
-) -> None:
-    instance_id = register()
-    body = {"items": [_span_item(instance_id, f"span-{i:05d}") for i in range(3)]}
-    first = store.bulk(body, details=False)
-    assert store.bulk(body, details=False) == first
-    assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 3
 
 
 def test_a_full_replay_of_a_minimal_create_echoes_the_stored_span(
