@@ -1,0 +1,67 @@
+"""Names a package exports but imports only when first asked for (PEP 562).
+
+``import prefactor`` must stay cheap: most programs import it at start-up and
+use only the decorators, while the REST client needs httpx, the embedded store
+the server's modules, the validator python-jsonschema, the configuration
+pydantic. A package lists each exported name once, with the module that
+defines it; :func:`exports` gives it the module ``__getattr__`` and ``__dir__``
+that import that module on first access and remember the value as a plain
+module attribute, so later accesses cost nothing. Type checkers see the same
+names through an ``if TYPE_CHECKING:`` import block; a test keeps the two in
+agreement.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = ["exports"]
+
+
+def exports(
+    package: str,
+    table: Mapping[str, Iterable[str]],
+    *,
+    rename: bool = False,
+    fallback: str | None = None,
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` of ``package``, exporting ``table`` lazily.
+
+    Args:
+        package: the package's ``__name__``.
+        table: each defining module, with the names to export from it.
+        rename: give each exported class and function ``__module__ = package``, so
+            that reprs, tracebacks and pickles name the public path.
+        fallback: a module whose ``__all__`` names are also reachable (not renamed,
+            not listed by ``__dir__`` until that module is imported).
+
+    Returns:
+        The module-level ``__getattr__`` and ``__dir__`` functions for ``package``.
+    """
+    where = {name: module for module, names in table.items() for name in names}
+
+    def __getattr__(name: str) -> Any:
+        module_name = where.get(name)
+        if module_name is not None:
+            value = getattr(importlib.import_module(module_name), name)
+            if rename and getattr(value, "__module__", "").startswith(f"{package}."):
+                value.__module__ = package
+        elif fallback is not None and name in getattr(
+            importlib.import_module(fallback), "__all__", ()
+        ):
+            value = getattr(sys.modules[fallback], name)
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        names = {*vars(sys.modules[package]), *where}
+        if fallback is not None:
+            names.update(getattr(importlib.import_module(fallback), "__all__", ()))
+        return sorted(names)
+
+    return __getattr__, __dir__
