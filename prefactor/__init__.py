@@ -19,6 +19,7 @@ when something needs them (see ``docs/performance.md``).
 from typing import TYPE_CHECKING
 
 from prefactor._lazy import exports
+from prefactor._tracing.slot import TRACER as _TRACER
 from prefactor._version import __version__
 
 if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers (tests/core/test_lazy_imports.py)
@@ -68,6 +69,7 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers (tests/core/test_l
     )
     from prefactor._tracing.decorator import traced
     from prefactor._tracing.span_context import SpanContext
+    from prefactor._tracing.tracer import Tracer
 
 __all__ = [
     "AgentInstanceHandle",
@@ -187,3 +189,14 @@ __getattr__, __dir__ = exports(__name__, _EXPORTS, rename=True, fallback="prefac
 for _name in _EXPORTS[_ERRORS]:
     __getattr__(_name)
 del _name
+
+
+def _default_tracer() -> "Tracer":
+    # The first traced call outside any span (not the import) loads the runtime: its
+    # exporter, its sinks, the configuration. Importing it installs its own factory.
+    from prefactor._runtime import _default
+
+    return _default()
+
+
+_TRACER.set_default(_default_tracer)

@@ -33,18 +33,22 @@ been truncated.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
-import referencing
-import referencing.exceptions
 
 from prefactor._errors import PrefactorError
 from prefactor._schemas.markers import ELLIPSIS, is_marked
+
+# python-jsonschema (and its referencing) is imported when a schema is first compiled:
+# decorating nothing, or importing prefactor, must not pay for it.
+if TYPE_CHECKING:
+    import jsonschema
+    import referencing
 
 __all__ = [
     "MAX_SCHEMA_DEPTH",
@@ -74,13 +78,17 @@ def _never_retrieve(uri: str) -> Any:
 
 
 def _no_such_resource(uri: str) -> referencing.Resource[Any]:
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
-# python-jsonschema's default registry fetches unknown http(s) and file URLs.
-_LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(
-    retrieve=_no_such_resource,  # type: ignore[call-arg]
-)
+@functools.cache
+def _local_only() -> referencing.Registry[Any]:
+    """A registry that fetches nothing (python-jsonschema's default fetches http(s), files)."""
+    import referencing
+
+    return referencing.Registry(retrieve=_no_such_resource)  # type: ignore[call-arg]
 
 
 class SchemaDefinitionError(PrefactorError, ValueError):
@@ -210,6 +218,8 @@ class _FastExplainer:
         return fast_accepts(self._fast.is_valid, instance)
 
     def iter_errors(self, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        import jsonschema
+
         try:
             found = list(self._fast.iter_errors(instance))
         except (ValueError, TypeError, OverflowError) as exc:
@@ -236,12 +246,16 @@ class _ReferenceExplainer:
         self._fallback = fallback
 
     def is_valid(self, instance: Any) -> bool:
+        import referencing.exceptions
+
         try:
             return bool(self._validator.is_valid(instance))
         except (RecursionError, referencing.exceptions.Unresolvable):
             return self._fallback.is_valid(instance)
 
     def iter_errors(self, instance: Any) -> Iterable[jsonschema.ValidationError]:
+        import referencing.exceptions
+
         # A recursive schema checked against a deep payload outruns Python's stack.
         try:
             return list(self._validator.iter_errors(instance))
@@ -260,6 +274,8 @@ class CompiledSchema:
     __slots__ = ("_fast", "_slow", "fast_is_valid", "schema")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
+        import jsonschema
+
         schema = dict(schema)
         python_is_linear = _python_is_linear(schema)
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
@@ -278,7 +294,7 @@ class CompiledSchema:
         self.schema = schema
         fast = _FastExplainer(self._fast)
         self._slow: _FastExplainer | _ReferenceExplainer = (
-            _ReferenceExplainer(cls(schema, registry=_LOCAL_ONLY), fast)
+            _ReferenceExplainer(cls(schema, registry=_local_only()), fast)
             if python_is_linear
             else fast
         )

@@ -4,9 +4,8 @@ Decorators are applied at import time, before any configuration, so a call
 outside any open span looks its tracer up when it happens. The slot holds that
 tracer; the runtime (:mod:`prefactor._runtime`), which knows how to assemble
 one from configuration, fills it and gives it a factory for the default. So
-tracing imports the runtime only when the first call outside any span needs
-the default (``import prefactor`` defers it), and the runtime depends on
-tracing, not the other way round.
+tracing never imports the runtime, and the runtime depends on tracing, not the
+other way round.
 """
 
 from __future__ import annotations
@@ -35,15 +34,13 @@ class TracerSlot:
         """The installed tracer, or the default one, built now if need be.
 
         Raises:
-            RuntimeError: nothing installed a tracer or a factory.
+            RuntimeError: nothing installed a tracer or a factory (the runtime
+                was never imported).
             Exception: whatever the factory raises (a bad configuration).
         """
         tracer = self.tracer
         if tracer is not None:
             return tracer
-        if self._factory is None:
-            # ``import prefactor`` defers the runtime (and its exporter) to first use.
-            import prefactor._runtime  # noqa: F401 - gives this slot its default factory
         with self._lock:
             if self.tracer is None:
                 if self._factory is None:
