@@ -1,0 +1,199 @@
+"""``import prefactor`` defers what it can, and every public name still resolves.
+
+Checked in fresh interpreters: this test session has long imported everything.
+No timing is asserted here (``benchmarks/bench_import.py`` measures it); what
+is asserted is which modules an import loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each costs tens of milliseconds to import, and none is needed to decorate.
+HEAVY = (
+    "httpx",
+    "jsonschema",
+    "referencing",
+    "pydantic",
+    "pydantic_core",
+    "orjson",
+    "sqlite3",
+    "prefactor._api.client",
+    "prefactor._api.models",
+    "prefactor._config",
+    "prefactor.server",
+    "prefactor.server.store",
+)
+
+# Packages whose names are exported lazily (PEP 562), by their file.
+LAZY_PACKAGES = {
+    "prefactor": ROOT / "prefactor" / "__init__.py",
+    "prefactor._api": ROOT / "prefactor" / "_api" / "__init__.py",
+    "prefactor._export.sinks": ROOT / "prefactor" / "_export" / "sinks" / "__init__.py",
+}
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _run(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_import_prefactor_loads_no_dependency_and_not_the_tracing_machinery() -> None:
+    loaded = _loaded_after("import prefactor")
+    assert loaded & {*HEAVY, "wrapt", "asyncio", "prefactor._runtime"} == set()
+    assert "prefactor._tracing.decorator" not in loaded
+
+
+def test_importing_the_decorators_loads_neither_httpx_jsonschema_pydantic_nor_the_server() -> None:
+    loaded = _loaded_after("from prefactor import agent, tool, traced")
+    assert "prefactor._tracing.decorator" in loaded
+    assert loaded & set(HEAVY) == set()
+
+
+def test_a_call_on_the_embedded_store_loads_the_store_but_not_httpx(tmp_path: Path) -> None:
+    code = f"""
+import prefactor
+prefactor.configure(db_path={str(tmp_path / "traces.db")!r})
+
+@prefactor.traced
+def double(x: int) -> int:
+    return 2 * x
+
+assert double(2) == 4
+assert prefactor.shutdown(10)
+"""
+    loaded = _loaded_after(code)
+    assert "prefactor.server.store" in loaded
+    assert "httpx" not in loaded
+
+
+def test_the_schemas_module_loads_neither_httpx_jsonschema_nor_the_server() -> None:
+    loaded = _loaded_after("import prefactor.schemas")
+    assert loaded & {"httpx", "jsonschema", "prefactor.server", "prefactor._api.client"} == set()
+
+
+def test_the_pytest_plugin_loads_neither_httpx_nor_the_server() -> None:
+    loaded = _loaded_after("import prefactor.testing.plugin")
+    assert loaded & {"httpx", "prefactor.server", "prefactor._api.client"} == set()
+
+
+@pytest.mark.parametrize("package", list(LAZY_PACKAGES))
+def test_every_name_of_all_resolves_in_a_fresh_interpreter_and_dir_lists_it_before(
+    package: str,
+) -> None:
+    out = _run(
+        f"import importlib, inspect, json\n"
+        f"m = importlib.import_module({package!r})\n"
+        f"before = set(dir(m))\n"
+        f"values = [getattr(m, name) for name in m.__all__]\n"
+        f"public = {{n for n in dir(m) if n[0] != '_' and not inspect.ismodule(getattr(m, n))}}\n"
+        f"print(json.dumps([sorted(set(m.__all__) - before), sorted(public - before)]))"
+    )
+    not_listed, listed_late = json.loads(out)
+    assert not_listed == []
+    assert listed_late == []
+
+
+def test_a_star_import_gives_every_public_name() -> None:
+    out = _run(
+        "from prefactor import *\n"
+        "import prefactor\n"
+        "print(all(globals()[n] is getattr(prefactor, n) for n in prefactor.__all__))"
+    )
+    assert out.strip() == "True"
+
+
+def test_a_public_name_says_it_comes_from_prefactor_when_first_resolved() -> None:
+    out = _run("import prefactor as p\nprint(p.traced.__module__, p.Exporter.__module__)")
+    assert out.split() == ["prefactor", "prefactor"]
+
+
+def test_an_error_raised_inside_the_sdk_is_named_from_prefactor_before_any_access() -> None:
+    out = _run(
+        "import prefactor\n"
+        "from prefactor._errors import SchemaValidationError\n"
+        "print(SchemaValidationError.__module__)"
+    )
+    assert out.strip() == "prefactor"
+
+
+def test_a_traced_call_finds_the_default_tracer_when_only_the_decorator_was_imported(
+    tmp_path: Path,
+) -> None:
+    code = f"""
+import os
+os.environ["PREFACTOR_DB"] = {str(tmp_path / "traces.db")!r}
+from prefactor import traced
+
+@traced
+def double(x: int) -> int:
+    return 2 * x
+
+assert double(2) == 4
+import prefactor
+assert prefactor.shutdown(10)
+from prefactor.server.store import Store
+store = Store({str(tmp_path / "traces.db")!r})
+(instance,) = store.list_instances()["summaries"]
+spans = store.list_spans(agent_instance_id=instance["id"])["summaries"]
+print(*[span["schema_name"] for span in spans])
+"""
+    assert _run(code).split() == ["function:double"]
+
+
+def _lazy_table(path: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """A lazy package's ``_EXPORTS`` and ``TYPE_CHECKING`` imports (name: module), ``__all__``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    table: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module is not None
+                typed.update((alias.name, imp.module) for alias in imp.names)
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else node.targets[0]
+            if isinstance(node, ast.Assign)
+            else None
+        )
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS":
+            assert node.value is not None
+            value = ast.literal_eval(
+                ast.unparse(node.value).replace("_ERRORS", repr("prefactor._errors"))
+            )
+            table = {name: module for module, found in value.items() for name in found}
+        if isinstance(target, ast.Name) and target.id == "__all__":
+            assert node.value is not None
+            names = ast.literal_eval(node.value)
+    return table, typed, names
+
+
+@pytest.mark.parametrize("package", list(LAZY_PACKAGES))
+def test_the_type_checking_imports_name_the_lazy_table_exactly(package: str) -> None:
+    table, typed, names = _lazy_table(LAZY_PACKAGES[package])
+    assert table, "no _EXPORTS table found"
+    exported = {name: module for name, module in typed.items() if name in names}
+    assert exported == table
