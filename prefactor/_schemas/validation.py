@@ -39,13 +39,11 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import jsonschema_rs
-
 from prefactor._errors import PrefactorError
 from prefactor._schemas.markers import ELLIPSIS, is_marked
 
-# python-jsonschema (and its referencing) is imported when a schema is first compiled:
-# decorating nothing, or importing prefactor, must not pay for it.
+# Both engines are imported when a schema is first compiled: importing the decorators
+# must not pay for them.
 if TYPE_CHECKING:
     import jsonschema
     import referencing
@@ -70,7 +68,7 @@ _NOT_LINEAR_IN_PYTHON = frozenset({"pattern", "patternProperties", "uniqueItems"
 # The fast engine's regexes are linear-time automata unless a pattern needs
 # backreferences or lookaround; those give up (a violation) after this many steps,
 # a few milliseconds.
-_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000)
+_BACKTRACK_LIMIT = 100_000
 
 
 def _never_retrieve(uri: str) -> Any:
@@ -275,6 +273,7 @@ class CompiledSchema:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         import jsonschema
+        import jsonschema_rs
 
         schema = dict(schema)
         python_is_linear = _python_is_linear(schema)
@@ -286,7 +285,9 @@ class CompiledSchema:
             raise SchemaDefinitionError(f"invalid JSON Schema at {where}: {exc.message}") from None
         try:
             self._fast: Any = jsonschema_rs.validator_for(
-                schema, retriever=_never_retrieve, pattern_options=_PATTERN_OPTIONS
+                schema,
+                retriever=_never_retrieve,
+                pattern_options=jsonschema_rs.FancyRegexOptions(backtrack_limit=_BACKTRACK_LIMIT),
             )
         except (ValueError, TypeError) as exc:  # an outside $ref, an unknown $schema...
             reason = str(exc).strip().splitlines()[0]
