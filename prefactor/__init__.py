@@ -18,7 +18,28 @@ when something needs them (see ``docs/performance.md``).
 
 from typing import TYPE_CHECKING
 
-from prefactor._lazy import exports
+from prefactor._errors import (
+    ClientAlreadyInitializedError,
+    ClientNotInitializedError,
+    InstanceNotFoundError,
+    OperationError,
+    PrefactorApiError,
+    PrefactorAuthError,
+    PrefactorClientError,
+    PrefactorConfigError,
+    PrefactorCoreError,
+    PrefactorError,
+    PrefactorHttpError,
+    PrefactorNotFoundError,
+    PrefactorResponseContractError,
+    PrefactorRetryExhaustedError,
+    PrefactorTelemetryFailureError,
+    PrefactorTerminatedError,
+    PrefactorValidationError,
+    SchemaValidationError,
+    SpanNotFoundError,
+)
+from prefactor._lazy import exports, name_publicly
 from prefactor._tracing.slot import TRACER as _TRACER
 from prefactor._version import __version__
 
@@ -26,27 +47,6 @@ if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers (tests/core/test_l
     from prefactor._api.client import PrefactorApiClient
     from prefactor._client import PrefactorCoreClient
     from prefactor._config import HttpClientConfig, PrefactorCoreConfig, QueueConfig
-    from prefactor._errors import (
-        ClientAlreadyInitializedError,
-        ClientNotInitializedError,
-        InstanceNotFoundError,
-        OperationError,
-        PrefactorApiError,
-        PrefactorAuthError,
-        PrefactorClientError,
-        PrefactorConfigError,
-        PrefactorCoreError,
-        PrefactorError,
-        PrefactorHttpError,
-        PrefactorNotFoundError,
-        PrefactorResponseContractError,
-        PrefactorRetryExhaustedError,
-        PrefactorTelemetryFailureError,
-        PrefactorTerminatedError,
-        PrefactorValidationError,
-        SchemaValidationError,
-        SpanNotFoundError,
-    )
     from prefactor._export.exporter import Exporter
     from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
     from prefactor._export.stats import ExportStats
@@ -126,8 +126,6 @@ __all__ = [
     "validate_idempotency_key",
 ]
 
-_ERRORS = "prefactor._errors"
-
 # Each module, with the public names it defines; imported on first access. Public names
 # say where users import them from (``prefactor.traced``, not the private module that
 # defines it): in reprs, tracebacks and pickles alike.
@@ -135,27 +133,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "prefactor._api.client": ("PrefactorApiClient",),
     "prefactor._client": ("PrefactorCoreClient",),
     "prefactor._config": ("HttpClientConfig", "PrefactorCoreConfig", "QueueConfig"),
-    _ERRORS: (
-        "ClientAlreadyInitializedError",
-        "ClientNotInitializedError",
-        "InstanceNotFoundError",
-        "OperationError",
-        "PrefactorApiError",
-        "PrefactorAuthError",
-        "PrefactorClientError",
-        "PrefactorConfigError",
-        "PrefactorCoreError",
-        "PrefactorError",
-        "PrefactorHttpError",
-        "PrefactorNotFoundError",
-        "PrefactorResponseContractError",
-        "PrefactorRetryExhaustedError",
-        "PrefactorTelemetryFailureError",
-        "PrefactorTerminatedError",
-        "PrefactorValidationError",
-        "SchemaValidationError",
-        "SpanNotFoundError",
-    ),
     "prefactor._export.exporter": ("Exporter",),
     "prefactor._export.sinks": ("HttpSink", "LocalSink", "MemorySink"),
     "prefactor._export.stats": ("ExportStats",),
@@ -184,10 +161,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 __getattr__, __dir__ = exports(__name__, _EXPORTS, rename=True, fallback="prefactor.compat")
 
 
-# The errors cost nothing to import and are raised from deep inside the SDK: named
-# ``prefactor.SchemaValidationError`` in every traceback from the start.
-for _name in _EXPORTS[_ERRORS]:
-    __getattr__(_name)
+# The errors are imported at once (they cost nothing and are raised from deep inside
+# the SDK): named ``prefactor.SchemaValidationError`` in every traceback from the start.
+for _name in __all__:
+    if _name in globals():
+        name_publicly(__name__, globals()[_name])
 del _name
 
 

@@ -18,7 +18,17 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["exports"]
+__all__ = ["exports", "name_publicly"]
+
+
+def name_publicly(package: str, value: Any) -> None:
+    """Give a class or function of ``package``'s private modules ``__module__ = package``.
+
+    So that reprs, tracebacks and pickles name the path users import it from
+    (``prefactor.traced``, not the private module that defines it).
+    """
+    if getattr(value, "__module__", "").startswith(f"{package}."):
+        value.__module__ = package
 
 
 def exports(
@@ -33,8 +43,7 @@ def exports(
     Args:
         package: the package's ``__name__``.
         table: each defining module, with the names to export from it.
-        rename: give each exported class and function ``__module__ = package``, so
-            that reprs, tracebacks and pickles name the public path.
+        rename: name each exported class and function publicly (:func:`name_publicly`).
         fallback: a module whose ``__all__`` names are also reachable (not renamed,
             not listed by ``__dir__`` until that module is imported).
 
@@ -47,8 +56,8 @@ def exports(
         module_name = where.get(name)
         if module_name is not None:
             value = getattr(importlib.import_module(module_name), name)
-            if rename and getattr(value, "__module__", "").startswith(f"{package}."):
-                value.__module__ = package
+            if rename:
+                name_publicly(package, value)
         elif fallback is not None and name in getattr(
             importlib.import_module(fallback), "__all__", ()
         ):

@@ -8,6 +8,7 @@ is asserted is which modules an import loads.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -38,12 +39,8 @@ HEAVY = (
     "wrapt",
 )
 
-# Packages whose names are exported lazily (PEP 562), by their file.
-LAZY_PACKAGES = {
-    "prefactor": ROOT / "prefactor" / "__init__.py",
-    "prefactor._api": ROOT / "prefactor" / "_api" / "__init__.py",
-    "prefactor._export.sinks": ROOT / "prefactor" / "_export" / "sinks" / "__init__.py",
-}
+# Packages some of whose names are exported lazily (PEP 562).
+LAZY_PACKAGES = ["prefactor", "prefactor._api", "prefactor._export.sinks"]
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -102,7 +99,7 @@ def test_the_pytest_plugin_loads_neither_httpx_nor_the_server() -> None:
     assert loaded & {"httpx", "prefactor.server", "prefactor._api.client"} == set()
 
 
-@pytest.mark.parametrize("package", list(LAZY_PACKAGES))
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
 def test_every_name_of_all_resolves_in_a_fresh_interpreter_and_dir_lists_it_before(
     package: str,
 ) -> None:
@@ -166,39 +163,24 @@ print(*[span["schema_name"] for span in spans])
     assert _run(code).split() == ["function:double"]
 
 
-def _lazy_table(path: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """A lazy package's ``_EXPORTS`` and ``TYPE_CHECKING`` imports (name: module), ``__all__``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    table: dict[str, str] = {}
+def _type_checking_imports(package: str) -> dict[str, str]:
+    """The names a lazy package imports under ``if TYPE_CHECKING:``, each with its module."""
+    module = importlib.import_module(package)
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     typed: dict[str, str] = {}
-    names: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for imp in node.body:
                 assert isinstance(imp, ast.ImportFrom) and imp.module is not None
                 typed.update((alias.name, imp.module) for alias in imp.names)
-        target = (
-            node.target
-            if isinstance(node, ast.AnnAssign)
-            else node.targets[0]
-            if isinstance(node, ast.Assign)
-            else None
-        )
-        if isinstance(target, ast.Name) and target.id == "_EXPORTS":
-            assert node.value is not None
-            value = ast.literal_eval(
-                ast.unparse(node.value).replace("_ERRORS", repr("prefactor._errors"))
-            )
-            table = {name: module for module, found in value.items() for name in found}
-        if isinstance(target, ast.Name) and target.id == "__all__":
-            assert node.value is not None
-            names = ast.literal_eval(node.value)
-    return table, typed, names
+    return typed
 
 
-@pytest.mark.parametrize("package", list(LAZY_PACKAGES))
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
 def test_the_type_checking_imports_name_the_lazy_table_exactly(package: str) -> None:
-    table, typed, names = _lazy_table(LAZY_PACKAGES[package])
-    assert table, "no _EXPORTS table found"
-    exported = {name: module for name, module in typed.items() if name in names}
-    assert exported == table
+    module = importlib.import_module(package)
+    table = {name: where for where, names in module._EXPORTS.items() for name in names}
+    typed = _type_checking_imports(package)
+    assert table
+    assert {name: where for name, where in typed.items() if name in module.__all__} == table
