@@ -43,21 +43,30 @@ def exports(
     Args:
         package: the package's ``__name__``.
         table: each defining module, with the names to export from it.
-        rename: name each exported class and function publicly (:func:`name_publicly`).
-        fallback: a module whose ``__all__`` names are also reachable (not renamed,
-            not listed by ``__dir__`` until that module is imported).
+        rename: name each exported class and function publicly (:func:`name_publicly`)
+            once its module is loaded and any exported name is first asked for.
+        fallback: a module whose ``__all__`` names are also reachable (not renamed;
+            ``__dir__`` imports it to list them).
 
     Returns:
         The module-level ``__getattr__`` and ``__dir__`` functions for ``package``.
     """
     where = {name: module for module, names in table.items() for name in names}
 
+    def name_loaded() -> None:
+        # Every exported value whose module is loaded by now, not only the one asked for:
+        # what the SDK hands out (the class of a span, say) is named publicly too.
+        for name, module_name in where.items():
+            module = sys.modules.get(module_name)
+            if module is not None:
+                name_publicly(package, getattr(module, name, None))
+
     def __getattr__(name: str) -> Any:
         module_name = where.get(name)
         if module_name is not None:
             value = getattr(importlib.import_module(module_name), name)
             if rename:
-                name_publicly(package, value)
+                name_loaded()
         elif fallback is not None and name in getattr(
             importlib.import_module(fallback), "__all__", ()
         ):

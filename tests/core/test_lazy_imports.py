@@ -130,6 +130,16 @@ def test_a_public_name_says_it_comes_from_prefactor_when_first_resolved() -> Non
     assert out.split() == ["prefactor", "prefactor"]
 
 
+def test_a_public_class_the_first_access_loaded_is_named_from_prefactor_before_asked_for() -> None:
+    out = _run(
+        "import prefactor\n"
+        "prefactor.traced\n"
+        "from prefactor._tracing.capture import Capturer\n"
+        "print(Capturer.__module__)"
+    )
+    assert out.strip() == "prefactor"
+
+
 def test_an_error_raised_inside_the_sdk_is_named_from_prefactor_before_any_access() -> None:
     out = _run(
         "import prefactor\n"
