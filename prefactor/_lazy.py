@@ -58,8 +58,8 @@ def exports(
         # what the SDK hands out (the class of a span, say) is named publicly too.
         for name, module_name in where.items():
             module = sys.modules.get(module_name)
-            if module is not None:
-                name_publicly(package, getattr(module, name, None))
+            if module is not None:  # vars(): never a lazy export of that module's own
+                name_publicly(package, vars(module).get(name))
 
     def __getattr__(name: str) -> Any:
         module_name = where.get(name)
