@@ -107,3 +107,14 @@ def test_bench_viewer_times_every_page_on_both_stores() -> None:
         "schemas page",
     ):
         assert re.search(rf"^{re.escape(page)}\s+[\d.]+ \(\s*[\d.]+\) cpu\s+[\d.]+", out, re.M), out
+
+
+@pytest.mark.timeout(300)
+def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
+    out = _run("bench_allin.py", "--spans", "300", "--roots", "40", "--rounds", "1")
+    for shape, spans in (("nested", "502"), ("root", "480")):
+        for backend in ("http", "embedded"):
+            row = rf"^{shape} {backend}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+{spans} verified$"
+            assert re.search(row, out, re.M), out
+        assert re.search(rf"^{shape} otel\s+[\d.]+\s+1\.00\s+[\d.]+\s+1\.00\s+", out, re.M), out
+    assert "targets: nested all-in ours/otel <= 0.33 (http, embedded);" in out
