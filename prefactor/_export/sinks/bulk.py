@@ -24,7 +24,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -179,6 +179,9 @@ class BulkSink(ABC):
     for retryable failures, and :class:`UnencodableError` when the JSON
     encoder refuses the request.
     """
+
+    # Bulk items name their own instance: one request may carry many instances.
+    mixed_batches: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._single_types: set[str] = set()
