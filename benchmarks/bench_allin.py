@@ -38,8 +38,8 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -48,10 +48,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-TOKEN = "bench-token-0123456789"
+TOKEN = "bench-token-0123456789"  # bench_pipeline.Served's
 BACKENDS = ("http", "embedded", "otel")
 SHAPES = ("nested", "root")
 WARM_UP = 200
@@ -59,6 +60,12 @@ WARM_UP = 200
 
 def work(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
     return prompt
+
+
+def call(fn: Callable[..., object], calls: int) -> None:
+    """``calls`` calls of ``fn``, a decorated :func:`work`."""
+    for _ in range(calls):
+        fn("gpt-4o", "Summarise the report", 0.2, 256)
 
 
 # --- the helper processes ---------------------------------------------------------------------
@@ -97,50 +104,34 @@ class _Receiver(BaseHTTPRequestHandler):
         return None
 
 
-def receive() -> None:
-    """Run the discarding OTLP receiver on a free loopback port (prints its URL)."""
+def _receive(conn: Connection) -> None:
+    """Run the discarding OTLP receiver on a free loopback port; send its port through ``conn``."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    conn.send(server.server_address[1])
     server.serve_forever()
-
-
-class _Process:
-    """A helper subprocess that prints its URL on its first line."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"http://[\d.]+:\d+", line)
-        if match is None:
-            self.close()
-            raise RuntimeError(f"{args} did not start: {line!r}")
-        self.url = match.group(0)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @contextmanager
 def helpers(tmp: Path) -> Iterator[dict[str, str]]:
     """``prefactor serve`` and the OTLP receiver, for the whole run."""
+    from bench_pipeline import Served  # the parent's only: samples import nothing extra
+
     serve_db = tmp / "served.db"
-    served = _Process(
-        ["-m", "prefactor", "serve", "--port", "0", "--db", str(serve_db)],
-        {**os.environ, "PREFACTOR_API_TOKEN": TOKEN},
-    )
+    served = Served(serve_db)
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    receiver = context.Process(target=_receive, args=(theirs,), daemon=True)
+    receiver.start()
     try:
-        receiver = _Process([__file__, "--receiver"])
-        try:
-            yield {"serve": served.url, "serve_db": str(serve_db), "otlp": receiver.url}
-        finally:
-            receiver.close()
+        port = ours.recv()
+        yield {
+            "serve": served.url,
+            "serve_db": str(serve_db),
+            "otlp": f"http://127.0.0.1:{port}",
+        }
     finally:
+        receiver.terminate()
+        receiver.join(10)
         served.close()
 
 
@@ -200,12 +191,10 @@ def _prefactor(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[
 
     @prefactor.agent
     def run_agent(calls: int) -> None:
-        for _ in range(calls):
-            traced_work("gpt-4o", "Summarise the report", 0.2, 256)
+        call(traced_work, calls)
 
     def run_roots(calls: int) -> None:
-        for _ in range(calls):
-            traced_work("gpt-4o", "Summarise the report", 0.2, 256)
+        call(traced_work, calls)
 
     def flush() -> None:
         if not prefactor.flush(300):
@@ -245,12 +234,10 @@ def _otel(shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
 
     def run_agent(calls: int) -> None:
         with tracer.start_as_current_span("agent"):
-            for _ in range(calls):
-                otel_work("gpt-4o", "Summarise the report", 0.2, 256)
+            call(otel_work, calls)
 
     def run_roots(calls: int) -> None:
-        for _ in range(calls):
-            otel_work("gpt-4o", "Summarise the report", 0.2, 256)
+        call(otel_work, calls)
 
     def flush() -> None:
         if not provider.force_flush(300_000):
@@ -294,12 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans", type=int, default=20_000, help="nested calls per sample")
     parser.add_argument("--roots", type=int, default=3_000, help="root calls per sample")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.receiver:
-        receive()
-        return
     if args.child:
         backend, shape, n, where = args.child
         print(json.dumps(sample(backend, shape, int(n), json.loads(where))))
