@@ -340,6 +340,9 @@ class ExportWorker:
         urgent = bool(self._markers) or self.closing
         interval, batch_size = self._config.flush_interval, self._batch_size
         next_due: float | None = None
+        # Records a mixed batch could take: a batch's worth of them, however many
+        # instances they belong to, is ready at once (like one lane's full batch).
+        pooled = self._pooled() if self._mixed else 0
         for key, lane in list(self._lanes.items()):
             if lane.busy:
                 continue
@@ -350,7 +353,12 @@ class ExportWorker:
             elif not lane.records:
                 del self._lanes[key]
                 continue
-            elif not (len(lane.records) >= batch_size or urgent or now - lane.since >= interval):
+            elif not (
+                len(lane.records) >= batch_size
+                or pooled >= batch_size
+                or urgent
+                or now - lane.since >= interval
+            ):
                 due = lane.since + interval
                 next_due = due if next_due is None else min(next_due, due)
                 continue
@@ -360,6 +368,7 @@ class ExportWorker:
                 batch, lane.retry = lane.retry, None
             else:
                 batch = self._batch_of(lane)
+                pooled -= len(batch.records)
             # Move the lane to the end so that busy instances take turns.
             del self._lanes[key]
             self._lanes[key] = lane
@@ -400,6 +409,14 @@ class ExportWorker:
         lane.riders = tuple(riders)
         owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
         return Batch(taken, seqs, owed)
+
+    def _pooled(self) -> int:
+        """How many records wait in lanes free to send (not busy, not waiting for a retry)."""
+        return sum(
+            len(lane.records)
+            for lane in self._lanes.values()
+            if not lane.busy and lane.retry is None
+        )
 
     def _spooled(self, key: str) -> bool:
         """Whether a sink spools the instance ``key``'s records (it did some already)."""

@@ -8,6 +8,8 @@ store behind the real app.
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
 from http_helpers import Server, api_config, error
@@ -81,3 +83,38 @@ def test_an_instance_riding_in_a_failed_batch_sends_nothing_before_its_retry(
     assert len(requests) == 3
     assert requests[1] == requests[0]
     assert f"{rider_span}-create" in requests[2]
+
+
+def test_a_batch_worth_of_short_instances_is_sent_without_waiting_for_the_interval(
+    server: Server,
+) -> None:
+    runs = [short_run(generate_pfid()) for _ in range(20)]
+    second_answered = threading.Event()
+    exporter: Exporter
+
+    def queue_the_runs(request: httpx.Request, n: int) -> None:
+        if n == 0:
+            for records, _ in runs:
+                for record in records:
+                    exporter.submit(record)
+
+    def note(request: httpx.Request, n: int) -> None:
+        if n == 1:
+            second_answered.set()
+
+    transport = server.transport(before=queue_the_runs, after=note)
+    config = QueueConfig(batch_size=20, flush_interval=60)
+    exporter = Exporter(HttpSink(api_config(), transport=transport), config)
+    first, first_span = short_run(generate_pfid())
+    for record in first:
+        exporter.submit(record)
+    assert exporter.flush(10)  # its request queues the twenty runs, which no flush asks for
+    # No instance of them holds a batch's worth (twenty records): together they hold five.
+    assert second_answered.wait(10)
+    with transport.lock:
+        second = transport.seen[1].body["items"]
+    assert len(second) == 16  # four whole runs: register, start, span (coalesced), finish
+    exporter.close(timeout=10)
+    assert_complete(server, first[0].instance_id, first_span)
+    for records, span_id in runs:
+        assert_complete(server, records[0].instance_id, span_id)
