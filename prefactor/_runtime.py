@@ -18,7 +18,6 @@ from prefactor._config import DEFAULT_AGENT_ID, HttpClientConfig, PrefactorCoreC
 from prefactor._errors import PrefactorConfigError
 from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
-from prefactor._export.sinks import HttpSink, LocalSink
 from prefactor._options import require
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.capture import Capturer
@@ -41,12 +40,17 @@ def build_sink(
     """
     if config.sink is not None:
         return config.sink
+    # Only the sink in use is imported: HttpSink needs httpx, LocalSink the server's store.
     http = config.resolved_http_config()
-    sink: Sink = (
-        HttpSink(http, sdk_header_entry=sdk_header_entry)
-        if http is not None
-        else LocalSink(config.resolved_db_path())
-    )
+    sink: Sink
+    if http is not None:
+        from prefactor._export.sinks.http import HttpSink
+
+        sink = HttpSink(http, sdk_header_entry=sdk_header_entry)
+    else:
+        from prefactor._export.sinks.local import LocalSink
+
+        sink = LocalSink(config.resolved_db_path())
     if config.resolved_otlp():
         otlp = _otlp_sink()
         if otlp is not None:

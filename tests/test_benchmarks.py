@@ -118,3 +118,19 @@ def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
             assert re.search(row, out, re.M), out
         assert re.search(rf"^{shape} otel\s+[\d.]+\s+1\.00\s+[\d.]+\s+1\.00\s+", out, re.M), out
     assert "targets: nested all-in ours/otel <= 0.33 (http, embedded);" in out
+
+
+@pytest.mark.timeout(300)
+def test_bench_import_times_prefactor_beside_opentelemetry_and_another_tree() -> None:
+    out = _run("bench_import.py", "--runs", "1", "--against", str(ROOT))
+    assert "medians of 1 fresh interpreters each, bytecode cached, rounds alternating" in out
+    mine = ("import prefactor", "import prefactor + one @traced function")
+    rows = (*mine, "from prefactor import agent, tool, traced", "OpenTelemetry API + SDK")
+    for row in (*rows, *(f"{row} ({ROOT})" for row in mine)):
+        assert re.search(rf"^{re.escape(row)}.*\s[\d.]+\s+[\d.]+$", out, re.M), out
+    for row in rows[:3]:
+        assert re.search(rf"^{re.escape(row)} / OpenTelemetry API.*: \d+\.\d{{3}}$", out, re.M), out
+    for row in mine:
+        ratio = rf"^{re.escape(row)}, this tree / {re.escape(str(ROOT))}: \d+\.\d{{3}}$"
+        assert re.search(ratio, out, re.M), out
+    assert "target: import prefactor <= 150 ms:" in out

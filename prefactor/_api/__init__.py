@@ -1,6 +1,11 @@
-"""The Prefactor REST API: its wire models and an async client."""
+"""The Prefactor REST API: its wire models and an async client.
 
-from prefactor._api.client import PrefactorApiClient, parse_retry_after
+The client is imported when first asked for (PEP 562): it needs httpx, and code
+that needs only the models (the server's store) must not pay for it.
+"""
+
+from typing import TYPE_CHECKING
+
 from prefactor._api.models import (
     AgentInstance,
     AgentInstanceSpanCounts,
@@ -16,6 +21,10 @@ from prefactor._api.models import (
     Sorting,
     SpanResponse,
 )
+from prefactor._lazy import exports
+
+if TYPE_CHECKING:  # the names of _EXPORTS, for type checkers
+    from prefactor._api.client import PrefactorApiClient, parse_retry_after
 
 __all__ = [
     "AgentInstance",
@@ -34,3 +43,6 @@ __all__ = [
     "SpanResponse",
     "parse_retry_after",
 ]
+
+_EXPORTS = {"prefactor._api.client": ("PrefactorApiClient", "parse_retry_after")}
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-from prefactor._config import env_flag
-
 __all__ = ["raise_internal_errors", "set_raise_internal_errors"]
 
 _override: bool | None = None
@@ -30,6 +28,9 @@ def raise_internal_errors() -> bool:
     """Whether internal errors should surface instead of being swallowed."""
     if _override is not None:
         return _override
+    # Asked only on an error path; the config module needs pydantic, which tracing defers.
+    from prefactor._config import env_flag
+
     try:
         return bool(env_flag("PREFACTOR_RAISE_INTERNAL_ERRORS", os.environ))
     except ValueError:

@@ -20,6 +20,7 @@ import datetime as dt
 import enum
 import ipaddress
 import math
+import sys
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -36,10 +37,6 @@ from collections.abc import (
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, Literal, TypeAlias
-
-import pydantic
-import pydantic_core
-from pydantic_core import to_jsonable_python
 
 from prefactor._errors import PrefactorError
 from prefactor._redaction import REDACTED, default_key_rules, redact_credentials
@@ -278,7 +275,8 @@ class Form:
         form: for leaves, ``(value, bytes_preview) -> JSON``.
         core: pydantic core-schema types whose JSON Schema this row replaces.
         schema: ``(pydantic's schema, core schema) -> schema of the recorded form``.
-        test: the row's class test, when ``types`` cannot say it (dataclasses).
+        test: the row's class test beside ``types``, for what they cannot say
+            (dataclasses; pydantic's classes, looked up once pydantic is loaded).
     """
 
     value: str
@@ -293,13 +291,37 @@ class Form:
 
     def covers(self, tp: type) -> bool:
         """Whether values of class ``tp`` belong to this row."""
-        if self.test is not None:
-            return self.test(tp)
-        return bool(self.types) and issubclass(tp, self.types)
+        if self.types and issubclass(tp, self.types):
+            return True
+        return self.test is not None and self.test(tp)
 
 
 def _is_dataclass(tp: type) -> bool:
     return dataclasses.is_dataclass(tp)
+
+
+# pydantic is imported by schema derivation, not by capturing: a class is one of its
+# classes only once it is loaded (no value can be one before), so the rows that name
+# them look them up then. Rows are remembered per class, and a class's bases never change.
+def _loaded(module: str, *names: str) -> tuple[type, ...]:
+    found = sys.modules.get(module)
+    return () if found is None else tuple(getattr(found, name) for name in names)
+
+
+def _is_pydantic_url(tp: type) -> bool:
+    urls = (*_loaded("pydantic_core", "Url", "MultiHostUrl"), *_loaded("pydantic", "AnyUrl"))
+    return bool(urls) and issubclass(tp, urls)
+
+
+def _is_pydantic_model(tp: type) -> bool:
+    model = _loaded("pydantic", "BaseModel")
+    return bool(model) and issubclass(tp, model)
+
+
+def _duration(value: dt.timedelta) -> Any:
+    from pydantic_core import to_jsonable_python  # ISO 8601, as pydantic writes durations
+
+    return to_jsonable_python(value)
 
 
 _TEXT = "its `str()`"
@@ -368,7 +390,7 @@ FORMS: tuple[Form, ...] = (
         "pydantic's: a string, `format` `duration`",
         "leaf",
         (dt.timedelta,),
-        lambda v, p: to_jsonable_python(v),
+        lambda v, p: _duration(v),
     ),
     Form(
         "`Decimal`, `UUID`, `Path`, IP addresses, pydantic URLs",
@@ -385,11 +407,9 @@ FORMS: tuple[Form, ...] = (
             ipaddress.IPv6Network,
             ipaddress.IPv4Interface,
             ipaddress.IPv6Interface,
-            pydantic_core.Url,
-            pydantic_core.MultiHostUrl,
-            pydantic.AnyUrl,
         ),
         lambda v, p: str(v),
+        test=_is_pydantic_url,
     ),
     Form(
         "exception",
@@ -404,7 +424,7 @@ FORMS: tuple[Form, ...] = (
         "its fields (`model_dump()`, each value by its own row)",
         "pydantic's",
         "model",
-        (pydantic.BaseModel,),
+        test=_is_pydantic_model,
     ),
     Form("dataclass", "its fields", "pydantic's", "dataclass", test=_is_dataclass),
     Form(
@@ -481,8 +501,8 @@ def records_fields(tp: Any) -> bool:
     """
     if not isinstance(tp, type):
         return False
-    if issubclass(tp, pydantic.BaseModel):
-        return not issubclass(tp, pydantic.RootModel)
+    if _is_pydantic_model(tp):
+        return not issubclass(tp, sys.modules["pydantic"].RootModel)
     return dataclasses.is_dataclass(tp) or issubclass(tp, Mapping)
 
 

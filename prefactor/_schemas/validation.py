@@ -33,18 +33,20 @@ been truncated.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import jsonschema
-import jsonschema_rs
-import referencing
-import referencing.exceptions
+from typing import TYPE_CHECKING, Any
 
 from prefactor._errors import PrefactorError
 from prefactor._schemas.markers import ELLIPSIS, is_marked
+
+# Both engines are imported when a schema is first compiled: importing the decorators
+# must not pay for them.
+if TYPE_CHECKING:
+    import jsonschema
+    import referencing
 
 __all__ = [
     "MAX_SCHEMA_DEPTH",
@@ -66,7 +68,7 @@ _NOT_LINEAR_IN_PYTHON = frozenset({"pattern", "patternProperties", "uniqueItems"
 # The fast engine's regexes are linear-time automata unless a pattern needs
 # backreferences or lookaround; those give up (a violation) after this many steps,
 # a few milliseconds.
-_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(backtrack_limit=100_000)
+_BACKTRACK_LIMIT = 100_000
 
 
 def _never_retrieve(uri: str) -> Any:
@@ -74,13 +76,17 @@ def _never_retrieve(uri: str) -> Any:
 
 
 def _no_such_resource(uri: str) -> referencing.Resource[Any]:
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
-# python-jsonschema's default registry fetches unknown http(s) and file URLs.
-_LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(
-    retrieve=_no_such_resource,  # type: ignore[call-arg]
-)
+@functools.cache
+def _local_only() -> referencing.Registry[Any]:
+    """A registry that fetches nothing (python-jsonschema's default fetches http(s), files)."""
+    import referencing
+
+    return referencing.Registry(retrieve=_no_such_resource)  # type: ignore[call-arg]
 
 
 class SchemaDefinitionError(PrefactorError, ValueError):
@@ -210,6 +216,8 @@ class _FastExplainer:
         return fast_accepts(self._fast.is_valid, instance)
 
     def iter_errors(self, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        import jsonschema
+
         try:
             found = list(self._fast.iter_errors(instance))
         except (ValueError, TypeError, OverflowError) as exc:
@@ -236,12 +244,16 @@ class _ReferenceExplainer:
         self._fallback = fallback
 
     def is_valid(self, instance: Any) -> bool:
+        import referencing.exceptions
+
         try:
             return bool(self._validator.is_valid(instance))
         except (RecursionError, referencing.exceptions.Unresolvable):
             return self._fallback.is_valid(instance)
 
     def iter_errors(self, instance: Any) -> Iterable[jsonschema.ValidationError]:
+        import referencing.exceptions
+
         # A recursive schema checked against a deep payload outruns Python's stack.
         try:
             return list(self._validator.iter_errors(instance))
@@ -260,6 +272,9 @@ class CompiledSchema:
     __slots__ = ("_fast", "_slow", "fast_is_valid", "schema")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
+        import jsonschema
+        import jsonschema_rs
+
         schema = dict(schema)
         python_is_linear = _python_is_linear(schema)
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
@@ -270,7 +285,9 @@ class CompiledSchema:
             raise SchemaDefinitionError(f"invalid JSON Schema at {where}: {exc.message}") from None
         try:
             self._fast: Any = jsonschema_rs.validator_for(
-                schema, retriever=_never_retrieve, pattern_options=_PATTERN_OPTIONS
+                schema,
+                retriever=_never_retrieve,
+                pattern_options=jsonschema_rs.FancyRegexOptions(backtrack_limit=_BACKTRACK_LIMIT),
             )
         except (ValueError, TypeError) as exc:  # an outside $ref, an unknown $schema...
             reason = str(exc).strip().splitlines()[0]
@@ -278,7 +295,7 @@ class CompiledSchema:
         self.schema = schema
         fast = _FastExplainer(self._fast)
         self._slow: _FastExplainer | _ReferenceExplainer = (
-            _ReferenceExplainer(cls(schema, registry=_LOCAL_ONLY), fast)
+            _ReferenceExplainer(cls(schema, registry=_local_only()), fast)
             if python_is_linear
             else fast
         )

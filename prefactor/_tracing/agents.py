@@ -23,8 +23,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
-import wrapt
-
 from prefactor._tracing.decorator import decorate, exclusions, is_traced
 from prefactor._tracing.plan import Options, ParamsExtractor, ResultExtractor
 from prefactor._tracing.state import InstanceState
@@ -298,6 +296,8 @@ def instrument_tools(*targets: Any) -> list[Any]:
             if module_name in sys.modules:
                 done.append(_patch_path(sys.modules[module_name], attr))
             else:
+                import wrapt
+
                 wrapt.register_post_import_hook(hook, module_name)
         elif isinstance(target, types.ModuleType):
             done.extend(_patch_module(target))

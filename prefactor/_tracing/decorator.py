@@ -19,9 +19,11 @@ How the wrapper binds:
   instructions);
 * everything else (methods, classmethods, staticmethods, callable objects,
   generator functions, and functions whose first parameter is ``self`` or
-  ``cls``, which are meant to become methods) is a :class:`TracedFunction`,
-  wrapt's public :class:`wrapt.FunctionWrapper`, which tells the body which
-  instance it was bound to and keeps ``inspect``'s answers for generators.
+  ``cls``, which are meant to become methods) is a
+  :class:`~prefactor._tracing.wrapper.TracedFunction`, wrapt's public
+  :class:`wrapt.FunctionWrapper`, which tells the body which instance it was
+  bound to and keeps ``inspect``'s answers for generators. wrapt is imported by
+  the first such decoration.
 
 A call made outside any agent instance becomes the root span of an instance
 of its own, for the configured agent, so nothing is lost for want of one.
@@ -35,29 +37,14 @@ import warnings
 from collections.abc import Callable, Collection
 from typing import Any, ParamSpec, TypeVar, overload
 
-import wrapt
-
-from prefactor._tracing.bodies import BODIES, async_body, sync_body
+from prefactor._tracing.bodies import async_body, sync_body
 from prefactor._tracing.naming import refuse_class
 from prefactor._tracing.plan import Options, ParamsExtractor, ResultExtractor, Spec
 
-__all__ = ["TracedFunction", "decorate", "is_traced", "spec_of", "traced"]
+__all__ = ["decorate", "is_traced", "spec_of", "traced"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class TracedFunction(wrapt.FunctionWrapper[Any, Any]):
-    """A callable wrapped by ``@traced`` (and friends) through wrapt; see the module docstring."""
-
-    def __init__(self, wrapped: Any, spec: Spec) -> None:
-        super().__init__(wrapped, functools.partial(BODIES[spec.kind], spec))
-        self._self_spec = spec
-
-    @property
-    def __prefactor_spec__(self) -> Spec:
-        spec: Spec = self._self_spec
-        return spec
 
 
 def spec_of(obj: Any) -> Spec | None:
@@ -114,6 +101,8 @@ def decorate(func: Any, options: Options, decorator: str = "traced") -> Any:
     spec = Spec(func, options)
     if _binds_plainly(func, spec):
         return _plain_wrapper(func, spec)
+    from prefactor._tracing.wrapper import TracedFunction
+
     return TracedFunction(func, spec)
 
 

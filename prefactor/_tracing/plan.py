@@ -22,12 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from prefactor._schemas.derive import (
-    description_for,
-    params_schema_for,
-    result_schema_for,
-    yields_text,
-)
 from prefactor._schemas.registry import SchemaRegistry, default_registry
 from prefactor._tracing.binding import Binder
 from prefactor._tracing.capture import Capturer
@@ -131,6 +125,14 @@ class Spec:
     )
 
     def __init__(self, func: Callable[..., Any], options: Options) -> None:
+        # Derivation needs pydantic: imported by the first decoration, not by import prefactor.
+        from prefactor._schemas.derive import (
+            description_for,
+            params_schema_for,
+            result_schema_for,
+            yields_text,
+        )
+
         self.func = func
         self.kind = kind_of(func)
         if options.span_type is not None:

@@ -17,8 +17,9 @@ from tracing_helpers import Stored, type_of
 
 from prefactor._ids import is_pfid, pfid_timestamp_ms
 from prefactor._tracing.context import ContextThreadPoolExecutor, in_context
-from prefactor._tracing.decorator import TracedFunction, traced
+from prefactor._tracing.decorator import traced
 from prefactor._tracing.span_context import SpanContext
+from prefactor._tracing.wrapper import TracedFunction
 from prefactor.testing.recorder import Recorder
 
 
