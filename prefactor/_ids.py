@@ -10,6 +10,7 @@ two-character chunk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -66,8 +67,12 @@ def pfid_from_parts(timestamp_ms: int, partition: int, randomness: int) -> str:
     return _encode(timestamp_ms, 10) + _encode(partition, 6) + _encode(randomness, 16)
 
 
+@functools.lru_cache(maxsize=256)
 def partition_for(key: str) -> int:
-    """A stable 30-bit partition derived from a key such as an agent id."""
+    """A stable 30-bit partition derived from a key such as an agent id.
+
+    Memoised: every root call's instance asks for its agent's partition.
+    """
     digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") & _MAX_PARTITION
 

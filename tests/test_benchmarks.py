@@ -113,6 +113,17 @@ def test_bench_viewer_times_every_page_on_both_stores() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
+    out = _run("bench_allin.py", "--spans", "300", "--roots", "40", "--rounds", "1")
+    for shape, spans in (("nested", "502"), ("root", "480")):
+        for backend in ("http", "embedded"):
+            row = rf"^{shape} {backend}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+{spans} verified$"
+            assert re.search(row, out, re.M), out
+        assert re.search(rf"^{shape} otel\s+[\d.]+\s+1\.00\s+[\d.]+\s+1\.00\s+", out, re.M), out
+    assert "targets: nested all-in ours/otel <= 0.33 (http, embedded);" in out
+
+
+@pytest.mark.timeout(300)
 def test_bench_import_times_prefactor_beside_opentelemetry_and_another_tree() -> None:
     out = _run("bench_import.py", "--runs", "1", "--against", str(ROOT))
     assert "medians of 1 fresh interpreters each, bytecode cached, rounds alternating" in out

@@ -129,7 +129,11 @@ class Sink(Protocol):
     """
 
     async def export(self, batch: Sequence[Record]) -> ExportResult:
-        """Deliver ``batch`` (records of one instance, in order).
+        """Deliver ``batch``: records of one instance, in order.
+
+        A sink with a true ``mixed_batches`` attribute may get the records of
+        several instances in one batch instead, each instance's together and
+        in order (one request for many short instances).
 
         Raises:
             TransientExportError: the batch (or its ``pending`` rest) may

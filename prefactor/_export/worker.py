@@ -3,9 +3,12 @@
 The worker drains the exporter's queue into per-instance lanes (FIFO) and
 hands a lane's records to every sink in batches of up to ``batch_size``, one
 batch per lane at a time (order kept within an instance, for every sink) and
-up to ``num_workers`` lanes at once. A lane waiting out a retry backoff holds
-no worker slot, so other instances keep flowing. Lanes disappear once empty:
-nothing per span or per instance outlives what is still queued.
+up to ``num_workers`` batches at once. When every sink takes batches that mix
+instances (``mixed_batches``), a batch with room is topped up with the records
+of other idle lanes, which then wait for it as for their own. A lane waiting
+out a retry backoff holds no worker slot, so other instances keep flowing.
+Lanes disappear once empty: nothing per span or per instance outlives what is
+still queued.
 
 With several sinks, each batch goes to all of them at once. A sink that fails
 transiently keeps what it still owes for a retry of its own; the sinks that
@@ -68,6 +71,9 @@ class _Lane:
     retry: Batch | None = None
     retry_at: float = 0.0
     attempt: int = 0
+    # The other lanes whose records ride in this lane's batch (in flight or waiting to be
+    # retried): they stay busy until it is settled, so none of them sends ahead of it.
+    riders: tuple[tuple[str, _Lane], ...] = ()
 
 
 class ExportWorker:
@@ -93,6 +99,7 @@ class ExportWorker:
         "_ledger",
         "_loop",
         "_markers",
+        "_mixed",
         "_name",
         "_on_room",
         "_queue",
@@ -135,6 +142,8 @@ class ExportWorker:
         self._lanes: dict[str, _Lane] = {}
         self._markers: list[FlushMarker] = []
         self._in_flight_batches = 0
+        # Whether a batch may hold several instances' records: only if every sink takes that.
+        self._mixed = all(getattr(state.sink, "mixed_batches", False) for state in self._sinks)
         # Read by the exporter's submit on the caller's path: plain attributes.
         self.started = False
         self.wake_pending = False
@@ -331,6 +340,9 @@ class ExportWorker:
         urgent = bool(self._markers) or self.closing
         interval, batch_size = self._config.flush_interval, self._batch_size
         next_due: float | None = None
+        # Records a mixed batch could take: a batch's worth of them, however many
+        # instances they belong to, is ready at once (like one lane's full batch).
+        pooled = self._pooled() if self._mixed else 0
         for key, lane in list(self._lanes.items()):
             if lane.busy:
                 continue
@@ -341,7 +353,12 @@ class ExportWorker:
             elif not lane.records:
                 del self._lanes[key]
                 continue
-            elif not (len(lane.records) >= batch_size or urgent or now - lane.since >= interval):
+            elif not (
+                len(lane.records) >= batch_size
+                or pooled >= batch_size
+                or urgent
+                or now - lane.since >= interval
+            ):
                 due = lane.since + interval
                 next_due = due if next_due is None else min(next_due, due)
                 continue
@@ -350,11 +367,8 @@ class ExportWorker:
             if lane.retry is not None:
                 batch, lane.retry = lane.retry, None
             else:
-                take = min(batch_size, len(lane.records))
-                records, seqs = lane.records.popleft, lane.seqs.popleft
-                taken = [records() for _ in range(take)]
-                owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
-                batch = Batch(taken, [seqs() for _ in range(take)], owed)
+                batch = self._batch_of(lane)
+                pooled -= len(batch.records)
             # Move the lane to the end so that busy instances take turns.
             del self._lanes[key]
             self._lanes[key] = lane
@@ -366,11 +380,62 @@ class ExportWorker:
             task.add_done_callback(tasks.discard)
         return next_due
 
+    def _batch_of(self, lane: _Lane) -> Batch:
+        """The lane's next batch, topped up with other idle lanes' records when sinks mix them.
+
+        One request (one store transaction) then carries many short instances
+        instead of one each: a lane of a ``@traced`` root call holds only four
+        records. Each lane's records stay in order and together.
+        """
+        room = self._batch_size
+        taken: list[Record] = []
+        seqs: list[int] = []
+        _take(lane, room, taken, seqs)
+        riders: list[tuple[str, _Lane]] = []
+        # A spooled instance's records go to the spool: they never take others with them.
+        if self._mixed and len(taken) < room and not self._spooled(taken[0].instance_id):
+            for key, other in self._lanes.items():
+                if other.busy or other.retry is not None or not other.records or other is lane:
+                    continue
+                if self._spooled(key):
+                    continue
+                _take(other, room - len(taken), taken, seqs)
+                other.busy = True
+                riders.append((key, other))
+                if len(taken) >= room:
+                    break
+            if riders:
+                seqs.sort()  # the batch's sequence numbers rise (see _finish)
+        lane.riders = tuple(riders)
+        owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
+        return Batch(taken, seqs, owed)
+
+    def _pooled(self) -> int:
+        """How many records wait in lanes free to send (not busy, not waiting for a retry)."""
+        return sum(
+            len(lane.records)
+            for lane in self._lanes.values()
+            if not lane.busy and lane.retry is None
+        )
+
+    def _spooled(self, key: str) -> bool:
+        """Whether a sink spools the instance ``key``'s records (it did some already)."""
+        return any(key in state.spooled_instances for state in self._sinks)
+
+    def _release_riders(self, lane: _Lane) -> None:
+        """Free the lanes that rode in ``lane``'s settled batch (dropping those left empty)."""
+        for key, rider in lane.riders:
+            rider.busy = False
+            if not rider.records and rider.retry is None and self._lanes.get(key) is rider:
+                del self._lanes[key]
+        lane.riders = ()
+
     async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
+            keys = {key, *(rider for rider, _ in lane.riders)}
             for state, records in list(batch.owed.items()):
-                if key in state.spooled_instances:
+                if not state.spooled_instances.isdisjoint(keys):
                     self._ledger.divert(batch, state, records)  # behind its earlier records
             owed = list(batch.owed.items())
             if len(owed) == 1:
@@ -392,6 +457,7 @@ class ExportWorker:
             self.in_flight -= len(batch.records)
             if finished:
                 self._finish(batch)
+                self._release_riders(lane)
             if not lane.records and lane.retry is None:
                 self._lanes.pop(key, None)
             if self._wake is not None:
@@ -526,3 +592,11 @@ class ExportWorker:
                 self._ledger.internal_error(exc, f"closing the sink {state.name}")
         if self._ledger.spool is not None:
             self._ledger.spool.close()
+
+
+def _take(lane: _Lane, count: int, records: list[Record], seqs: list[int]) -> None:
+    """Move up to ``count`` of the lane's oldest records (and their numbers) to the lists."""
+    take = min(count, len(lane.records))
+    pop, pop_seq = lane.records.popleft, lane.seqs.popleft
+    records.extend([pop() for _ in range(take)])
+    seqs.extend([pop_seq() for _ in range(take)])

@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefactor._ids import pfid_at
-from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation
+from prefactor._records import CreateSpan, FinishSpan, FinishStatus, Lazy, Violation, create_key
 
 if TYPE_CHECKING:
     from prefactor._schemas.registry import SchemaRegistry, Side
@@ -36,6 +36,7 @@ __all__ = [
     "Deferred",
     "InstanceState",
     "SpanState",
+    "check_side",
     "emit_finish",
     "emit_pending",
     "error_result",
@@ -212,7 +213,7 @@ class SpanState:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.id}-create"
+        return create_key(self.id)
 
     def to_bulk_item(self) -> dict[str, Any]:
         return CreateSpan(
@@ -254,9 +255,14 @@ class Deferred(Lazy):
 
     def resolve(self) -> tuple[Any, tuple[Violation, ...]]:
         payload = self.payload()
-        inst = self.inst
-        checked = payload if payload is not None else {}
-        return payload, inst.tracer.check(inst, self.span_type, self.side, checked)
+        return payload, check_side(self.inst, self.span_type, self.side, payload)
+
+
+def check_side(
+    inst: InstanceState, span_type: str, side: Side, payload: Any
+) -> tuple[Violation, ...]:
+    """The violations of one side's payload, checked off the caller's path (``None`` as ``{}``)."""
+    return inst.tracer.check(inst, span_type, side, payload if payload is not None else {})
 
 
 def error_result(capturer: Capturer, exc: BaseException) -> dict[str, Any]:

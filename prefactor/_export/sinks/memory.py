@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from prefactor._export.base import OK, Drop, ExportResult, unwritable
 from prefactor._records import Record
@@ -19,6 +19,9 @@ class MemorySink:
     ``items`` shows exactly what would have been sent. The accessors copy under
     a lock and may be read from any thread while the exporter runs.
     """
+
+    # Keeps records as they come: a batch may hold several instances' records.
+    mixed_batches: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
