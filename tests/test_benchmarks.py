@@ -78,7 +78,8 @@ def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
         *("--singles", "20"),
     )
     assert "medians of 1 alternating rounds; this tree vs HEAD" in out
-    for row in ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span"):
+    rows = ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span")
+    for row in (*rows, "register with a schema version"):
         assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
 
 
