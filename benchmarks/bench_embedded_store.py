@@ -6,8 +6,9 @@ alternating between them so that both see the same machine:
 
 * ``import prefactor``: the wall time of the import, in a new interpreter;
 * the embedded write path: ``Store.bulk`` of coalesced spans on a new SQLite
-  file (what ``LocalSink`` does with each batch), and single span creates and
-  finishes, each its own transaction.
+  file (what ``LocalSink`` does with each batch), single span creates and
+  finishes, each its own transaction, and registers of instances that carry
+  the same schema version (what each ``@agent`` run begins with).
 
     python benchmarks/bench_embedded_store.py [--against main] [--rounds 7] [--callgrind]
 
@@ -43,19 +44,21 @@ import prefactor
 print(time.perf_counter() - started)
 """
 WRITES = """
-import json, sys, tempfile, time
+import inspect, json, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from bench_server_bulk import SCHEMA_VERSION, span_items
 from prefactor.server.store import Store
 spans, batch, singles = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+# As LocalSink calls it: for outcomes only, where the tree's store can answer so.
+minimal = {"details": False} if "details" in inspect.signature(Store.bulk).parameters else {}
 with tempfile.TemporaryDirectory() as tmp:
     store = Store(Path(tmp) / "traces.db")
     instance_id = store.register_instance({"agent_schema_version": SCHEMA_VERSION})["details"]["id"]
     items = span_items(instance_id, spans)
     started = time.perf_counter()
     for i in range(0, spans, batch):
-        store.bulk({"items": items[i : i + batch]})
+        store.bulk({"items": items[i : i + batch]}, **minimal)
     bulk = spans / (time.perf_counter() - started)
     started = time.perf_counter()
     for item in span_items(instance_id, singles):
@@ -64,8 +67,15 @@ with tempfile.TemporaryDirectory() as tmp:
         span_id = store.create_span({"details": details})["details"]["id"]
         store.finish_span(span_id, {"status": "complete", "result_payload": {"text": "t"}})
     single = singles / (time.perf_counter() - started)
+    # What each @agent run starts with: a register carrying the agent's schema version.
+    started = time.perf_counter()
+    for n in range(singles):
+        register = {"_type": "agent_instances/register", "idempotency_key": f"register-{n:06d}",
+                    "agent_schema_version": SCHEMA_VERSION}
+        store.bulk({"items": [register]}, **minimal)
+    registers = singles / (time.perf_counter() - started)
     store.close()
-print(json.dumps({"bulk": bulk, "single": single}))
+print(json.dumps({"bulk": bulk, "single": single, "register": registers}))
 """
 
 
@@ -119,7 +129,7 @@ def by_callgrind(trees: dict[str, Path], spans: int, batch: int, singles: int) -
     print(f"instructions (callgrind); this tree vs {other}")
     rows = [
         ("import prefactor", "import"),
-        (f"{spans:,} bulk spans + {singles:,} single create/finish", "writes"),
+        (f"{spans:,} bulk spans, {singles:,} single spans and registers", "writes"),
     ]
     for label, key in rows:
         print(
@@ -150,7 +160,7 @@ def main() -> None:
             by_callgrind(trees, args.spans, args.batch, args.singles)
             return
         found: dict[str, dict[str, list[float]]] = {
-            name: {"import_ms": [], "bulk": [], "single": []} for name in trees
+            name: {"import_ms": [], "bulk": [], "single": [], "register": []} for name in trees
         }
         bench = str(ROOT / "benchmarks")
         for _ in range(args.rounds):
@@ -161,6 +171,7 @@ def main() -> None:
                 )
                 found[name]["bulk"].append(rates["bulk"])
                 found[name]["single"].append(rates["single"])
+                found[name]["register"].append(rates["register"])
     medians = {name: {k: statistics.median(v) for k, v in m.items()} for name, m in found.items()}
     mine, theirs = medians["this tree"], medians[args.against]
     print(f"medians of {args.rounds} alternating rounds; this tree vs {args.against}")
@@ -168,6 +179,7 @@ def main() -> None:
         ("import prefactor (ms)", "import_ms"),
         ("Store.bulk on a file (spans/s)", "bulk"),
         ("create + finish, one span each (spans/s)", "single"),
+        ("register with a schema version (instances/s)", "register"),
     ]
     for label, key in rows:
         print(

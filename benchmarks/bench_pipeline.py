@@ -12,10 +12,17 @@ Sections:
   (b) spans/s delivered to ``prefactor serve`` over loopback (a subprocess on
       a free port with a temporary database), timed from the first submit
       until ``flush()`` returns True; the count is verified through the API.
+      In the same run, the OpenTelemetry SDK delivers the same number of
+      ended spans (``BatchSpanProcessor`` + the OTLP/HTTP protobuf exporter,
+      same batch size) to a discarding OTLP receiver in a subprocess, timed
+      from the first ``on_end`` until ``force_flush()`` returns; the receiver
+      counts the spans it decoded. The ratio is ours over OpenTelemetry's.
   (c) HTTP requests per span in (b), counted by a transport wrapper.
   (d) memory growth (RSS) over many spans into a discarding sink, after flush.
 
-Targets: (a) <= 10 µs, (b) >= 10,000 spans/s, (c) <= 0.01 requests/span, (d) flat.
+Targets: (a) <= 10 µs, (b) >= 30,000 spans/s, (c) <= 0.01 requests/span, (d) flat.
+
+    /work/venv/bin/python benchmarks/bench_pipeline.py --sections b   # (b) and (c) only
 """
 
 from __future__ import annotations
@@ -32,8 +39,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from pydantic import SecretStr
 
 from prefactor._api.client import PrefactorApiClient
@@ -98,6 +109,22 @@ def opening(instance_id: str) -> list[Record]:
         RegisterInstance(instance_id, "bench-agent", {"name": "bench", "external_identifier": "1"}),
         StartInstance(instance_id, time.time_ns()),
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Delivery(NamedTuple):
+    """(b): what delivering ``spans`` spans took, on each side of the loopback."""
+
+    rate: float  # spans per second, first hand-off until the flush returned
+    sender_us: float  # CPU µs per span of the sending process (every thread)
+    receiver_us: float  # CPU µs per span of the receiving process
+    count: int  # spans the receiver says it got
 
 
 def rss_bytes() -> int:
@@ -245,8 +272,8 @@ async def count_spans(url: str, instances: list[str]) -> int:
     return total
 
 
-def bench_throughput(spans: int, batch_size: int) -> tuple[float, float, int]:
-    """(b) spans/s to ``prefactor serve``; (c) requests per span; the verified count."""
+def bench_throughput(spans: int, batch_size: int) -> tuple[Delivery, float]:
+    """(b) delivery to ``prefactor serve`` (the count verified via the API); (c) requests/span."""
     with tempfile.TemporaryDirectory() as tmp:
         served = Served(Path(tmp) / "bench.db")
         try:
@@ -263,18 +290,117 @@ def bench_throughput(spans: int, batch_size: int) -> tuple[float, float, int]:
                 HttpSink(config, transport=transport),
                 QueueConfig(on_full="block", batch_size=batch_size),
             )
+            server_cpu, cpu = cpu_seconds(served.proc.pid), time.process_time()
             start = time.perf_counter()
             for record in records:
                 exporter.submit(record)
             if not exporter.flush(300):
                 raise RuntimeError(f"flush timed out: {exporter.stats()}")
             elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            server_cpu = cpu_seconds(served.proc.pid) - server_cpu
             requests = transport.requests
             exporter.close()
             stored = asyncio.run(count_spans(served.url, instances))
         finally:
             served.close()
-    return spans / elapsed, requests / spans, stored
+    delivery = Delivery(spans / elapsed, cpu / spans * 1e6, server_cpu / spans * 1e6, stored)
+    return delivery, requests / spans
+
+
+# OpenTelemetry's side of (b): a receiver that decodes each OTLP/HTTP protobuf request,
+# counts its spans and keeps nothing; ``GET`` answers the count. A subprocess, like
+# ``prefactor serve``, so that neither receiver shares the sender's GIL.
+_OTLP_RECEIVER = """
+import sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest, ExportTraceServiceResponse)
+EMPTY = ExportTraceServiceResponse().SerializeToString()
+lock, received = threading.Lock(), [0]
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest.FromString(body)
+        count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        with lock:
+            received[0] += count
+        self.answer(EMPTY, "application/x-protobuf")
+    def do_GET(self):
+        self.answer(str(received[0]).encode(), "text/plain")
+    def answer(self, body, media):
+        self.send_response(200)
+        self.send_header("Content-Type", media)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+server.serve_forever()
+"""
+
+
+class _Collect(SpanProcessor):
+    """Keeps every ended span (to hand them, prebuilt, to the processor under test)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+def otel_spans(count: int) -> list[ReadableSpan]:
+    """``count`` ended OpenTelemetry spans carrying what (b)'s records carry."""
+    collect = _Collect()
+    provider = TracerProvider()
+    provider.add_span_processor(collect)
+    tracer = provider.get_tracer("bench")
+    for _ in range(count):
+        tracer.start_span("agent:llm", attributes={"prompt": "hi", "text": "hello"}).end()
+    provider.shutdown()
+    return collect.spans
+
+
+def bench_otel_throughput(spans: int, batch_size: int) -> Delivery:
+    """(b) for OpenTelemetry: ended spans delivered to a discarding OTLP receiver.
+
+    Like ours, the spans are made before the clock starts: the figure is the
+    pipeline's (queue, batch, encode, POST), not the spans' creation.
+    """
+    ended = otel_spans(spans)
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _OTLP_RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert receiver.stdout is not None
+        url = receiver.stdout.readline().strip()
+        processor = BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=f"{url}/v1/traces"),
+            # Nothing may be dropped: this measures delivery (the default queue holds 2,048).
+            max_queue_size=max(spans, batch_size),
+            max_export_batch_size=batch_size,
+        )
+        receiver_cpu, cpu = cpu_seconds(receiver.pid), time.process_time()
+        start = time.perf_counter()
+        for span in ended:
+            processor.on_end(span)
+        if not processor.force_flush(300_000):
+            raise RuntimeError("OpenTelemetry's force_flush timed out")
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
+        processor.shutdown()
+        received = int(httpx.get(url).text)
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+        if receiver.stdout is not None:
+            receiver.stdout.close()
+    return Delivery(spans / elapsed, cpu / spans * 1e6, receiver_cpu / spans * 1e6, received)
 
 
 # --- (d) ----------------------------------------------------------------------------------
@@ -317,37 +443,56 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=QueueConfig().batch_size)
     parser.add_argument("--caller-samples", type=int, default=100, help="(a): loops of 500 spans")
     parser.add_argument("--submits", type=int, default=200_000, help="(a): Exporter.submit calls")
+    parser.add_argument(
+        "--sections", default="abcd", help="which sections to run, e.g. 'b' ((c) comes with (b))"
+    )
     args = parser.parse_args(argv)
+    sections = set(args.sections)
 
-    caller, floor = bench_caller_span(args.caller_samples)
-    submit_ns = bench_submit(args.submits)
-    rate, per_span, stored = bench_throughput(args.spans, args.batch_size)
-    mib, kib_per_k = bench_memory(args.memory_spans)
-
-    rows = [
-        (
-            "(a) caller cost of async with span()",
-            f"{caller:,.0f} ns",
-            "<= 10,000 ns",
-        ),
-        ("(a) the same block on a do-nothing object (floor)", f"{floor:,.0f} ns", ""),
-        ("(a) Exporter.submit() per record", f"{submit_ns:,.0f} ns", ""),
-        (
-            f"(b) spans/s to prefactor serve ({args.spans:,} spans, batch {args.batch_size})",
-            f"{rate:,.0f}",
-            ">= 10,000",
-        ),
-        ("(b) spans stored, verified via the API", f"{stored:,}", f"== {args.spans:,}"),
-        ("(c) HTTP requests per span", f"{per_span:.4f}", "<= 0.01"),
-        (f"(d) RSS growth over {args.memory_spans:,} spans", f"{mib:+.1f} MiB", "flat"),
-        ("(d) RSS growth per 1,000 spans", f"{kib_per_k:+.2f} KiB", "~0"),
-    ]
+    rows: list[tuple[str, str, str]] = []
+    if "a" in sections:
+        caller, floor = bench_caller_span(args.caller_samples)
+        submit_ns = bench_submit(args.submits)
+        rows += [
+            ("(a) caller cost of async with span()", f"{caller:,.0f} ns", "<= 10,000 ns"),
+            ("(a) the same block on a do-nothing object (floor)", f"{floor:,.0f} ns", ""),
+            ("(a) Exporter.submit() per record", f"{submit_ns:,.0f} ns", ""),
+        ]
+    stored = received = args.spans
+    if "b" in sections or "c" in sections:
+        ours, per_span = bench_throughput(args.spans, args.batch_size)
+        otel = bench_otel_throughput(args.spans, args.batch_size)
+        stored, received = ours.count, otel.count
+        rows += [
+            (
+                f"(b) spans/s to prefactor serve ({args.spans:,} spans, batch {args.batch_size})",
+                f"{ours.rate:,.0f}",
+                ">= 30,000",
+            ),
+            ("(b) spans stored, verified via the API", f"{stored:,}", f"== {args.spans:,}"),
+            ("(b) CPU per span: SDK process (every thread)", f"{ours.sender_us:.1f} µs", ""),
+            ("(b) CPU per span: prefactor serve", f"{ours.receiver_us:.1f} µs", ""),
+            ("(b) OpenTelemetry: spans/s to a discarding OTLP receiver", f"{otel.rate:,.0f}", ""),
+            ("(b) OpenTelemetry: spans received", f"{received:,}", f"== {args.spans:,}"),
+            ("(b) OpenTelemetry: CPU per span, SDK process", f"{otel.sender_us:.1f} µs", ""),
+            ("(b) OpenTelemetry: CPU per span, receiver", f"{otel.receiver_us:.1f} µs", ""),
+            ("(b) ours / OpenTelemetry, spans/s", f"{ours.rate / otel.rate:.2f}x", ""),
+            ("(c) HTTP requests per span", f"{per_span:.4f}", "<= 0.01"),
+        ]
+    if "d" in sections:
+        mib, kib_per_k = bench_memory(args.memory_spans)
+        rows += [
+            (f"(d) RSS growth over {args.memory_spans:,} spans", f"{mib:+.1f} MiB", "flat"),
+            ("(d) RSS growth per 1,000 spans", f"{kib_per_k:+.2f} KiB", "~0"),
+        ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>14}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>14}  {target}")
     if stored != args.spans:
         raise SystemExit("the server did not store every span")
+    if received != args.spans:
+        raise SystemExit("the OTLP receiver did not get every span")
 
 
 if __name__ == "__main__":

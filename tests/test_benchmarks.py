@@ -56,6 +56,9 @@ def test_bench_pipeline_delivers_and_verifies_every_span() -> None:
     )
     assert re.search(r"^\(a\) caller cost of async with span\(\)\s+[\d,]+ ns", out, re.M), out
     assert re.search(r"^\(b\) spans stored, verified via the API\s+2,000\s+== 2,000", out, re.M)
+    assert re.search(r"^\(b\) CPU per span: prefactor serve\s+[\d.]+ µs", out, re.M), out
+    assert re.search(r"^\(b\) OpenTelemetry: spans received\s+2,000\s+== 2,000", out, re.M), out
+    assert re.search(r"^\(b\) ours / OpenTelemetry, spans/s\s+\d+\.\d\dx", out, re.M), out
     assert re.search(r"^\(c\) HTTP requests per span\s+0\.\d+", out, re.M), out
     assert "(d) RSS growth over 2,000 spans" in out
 
@@ -75,7 +78,8 @@ def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
         *("--singles", "20"),
     )
     assert "medians of 1 alternating rounds; this tree vs HEAD" in out
-    for row in ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span"):
+    rows = ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span")
+    for row in (*rows, "register with a schema version"):
         assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
 
 

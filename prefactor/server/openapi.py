@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from prefactor._api.models import ApiError
 from prefactor._version import __version__
 
-__all__ = ["body", "document", "otlp_traces", "query"]
+__all__ = ["body", "document", "otlp_traces", "prefer_header", "query"]
 
 _COMPONENTS = "#/components/schemas/"
 _ERROR = {
@@ -36,6 +36,21 @@ def body(model: type[BaseModel]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _COMPONENTS + model.__name__}}},
         }
+    }
+
+
+def prefer_header() -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that honours ``Prefer: return=minimal`` (RFC 7240)."""
+    return {
+        "parameters": [
+            {
+                "name": "Prefer",
+                "in": "header",
+                "required": False,
+                "description": "return=minimal: successful outputs carry status and control only",
+                "schema": {"type": "string"},
+            }
+        ]
     }
 
 

@@ -72,7 +72,9 @@ Decisions where the wire contract is silent (its open questions):
   ``details`` object or its fields flat. Other types: item error
   ``unsupported_type``. A run of consecutive span creates is checked against
   prefetched rows and written with ``executemany`` (all its spans share one
-  ``inserted_at``).
+  ``inserted_at``). Asked for minimal answers (HTTP ``Prefer: return=minimal``,
+  RFC 7240; our extension), a successful item's output is its ``status`` and
+  ``control`` only, without the ``details`` it would echo; errors stay whole.
 * **Ids.** Caller ids (instance, span) must be PFIDs (422 otherwise; 409 when
   taken); missing ones are generated. ``account_id`` and the default
   ``environment_id`` are PFIDs made once per database; a deployment is one
@@ -85,7 +87,11 @@ Decisions where the wire contract is silent (its open questions):
   (page size 1-1000, default 50), spans by ``started_at`` (1-10000, default
   1000); offsets from 0 to 2**63 - 1.
 * **Files** use WAL; readers never block a writer in another process, so the
-  SDK's embedded sink and ``prefactor serve`` may share one file.
+  SDK's embedded sink and ``prefactor serve`` may share one file. Durability:
+  ``synchronous=NORMAL``, so an answered write survives the process crashing,
+  but the last commits before a power loss or an OS crash may be lost (the file
+  stays consistent); ``FULL`` would fsync on every commit, costing more than
+  the inserts of a bulk request.
 * **Versions.** The layout is versioned (``_migrations``); opening an older
   database upgrades it (version 3 adds ``instances.quality_violations``), a
   newer one raises :class:`StoreVersionError`.
@@ -100,7 +106,7 @@ from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
-from prefactor.server.store_spans import SpanRules
+from prefactor.server.store_spans import SpanRules, minimal_answer
 
 __all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
@@ -215,16 +221,22 @@ class Store(SpanRules, InstanceRules, ViewerReads):
 
     # --- bulk -------------------------------------------------------------------------------
 
-    def bulk(self, body: JSON) -> JSON:
+    def bulk(self, body: JSON, *, details: bool = True) -> JSON:
         """``POST /api/v1/bulk``: ``{"items": [...]}`` -> ``{"status", "outputs"}``.
+
+        Args:
+            body: the request.
+            details: ``False`` answers each successful item with its ``status`` (and
+                ``control``, when there is one) only, as ``Prefer: return=minimal``
+                asks over HTTP; errors are answered in full either way.
 
         Raises:
             ApiProblem: 422 for request-level problems (no items, bad or duplicate keys).
         """
         items = _bulk_items(body)
-        return {"status": "success", "outputs": self._write(lambda: self._bulk(items))}
+        return {"status": "success", "outputs": self._write(lambda: self._bulk(items, details))}
 
-    def _bulk(self, items: list[JSON]) -> JSON:
+    def _bulk(self, items: list[JSON], details: bool) -> JSON:
         outputs: JSON = {}
         conn = self._conn
         index = 0
@@ -233,13 +245,14 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 end = index
                 while end < len(items) and items[end]["_type"] == "agent_spans/create":
                     end += 1
-                stopped = self._bulk_span_run(items[index:end], outputs)
+                stopped = self._bulk_span_run(items[index:end], outputs, details)
                 index = end
             else:
                 item = items[index]
                 conn.execute("SAVEPOINT item")
                 try:
-                    outputs[item["idempotency_key"]] = self._bulk_item(item)
+                    answer = self._bulk_item(item)
+                    outputs[item["idempotency_key"]] = answer if details else minimal_answer(answer)
                     stopped = False
                 except ApiProblem as problem:
                     conn.execute("ROLLBACK TO item")
@@ -251,7 +264,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 break
         return outputs
 
-    def _bulk_span_run(self, items: list[JSON], outputs: JSON) -> bool:
+    def _bulk_span_run(self, items: list[JSON], outputs: JSON, details: bool) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""
         entries: list[tuple[JSON, str | None]] = []
         shape_problem: ApiProblem | None = None
@@ -261,7 +274,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
             except ApiProblem as problem:
                 shape_problem = problem
                 break
-        responses, failure = self._create_spans(entries)
+        responses, failure = self._create_spans(entries, with_details=details)
         for item, response in zip(items, responses, strict=False):
             outputs[item["idempotency_key"]] = response
         failure = failure or shape_problem
@@ -311,7 +324,8 @@ def _span_details(item: JSON) -> JSON:
     """The span details of a bulk create item: its ``details`` object, or its flat fields."""
     if "details" not in item:
         return {k: v for k, v in item.items() if k not in ("_type", "idempotency_key")}
-    extra = set(item) - {"_type", "idempotency_key", "details"}
+    # Every item has its _type and key (checked first): three keys means nothing else.
+    extra = set(item) - {"_type", "idempotency_key", "details"} if len(item) != 3 else ()
     if extra:
         raise ApiProblem(
             422,

@@ -26,6 +26,10 @@ __all__ = ["JSON", "StoreBase", "not_found", "open_database"]
 JSON = dict[str, Any]
 T = TypeVar("T")
 
+# Distinct schema version contents whose compiled schemas a store keeps (a bound: a
+# server sees many clients; an agent registers the same few versions on every run).
+_COMPILED_CONTENTS = 256
+
 _INSTANCE_COLUMNS = (
     "id, account_id, agent_id, agent_version_id, environment_id, agent_deployment_id, status,"
     " purpose, external_identifier, started_at, finished_at, termination_reason,"
@@ -75,6 +79,7 @@ class StoreBase:
         self._conn = self._db.connection
         self._sql = self._db.dialect
         self._schema_sets: dict[str, SchemaSet] = {}
+        self._compiled_contents: dict[str, SchemaSet] = {}
         try:
             self.account_id, self.default_environment_id = self._db.run(True, self._prepare)
         except BaseException:
@@ -142,10 +147,29 @@ class StoreBase:
             row = self._conn.execute(
                 "SELECT body FROM schema_versions WHERE id = ?", (schema_version_id,)
             ).fetchone()
-            found = SchemaSet.from_definition(
-                AgentSchemaVersionForRegister.model_validate(loads(row[0]))
+            content = str(row[0])
+            found = self._compiled(
+                content, AgentSchemaVersionForRegister.model_validate(loads(content))
             )
             self._schema_sets[schema_version_id] = found
+        return found
+
+    def _compiled(self, content: str, definition: AgentSchemaVersionForRegister) -> SchemaSet:
+        """The compiled schemas of a version, compiled once for each distinct ``content``.
+
+        ``content`` is the version's canonical JSON (keys sorted), as stored: an
+        agent registers the same version on every run, and compiling it each
+        time cost more than the rest of the register.
+
+        Raises:
+            SchemaProblems: a schema of the version does not compile (never cached).
+        """
+        found = self._compiled_contents.get(content)
+        if found is None:
+            found = SchemaSet.from_definition(definition)
+            if len(self._compiled_contents) >= _COMPILED_CONTENTS:
+                self._compiled_contents.clear()
+            self._compiled_contents[content] = found
         return found
 
     def _instance_row(self, instance_id: str, *, lock: bool = False) -> tuple[Any, ...]:

@@ -34,7 +34,7 @@ from prefactor.server.store_schemas import (
     render_template,
 )
 
-__all__ = ["InstanceRules", "without_key"]
+__all__ = ["InstanceRules", "schema_content", "without_key"]
 
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 
@@ -42,6 +42,19 @@ TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 def without_key(body: JSON) -> JSON:
     """``body`` without its ``idempotency_key`` (what a key's fingerprint covers)."""
     return {k: v for k, v in body.items() if k != "idempotency_key"}
+
+
+def schema_content(raw: JSON) -> str:
+    """A schema version's canonical JSON (keys sorted): what is stored, and compared.
+
+    Raises:
+        ApiProblem: 422 when it holds something JSON cannot carry (the in-process
+            sink may hand the store arbitrary Python objects).
+    """
+    try:
+        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as exc:
+        raise ApiProblem(422, "validation_error", f"not JSON-serialisable: {exc}") from None
 
 
 def _quality_violations(
@@ -103,9 +116,11 @@ class InstanceRules(StoreBase):
         if req.id is not None and not is_pfid(req.id):
             raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
         schema_set: SchemaSet | None = None
+        content = ""
         if req.agent_schema_version is not None:
+            content = schema_content(body["agent_schema_version"])
             try:
-                schema_set = SchemaSet.from_definition(req.agent_schema_version)
+                schema_set = self._compiled(content, req.agent_schema_version)
             except SchemaProblems as exc:
                 raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
 
@@ -136,7 +151,7 @@ class InstanceRules(StoreBase):
             )
             schema_version_id = None
             if schema_set is not None:
-                schema_version_id = self._schema_version(agent_id, body, schema_set, now)
+                schema_version_id = self._schema_version(agent_id, body, content, schema_set, now)
             if (
                 req.external_identifier is not None
                 and conn.execute(
@@ -184,9 +199,11 @@ class InstanceRules(StoreBase):
         self._conn.execute(insert, (*params, new_id, *extra))
         return new_id
 
-    def _schema_version(self, agent_id: str, body: JSON, schema_set: SchemaSet, now: str) -> str:
+    def _schema_version(
+        self, agent_id: str, body: JSON, content: str, schema_set: SchemaSet, now: str
+    ) -> str:
+        """The id of the schema version ``body`` names; stored first when it is new."""
         raw = body["agent_schema_version"]
-        content = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
         ident = raw.get("external_identifier") or "sha-" + fingerprint("schema", None, raw)
         row = self._conn.execute(
             "SELECT id, body FROM schema_versions WHERE agent_id = ? AND external_identifier = ?",

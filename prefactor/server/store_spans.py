@@ -26,9 +26,9 @@ from prefactor.server.store_common import (
     pagination,
     parse,
 )
-from prefactor.server.store_schemas import SpanType, render_template
+from prefactor.server.store_schemas import SchemaSet, SpanType, render_template
 
-__all__ = ["SpanFields", "SpanRules", "check_span_details"]
+__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer"]
 
 _TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
 # A span that ends in one of these carries an error record, not the function's return value.
@@ -79,11 +79,26 @@ def _result_violations(stype: SpanType | None, status: str, result: JSON | None)
     return _violations("result", stype.result, result)
 
 
-def _respond(details: JSON, instance_status: str, reason: str | None) -> JSON:
-    response: JSON = {"status": "success", "details": details}
+def _control(instance_status: str, reason: str | None) -> JSON | None:
+    """The ``control`` a span write answers with: the terminate signal, once terminated."""
     if instance_status == "terminated":
-        response["control"] = {"terminate": True, "reason": reason}
+        return {"terminate": True, "reason": reason}
+    return None
+
+
+def _respond(details: JSON | None, control: JSON | None) -> JSON:
+    """A span write's success answer; without ``details`` it is the minimal one."""
+    response: JSON = {"status": "success"}
+    if details is not None:
+        response["details"] = details
+    if control is not None:
+        response["control"] = control
     return response
+
+
+def minimal_answer(answer: JSON) -> JSON:
+    """A success answer as ``Prefer: return=minimal`` asks for it: its status and control."""
+    return _respond(None, answer.get("control"))
 
 
 class SpanFields(NamedTuple):
@@ -168,35 +183,59 @@ def check_span_details(details: JSON) -> SpanFields:
     )
 
 
+class _Instance(NamedTuple):
+    """What a run of span creates needs of an instance, looked up once per run."""
+
+    account_id: str
+    agent_id: str
+    schemas: SchemaSet
+    control: JSON | None
+
+
 class _SpanBatch:
     """The state of one run of span creates: prefetched facts and the rows to write."""
 
-    __slots__ = ("idem_rows", "instances", "known", "now", "replays", "span_rows", "store")
+    __slots__ = (
+        "details",
+        "idem_rows",
+        "instances",
+        "known",
+        "now",
+        "replays",
+        "span_rows",
+        "store",
+    )
 
-    def __init__(self, store: SpanRules, now: str) -> None:
+    def __init__(self, store: SpanRules, now: str, details: bool) -> None:
         self.store = store
         self.now = now
+        self.details = details
         self.replays: dict[str, tuple[str, str]] = {}
         self.known: dict[str, str] = {}
-        self.instances: dict[str, tuple[Any, ...]] = {}
+        self.instances: dict[str, _Instance] = {}
         self.span_rows: list[tuple[Any, ...]] = []
         self.idem_rows: list[tuple[str, str, str, str]] = []
 
-    def _instance(self, instance_id: str) -> tuple[Any, ...]:
+    def _instance(self, instance_id: str) -> _Instance:
         inst = self.instances.get(instance_id)
         if inst is None:
-            inst = self.store._conn.execute(
+            row = self.store._conn.execute(
                 "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
                 " FROM instances WHERE id = ?",
                 (instance_id,),
             ).fetchone()
-            if inst is None:
+            if row is None:
                 raise not_found("agent instance", instance_id)
+            schemas = self.store._schema_set(row[3])
+            inst = _Instance(row[0], row[1], schemas, _control(row[2], row[4]))
             self.instances[instance_id] = inst
         return inst
 
     def add(self, details: JSON, top_key: str | None) -> JSON:
         """Check one span and queue its rows; its answer, or the stored one on a replay.
+
+        The answer carries the span's ``details`` unless the batch was asked for
+        minimal answers (then only ``status`` and ``control``).
 
         Raises:
             ApiProblem: the span is refused; nothing was queued for it.
@@ -227,7 +266,7 @@ class _SpanBatch:
                 "parent_span_id is not a span of this instance",
                 {"parent_span_id": [f"no span {parent!r} in this instance"]},
             )
-        schemas = self.store._schema_set(inst[3])
+        schemas = inst.schemas
         stype = schemas.span_types.get(req.schema_name)
         payload = req.payload if req.payload is not None else {}
         result = req.result_payload
@@ -272,8 +311,10 @@ class _SpanBatch:
             )
         )
         self.known[span_id] = req.agent_instance_id
-        response = _respond(
-            {
+        control = inst.control
+        details_out: JSON | None = None
+        if self.details:
+            details_out = {
                 "type": "agent_span",
                 "id": span_id,
                 "agent_instance_id": req.agent_instance_id,
@@ -289,12 +330,10 @@ class _SpanBatch:
                 "inserted_at": now,
                 "updated_at": now,
                 "schema_violations": violations or None,
-                "account_id": inst[0],
-                "agent_id": inst[1],
-            },
-            inst[2],
-            inst[4],
-        )
+                "account_id": inst.account_id,
+                "agent_id": inst.agent_id,
+            }
+        response = _respond(details_out, control)
         if key is not None:
             # Not the whole answer: the span row holds everything that cannot change, so
             # the memo keeps only what a later finish may overwrite (a third of the bytes).
@@ -302,13 +341,15 @@ class _SpanBatch:
                 "span_id": span_id,
                 "status": req.status,
                 "violations": len(violations) if violations else None,
-                "control": response.get("control"),
+                "control": control,
             }
             self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
         return response
 
     def _replayed(self, memo: JSON) -> JSON:
         """The answer a span create gave, rebuilt from its row and its memo."""
+        if not self.details:
+            return _respond(None, memo["control"])
         row = self.store._conn.execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
             " WHERE s.id = ?",
@@ -322,10 +363,7 @@ class _SpanBatch:
         details["schema_violations"] = (
             None if count is None else details["schema_violations"][:count]
         )
-        response: JSON = {"status": "success", "details": details}
-        if memo["control"] is not None:
-            response["control"] = memo["control"]
-        return response
+        return _respond(details, memo["control"])
 
     def write(self, database: Database) -> None:
         """Insert every queued row."""
@@ -345,7 +383,7 @@ class SpanRules(StoreBase):
     """Span create/finish/list on top of :class:`StoreBase`."""
 
     def _create_spans(
-        self, entries: Sequence[tuple[JSON, str | None]]
+        self, entries: Sequence[tuple[JSON, str | None]], *, with_details: bool = True
     ) -> tuple[list[JSON], ApiProblem | None]:
         """Create spans in order, stopping at the first that fails.
 
@@ -357,6 +395,8 @@ class SpanRules(StoreBase):
         Args:
             entries: ``(details, idempotency_key)`` pairs; the key given here wins
                 over ``details["idempotency_key"]``.
+            with_details: whether answers carry each span's ``details`` (else only
+                ``status`` and ``control``).
 
         Returns:
             The answers of the spans created (or replayed), and the problem that
@@ -371,7 +411,7 @@ class SpanRules(StoreBase):
             for ref in (details.get("id"), details.get("parent_span_id")):
                 if isinstance(ref, str):
                     ids.add(ref)
-        batch = _SpanBatch(self, now_iso())
+        batch = _SpanBatch(self, now_iso(), with_details)
         for key, digest, response in self._select_in(
             "SELECT key, fingerprint, response FROM idempotency"
             " WHERE scope = 'agent_spans/create' AND key IN ({})",
@@ -450,7 +490,7 @@ class SpanRules(StoreBase):
                 row[14],
                 row[15],
             )
-            return _respond(_span_details(updated), row[16], row[17])
+            return _respond(_span_details(updated), _control(row[16], row[17]))
 
         return self._idempotent(
             "agent_spans/finish",

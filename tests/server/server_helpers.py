@@ -66,3 +66,9 @@ def span_body(instance_id: str, **details: Any) -> dict[str, Any]:
         "payload": GOOD_PAYLOAD,
     }
     return {"details": {**base, **details}}
+
+
+def span_item(instance_id: str, key: str, **details: Any) -> dict[str, Any]:
+    """A bulk ``agent_spans/create`` item for the LLM span type with a valid payload."""
+    body = span_body(instance_id, **details)
+    return {"_type": "agent_spans/create", "idempotency_key": key, **body}

@@ -5,20 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from server_helpers import GOOD_PAYLOAD, SCHEMA_VERSION, Register
+from server_helpers import SCHEMA_VERSION, Register
+from server_helpers import span_item as _span_item
 
 from prefactor._ids import generate_pfid
 from prefactor.server.store import ApiProblem, Store
-
-
-def _span_item(instance_id: str, key: str, **details: Any) -> dict[str, Any]:
-    base = {
-        "agent_instance_id": instance_id,
-        "schema_name": "agent:llm",
-        "status": "active",
-        "payload": GOOD_PAYLOAD,
-    }
-    return {"_type": "agent_spans/create", "idempotency_key": key, "details": {**base, **details}}
 
 
 def test_bulk_runs_a_whole_instance_lifecycle(store: Store) -> None:
@@ -181,13 +172,16 @@ def test_bulk_of_1000_items_commits_once(store: Store, register: Register) -> No
     assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 999
 
 
+@pytest.mark.parametrize(
+    "details", [pytest.param(True, id="full"), pytest.param(False, id="minimal")]
+)
 def test_bulk_replay_answers_the_same_outputs_and_adds_nothing(
-    store: Store, register: Register
+    store: Store, register: Register, details: bool
 ) -> None:
     instance_id = register()
     body = {"items": [_span_item(instance_id, f"span-{i:05d}") for i in range(3)]}
-    first = store.bulk(body)
-    assert store.bulk(body) == first
+    first = store.bulk(body, details=details)
+    assert store.bulk(body, details=details) == first
     assert store.get_instance(instance_id)["details"]["span_counts"]["total"] == 3
 
 

@@ -38,8 +38,6 @@ from prefactor._sdk import sdk_header
 
 __all__ = ["HttpSink"]
 
-_SUCCESS: Output = {"status": "success"}
-
 # Clients made before a fork: the child neither uses nor closes them (their
 # connections belong to the parent), it keeps them referenced and makes its own.
 _inherited: list[PrefactorApiClient] = []
@@ -113,7 +111,7 @@ class HttpSink(BulkSink):
 
     async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
         try:
-            answer = await self._api().bulk(items)
+            outputs = await self._api().bulk_outcomes(items)
         except orjson.JSONEncodeError as exc:  # raised before anything is sent
             raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
@@ -128,12 +126,6 @@ class HttpSink(BulkSink):
                     exc.status_code or 0, exc.code, exc.message, exc.errors
                 ) from None
             raise BulkRequestError(0, "client_error", str(exc)) from None
-        outputs: dict[str, Output] = {}
-        for key, output in answer.outputs.items():
-            if output.status == "success" and output.control is None:
-                outputs[key] = _SUCCESS  # the common case, without a copy per item
-            else:
-                outputs[key] = output.model_dump(mode="json", exclude={"details"})
         return outputs
 
     async def _single(self, item: dict[str, Any]) -> Output:

@@ -64,7 +64,7 @@ class LocalSink(BulkSink):
             raise UnencodableError(refused)
         # Runs on the exporter's own loop: the store serialises writers anyway.
         try:
-            answer = self._open().bulk({"items": items})
+            answer = self._open().bulk({"items": items}, details=False)
         except ApiProblem as problem:
             raise BulkRequestError(
                 problem.status, problem.code, problem.message, problem.errors
