@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pg_helpers import drop_tables, empty_tables, postgres_url
+from pg_helpers import drop_run_schemas, empty_tables, in_schema, postgres_url
 
 from prefactor._export._internal import set_raise_internal_errors
 
@@ -26,16 +26,17 @@ def internal_errors_raise() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    """The test PostgreSQL's URL (skips, or fails in CI, when there is none)."""
-    return postgres_url()
+def pg_url() -> Iterator[str]:
+    """The test PostgreSQL's URL, in a schema of this run's own (skips, or fails in CI, without)."""
+    base = postgres_url()
+    yield in_schema(base, "tests")
+    drop_run_schemas(base)
 
 
 @pytest.fixture(scope="session")
 def pg_admin(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection of the tests' own, to reset the database between tests."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        drop_tables(conn)  # whatever an earlier session left, at whichever version
         yield conn
 
 

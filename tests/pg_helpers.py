@@ -4,12 +4,16 @@
 :data:`DEFAULT_URL`; ``PREFACTOR_TEST_POSTGRES_URL`` points the tests at
 another. Without a reachable server the PostgreSQL tests are skipped, except
 in CI (``CI=true``), where that is a failure.
+
+Each pytest run works in schemas of its own (their names end with the run's
+process id), so that two runs at once (two tox environments, a developer's run
+beside an editor's) never see each other's rows; the run drops them when it ends.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -50,18 +54,34 @@ def postgres_url() -> str:
     return url
 
 
+_RUN = f"_{os.getpid()}"
+_made: list[str] = []
+
+
 def in_schema(url: str, schema: str) -> str:
-    """``url`` with every connection's ``search_path`` set to ``schema`` (created empty)."""
+    """``url`` with every connection's ``search_path`` set to this run's ``schema`` (created empty).
+
+    The schema's name is ``schema`` with this run's suffix; an ``options``
+    parameter already in ``url`` (another schema) is replaced.
+    """
+    name = schema + _RUN
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    base = urlunsplit(parts._replace(query=urlencode(query)))
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    if name not in _made:
+        _made.append(name)
+    query.append(("options", f"-csearch_path={name}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def drop_run_schemas(url: str) -> None:
+    """Drop every schema this run made with :func:`in_schema`."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-
-
-def drop_tables(conn: psycopg.Connection[object]) -> None:
-    """Remove the store's tables, so that a test session starts from a new database."""
-    conn.execute(f"DROP TABLE IF EXISTS meta, {', '.join(DATA_TABLES)}")
+        while _made:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{_made.pop()}" CASCADE')
 
 
 def empty_tables(conn: psycopg.Connection[object]) -> None:
