@@ -39,9 +39,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import CoreSchema, ErrorDetails, core_schema
 
 from prefactor._errors import PrefactorConfigError, PrefactorError
+from prefactor._redaction import redact_credentials
 
 __all__ = [
     "Accepts",
+    "CredentialFreeRepr",
     "Flag",
     "OptionalFlag",
     "Options",
@@ -304,7 +306,19 @@ def check_field(model: type[BaseModel], option: str, value: Any, label: str | No
 # --- the base of the config objects -----------------------------------------------------
 
 
-class Options(BaseModel):
+class CredentialFreeRepr(BaseModel):
+    """A model whose repr shows every text value with URL passwords redacted.
+
+    Endpoints may carry credentials (``https://user:password@host``); a repr ends up
+    in logs and tracebacks, so it never shows them.
+    """
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_credentials(value) if isinstance(value, str) else value
+
+
+class Options(CredentialFreeRepr):
     """A config object: typed options, checked when it is built and when one is changed.
 
     Any failure is a :class:`PrefactorConfigError` in :func:`problem`'s words,

@@ -31,9 +31,10 @@ from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from prefactor._config import env_flag
+from prefactor._options import CredentialFreeRepr
 
 __all__ = ["DEFAULT_ENDPOINT", "OtlpConfig", "parse_key_values"]
 
@@ -55,7 +56,7 @@ def parse_key_values(text: str) -> dict[str, str]:
     return out
 
 
-class OtlpConfig(BaseModel):
+class OtlpConfig(CredentialFreeRepr):
     """How to reach an OTLP/HTTP traces endpoint, and what to send there.
 
     Attributes:

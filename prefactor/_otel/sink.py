@@ -30,6 +30,7 @@ from prefactor._otel.config import OtlpConfig
 from prefactor._otel.encode import encode_request, resource_attributes
 from prefactor._otel.spans import InstanceTrack, OtelSpan
 from prefactor._records import Record
+from prefactor._redaction import redact_credentials
 from prefactor._version import __version__
 
 __all__ = ["MAX_OPEN_INSTANCES", "OtlpSink"]
@@ -229,4 +230,4 @@ class OtlpSink:
             await client.aclose()
 
     def __repr__(self) -> str:
-        return f"OtlpSink(endpoint={self._config.endpoint!r})"
+        return f"OtlpSink(endpoint={redact_credentials(self._config.endpoint)!r})"

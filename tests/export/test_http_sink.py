@@ -361,3 +361,13 @@ def test_a_record_submitted_twice_is_stored_once(server: Server) -> None:
     assert len(transport.seen) == 2  # one key may appear once per bulk request
     assert server.store.list_instances(agent_id="agent-test")["summaries"][0]["id"] == instance
     exporter.close()
+
+
+def test_a_password_in_the_api_url_never_shows_in_a_repr() -> None:
+    from prefactor import HttpClientConfig, PrefactorCoreConfig
+
+    config = HttpClientConfig(api_url="https://bob:hunter2@api.example.com", api_token=TOKEN)
+    shown = repr(config) + repr(HttpSink(config)) + repr(PrefactorCoreConfig(http_config=config))
+    assert "hunter2" not in shown
+    assert "https://bob:[REDACTED]@api.example.com" in shown
+    assert config.api_url == "https://bob:hunter2@api.example.com"  # used as given

@@ -310,3 +310,11 @@ def test_unfinished_instances_past_the_cap_are_forgotten_oldest_first(
     asyncio.run(start_both())
     assert f"forgot unfinished instance {first} (1 open spans)" in caplog.text
     assert second not in caplog.text
+
+
+def test_a_password_in_the_endpoint_never_shows_in_a_repr() -> None:
+    sink = OtlpSink("https://bob:hunter2@otel.example.com/v1/traces")
+    shown = repr(sink) + repr(sink.config)
+    assert "hunter2" not in shown
+    assert "https://bob:[REDACTED]@otel.example.com/v1/traces" in shown
+    assert sink.config.endpoint == "https://bob:hunter2@otel.example.com/v1/traces"

@@ -34,6 +34,7 @@ from prefactor._export.sinks.bulk import (
     Output,
     UnencodableError,
 )
+from prefactor._redaction import redact_credentials
 from prefactor._sdk import sdk_header
 
 __all__ = ["HttpSink"]
@@ -198,4 +199,4 @@ class HttpSink(BulkSink):
             await client.aclose()
 
     def __repr__(self) -> str:
-        return f"HttpSink(api_url={self._config.api_url!r})"
+        return f"HttpSink(api_url={redact_credentials(self._config.api_url)!r})"
