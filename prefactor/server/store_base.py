@@ -123,21 +123,41 @@ class StoreBase:
         if key is None:
             return op()
         digest = fingerprint(scope, target, body)
-        row = self._conn.execute(
-            "SELECT fingerprint, response FROM idempotency WHERE scope = ? AND key = ?",
-            (scope, key),
-        ).fetchone()
-        if row is not None:
-            if row[0] == digest:
-                stored: JSON = loads(row[1])
+        stored = self._stored_answer(scope, key, digest)
+        if stored is not None:
+            return stored
+        try:
+            response = op()
+        except ApiProblem:
+            # On PostgreSQL the same request may have been committed by another server
+            # since the read above (each statement sees the commits made before it began),
+            # and its effect is what op() refused: answer as the retry it is.
+            stored = self._stored_answer(scope, key, digest)
+            if stored is not None:
                 return stored
-            raise idempotency_conflict(key)
-        response = op()
+            raise
         self._conn.execute(
             "INSERT INTO idempotency (scope, key, fingerprint, response) VALUES (?, ?, ?, ?)",
             (scope, key, digest, dumps(response)),
         )
         return response
+
+    def _stored_answer(self, scope: str, key: str, digest: str) -> JSON | None:
+        """The answer stored for ``key`` in ``scope``; ``None`` when there is none yet.
+
+        Raises:
+            ApiProblem: the key was used with another body (``idempotency_conflict``).
+        """
+        row = self._conn.execute(
+            "SELECT fingerprint, response FROM idempotency WHERE scope = ? AND key = ?",
+            (scope, key),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != digest:
+            raise idempotency_conflict(key)
+        stored: JSON = loads(row[1])
+        return stored
 
     def _schema_set(self, schema_version_id: str | None) -> SchemaSet:
         if schema_version_id is None:

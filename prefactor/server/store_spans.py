@@ -412,16 +412,20 @@ class SpanRules(StoreBase):
                 if isinstance(ref, str):
                     ids.add(ref)
         batch = _SpanBatch(self, now_iso(), with_details)
+        # Spans before their idempotency rows: on PostgreSQL each statement sees what was
+        # committed when it began, and a concurrent request commits a span with its row.
+        # Read the other way round, a commit landing between the two reads would show the
+        # span without the row that replays it, and a retry would be answered "conflict".
+        for span_id, instance_id in self._select_in(
+            "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", ids
+        ):
+            batch.known[span_id] = instance_id
         for key, digest, response in self._select_in(
             "SELECT key, fingerprint, response FROM idempotency"
             " WHERE scope = 'agent_spans/create' AND key IN ({})",
             keys,
         ):
             batch.replays[key] = (digest, response)
-        for span_id, instance_id in self._select_in(
-            "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", ids
-        ):
-            batch.known[span_id] = instance_id
         responses: list[JSON] = []
         problem: ApiProblem | None = None
         for details, key in entries:
