@@ -106,7 +106,7 @@ from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
-from prefactor.server.store_spans import SpanRules, minimal_answer
+from prefactor.server.store_spans import SpanRules, minimal_answer, span_refs
 
 __all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
@@ -238,7 +238,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
 
     def _bulk(self, items: list[JSON], details: bool) -> JSON:
         outputs: JSON = {}
-        conn = self._conn
+        self._prefetch(items)
         index = 0
         while index < len(items):
             if items[index]["_type"] == "agent_spans/create":
@@ -248,21 +248,50 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 stopped = self._bulk_span_run(items[index:end], outputs, details)
                 index = end
             else:
+                # No savepoint: an item is refused before it writes anything, if at all.
                 item = items[index]
-                conn.execute("SAVEPOINT item")
                 try:
                     answer = self._bulk_item(item)
                     outputs[item["idempotency_key"]] = answer if details else minimal_answer(answer)
                     stopped = False
                 except ApiProblem as problem:
-                    conn.execute("ROLLBACK TO item")
                     outputs[item["idempotency_key"]] = problem.to_body()
                     stopped = True
-                conn.execute("RELEASE item")
                 index += 1
             if stopped:
                 break
         return outputs
+
+    def _prefetch(self, items: list[JSON]) -> None:
+        """Read what the items will look up, a few queries for the whole request."""
+        unit = self._unit
+        assert unit is not None, "a bulk request runs in a write transaction"
+        creates: list[JSON] = []
+        instance_ids: list[str] = []
+        keys: dict[str, list[str]] = {}
+        for item in items:
+            kind = item["_type"]
+            if kind not in _BULK_TYPES:
+                continue
+            keys.setdefault(kind, []).append(item["idempotency_key"])
+            if kind == "agent_spans/create":
+                fields = item.get("details", item)
+                if isinstance(fields, dict):
+                    creates.append(fields)
+                    ident = fields.get("agent_instance_id")
+                else:
+                    ident = None
+            elif kind == "agent_instances/register":
+                ident = item.get("id")
+            else:
+                ident = item.get("agent_instance_id")
+            if isinstance(ident, str):
+                instance_ids.append(ident)
+        # Span ids before idempotency keys (see UnitOfWork.prefetch_spans).
+        unit.prefetch_spans(span_refs(creates))
+        unit.prefetch_instances(instance_ids)
+        for scope, scoped in keys.items():
+            unit.prefetch_keys(scope, scoped)
 
     def _bulk_span_run(self, items: list[JSON], outputs: JSON, details: bool) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""

@@ -36,6 +36,7 @@ from prefactor.server.store_schemas import (
 
 __all__ = ["InstanceRules", "schema_content", "without_key"]
 
+_INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 
 
@@ -73,11 +74,7 @@ class InstanceRules(StoreBase):
 
     def _instance_details(self, row: tuple[Any, ...]) -> JSON:
         counts = dict.fromkeys(("pending", "active", "complete", "failed", "cancelled"), 0)
-        for status, n in self._conn.execute(
-            "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
-            (row[0],),
-        ):
-            counts[status] = n
+        counts.update(self._span_counts(row[0]))
         finished = counts["complete"] + counts["failed"] + counts["cancelled"]
         return {
             "type": "agent_instance",
@@ -105,11 +102,36 @@ class InstanceRules(StoreBase):
             },
         }
 
+    def _span_counts(self, instance_id: str) -> dict[str, int]:
+        """How many spans of the instance are in each status (absent statuses: none)."""
+        unit = self._unit
+        if unit is not None:
+            known = unit.counts.get(instance_id)
+            if known is not None:
+                return known
+        counts: dict[str, int] = dict(
+            self._conn.execute(
+                "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
+                (instance_id,),
+            ).fetchall()
+        )
+        if unit is not None and unit.counts_stable(instance_id):
+            unit.counts[instance_id] = counts
+        return counts
+
     def _instance_response(self, instance_id: str) -> JSON:
         return {
             "status": "success",
             "details": self._instance_details(self._instance_row(instance_id)),
         }
+
+    def _changed_instance(self, sql: str, params: tuple[Any, ...]) -> JSON:
+        """Run an ``UPDATE`` of one instance row; the answer with the row as it is now."""
+        row = tuple(self._conn.execute(f"{sql} RETURNING {_INSTANCE_COLUMNS}", params).fetchone())
+        unit = self._unit
+        if unit is not None:
+            unit.remember(row)
+        return {"status": "success", "details": self._instance_details(row)}
 
     def _register(self, body: JSON) -> JSON:
         req = parse(RegisterInstanceRequest, body)
@@ -125,33 +147,19 @@ class InstanceRules(StoreBase):
                 raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
 
         def op() -> JSON:
+            # Every check comes before the first write, so a refused register leaves nothing
+            # behind (a bulk request keeps going without a savepoint per item).
             conn = self._conn
             agent_id = req.agent_id or DEFAULT_AGENT_ID
             now = now_iso()
             instance_id = req.id or generate_pfid(partition_for(agent_id))
-            if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
+            if self._instance_exists(instance_id):
                 raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
-            conn.execute(
-                "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (agent_id, now),
-            )
             environment_id = req.environment_id or self.default_environment_id
-            deployment_id = self._get_or_insert(
-                "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?",
-                (agent_id, environment_id),
-                "INSERT INTO deployments (agent_id, environment_id, id) VALUES (?, ?, ?)",
+            version_text = dumps(body.get("agent_version") or {})
+            version_ref = (
+                self._schema_version(agent_id, body, content) if schema_set is not None else None
             )
-            version = body.get("agent_version") or {}
-            version_id = self._get_or_insert(
-                "SELECT id FROM agent_versions WHERE agent_id = ? AND external_identifier = ?",
-                (agent_id, req.agent_version.external_identifier or ""),
-                "INSERT INTO agent_versions (agent_id, external_identifier, id, body, inserted_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (dumps(version), now),
-            )
-            schema_version_id = None
-            if schema_set is not None:
-                schema_version_id = self._schema_version(agent_id, body, content, schema_set, now)
             if (
                 req.external_identifier is not None
                 and conn.execute(
@@ -165,10 +173,41 @@ class InstanceRules(StoreBase):
                     f"external_identifier {req.external_identifier!r} is already used",
                     {"external_identifier": ["already used by another instance of this agent"]},
                 )
-            conn.execute(
+            if self._known_row(("agent", agent_id)) is None:
+                conn.execute(
+                    "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (agent_id, now),
+                )
+                self._learn(("agent", agent_id), True)
+            deployment_id = self._get_or_insert(
+                "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?",
+                (agent_id, environment_id),
+                "INSERT INTO deployments (agent_id, environment_id, id) VALUES (?, ?, ?)",
+            )
+            version_id = self._get_or_insert(
+                "SELECT id FROM agent_versions WHERE agent_id = ? AND external_identifier = ?",
+                (agent_id, req.agent_version.external_identifier or ""),
+                "INSERT INTO agent_versions (agent_id, external_identifier, id, body, inserted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (version_text, now),
+            )
+            schema_version_id: str | None = None
+            if version_ref is not None and schema_set is not None:
+                new_id, new_ident = version_ref
+                if new_ident is not None:
+                    conn.execute(
+                        "INSERT INTO schema_versions (id, agent_id, external_identifier, body,"
+                        " inserted_at) VALUES (?, ?, ?, ?, ?)",
+                        (new_id, agent_id, new_ident, content, now),
+                    )
+                    self._learn(("schema_version", agent_id, new_ident), (new_id, content))
+                    self._schema_sets[new_id] = schema_set
+                schema_version_id = new_id
+            row = conn.execute(
                 "INSERT INTO instances (id, account_id, agent_id, agent_version_id, environment_id,"
                 " agent_deployment_id, schema_version_id, status, purpose, external_identifier,"
-                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+                f" RETURNING {_INSTANCE_COLUMNS}",
                 (
                     instance_id,
                     self.account_id,
@@ -182,33 +221,71 @@ class InstanceRules(StoreBase):
                     now,
                     now,
                 ),
-            )
-            return self._instance_response(instance_id)
+            ).fetchone()
+            inserted = tuple(row)
+            unit = self._unit
+            if unit is not None:
+                unit.inserted(inserted)
+            return {"status": "success", "details": self._instance_details(inserted)}
 
         return self._idempotent(
             "agent_instances/register", req.idempotency_key, None, without_key(body), op
         )
 
+    def _instance_exists(self, instance_id: str) -> bool:
+        unit = self._unit
+        absent = unit.instance_absent(instance_id) if unit is not None else None
+        if absent is not None:
+            return not absent
+        return bool(
+            self._conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        )
+
+    def _learn(self, key: tuple[str, ...], value: Any) -> None:
+        """Remember an immutable fact; the store keeps it once this transaction commits."""
+        unit = self._unit
+        if unit is not None:
+            unit.learned[key] = value
+
     def _get_or_insert(
         self, select: str, params: tuple[Any, ...], insert: str, extra: tuple[Any, ...] = ()
     ) -> str:
+        """The id of an immutable row found by ``params``; inserted first when it is new."""
+        memo = (select, *params)
+        known: str | None = self._known_row(memo)
+        if known is not None:
+            return known
         row = self._conn.execute(select, params).fetchone()
         if row is not None:
-            return str(row[0])
-        new_id = generate_pfid()
-        self._conn.execute(insert, (*params, new_id, *extra))
-        return new_id
+            found = str(row[0])
+        else:
+            found = generate_pfid()
+            self._conn.execute(insert, (*params, found, *extra))
+        self._learn(memo, found)
+        return found
 
-    def _schema_version(
-        self, agent_id: str, body: JSON, content: str, schema_set: SchemaSet, now: str
-    ) -> str:
-        """The id of the schema version ``body`` names; stored first when it is new."""
+    def _schema_version(self, agent_id: str, body: JSON, content: str) -> tuple[str, str | None]:
+        """The id of the schema version ``body`` names; with its identifier when it is new.
+
+        A new version gets an id here and is inserted by the caller, after its other checks.
+
+        Raises:
+            ApiProblem: 422 for a reference to an unknown identifier, 409 for an identifier
+                registered with different content.
+        """
         raw = body["agent_schema_version"]
         ident = raw.get("external_identifier") or "sha-" + fingerprint("schema", None, raw)
-        row = self._conn.execute(
-            "SELECT id, body FROM schema_versions WHERE agent_id = ? AND external_identifier = ?",
-            (agent_id, ident),
-        ).fetchone()
+        memo = ("schema_version", agent_id, ident)
+        row: tuple[str, str] | None = self._known_row(memo)
+        if row is None:
+            found = self._conn.execute(
+                "SELECT id, body FROM schema_versions"
+                " WHERE agent_id = ? AND external_identifier = ?",
+                (agent_id, ident),
+            ).fetchone()
+            if found is not None:
+                row = (str(found[0]), str(found[1]))
+                self._learn(memo, row)
         if set(raw) == {"external_identifier"}:
             # A reference by identifier alone (prefactor-core's external_schema_version_id).
             if row is None:
@@ -218,7 +295,7 @@ class InstanceRules(StoreBase):
                     f"no agent_schema_version {ident!r} is registered for agent {agent_id!r}",
                     {"agent_schema_version.external_identifier": [f"unknown identifier {ident!r}"]},
                 )
-            return str(row[0])
+            return row[0], None
         if row is not None:
             if row[1] != content:
                 raise ApiProblem(
@@ -231,15 +308,8 @@ class InstanceRules(StoreBase):
                         ]
                     },
                 )
-            return str(row[0])
-        new_id = generate_pfid()
-        self._conn.execute(
-            "INSERT INTO schema_versions (id, agent_id, external_identifier, body, inserted_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (new_id, agent_id, ident, content, now),
-        )
-        self._schema_sets[new_id] = schema_set
-        return new_id
+            return row[0], None
+        return generate_pfid(), ident
 
     def _transition(self, scope: str, instance_id: str, body: JSON) -> JSON:
         req: StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest
@@ -259,26 +329,24 @@ class InstanceRules(StoreBase):
                 if status != "pending":
                     return self._instance_response(instance_id)
                 started = req.timestamp or now
-                self._conn.execute(
+                return self._changed_instance(
                     "UPDATE instances SET status = 'active', started_at = ?, updated_at = ?"
                     " WHERE id = ?",
                     (started, now, instance_id),
                 )
-            elif status in TERMINAL:
+            if status in TERMINAL:
                 raise ApiProblem(409, "conflict", f"agent instance is already {status}")
-            elif isinstance(req, FinishInstanceRequest):
+            if isinstance(req, FinishInstanceRequest):
                 finished = req.timestamp or now
-                self._conn.execute(
+                return self._changed_instance(
                     "UPDATE instances SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
                     (req.status or "complete", finished, now, instance_id),
                 )
-            else:
-                self._conn.execute(
-                    "UPDATE instances SET status = 'terminated', termination_reason = ?,"
-                    " finished_at = ?, updated_at = ? WHERE id = ?",
-                    (req.reason, now, now, instance_id),
-                )
-            return self._instance_response(instance_id)
+            return self._changed_instance(
+                "UPDATE instances SET status = 'terminated', termination_reason = ?,"
+                " finished_at = ?, updated_at = ? WHERE id = ?",
+                (req.reason, now, now, instance_id),
+            )
 
         return self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
 
@@ -302,12 +370,11 @@ class InstanceRules(StoreBase):
                 summary = render_template(quality.template if quality else None, req.payload)
                 if summary is not None:
                     summaries[req.name] = summary
-            self._conn.execute(
+            return self._changed_instance(
                 "UPDATE instances SET quality_payloads = ?, quality_summaries = ?,"
                 " quality_violations = ?, updated_at = ? WHERE id = ?",
                 (dumps(payloads), dumps(summaries), dumps(flagged), now_iso(), instance_id),
             )
-            return self._instance_response(instance_id)
 
         return self._idempotent(
             "agent_instances/record_quality",

@@ -8,7 +8,7 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
@@ -27,8 +27,9 @@ from prefactor.server.store_common import (
     parse,
 )
 from prefactor.server.store_schemas import SchemaSet, SpanType, render_template
+from prefactor.server.store_unit import UnitOfWork
 
-__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer"]
+__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer", "span_refs"]
 
 _TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
 # A span that ends in one of these carries an error record, not the function's return value.
@@ -117,6 +118,14 @@ class SpanFields(NamedTuple):
     schema_violations: list[JSON] | None
 
 
+def span_refs(all_details: Iterable[JSON]) -> Iterator[str]:
+    """The span ids span creates name (their own and their parents'), to look up at once."""
+    for details in all_details:
+        for ref in (details.get("id"), details.get("parent_span_id")):
+            if isinstance(ref, str):
+                yield ref
+
+
 def check_span_details(details: JSON) -> SpanFields:
     """Check span create details as :class:`SpanDetailsForCreate` does, quickly.
 
@@ -197,37 +206,30 @@ class _SpanBatch:
 
     __slots__ = (
         "details",
-        "idem_rows",
         "instances",
         "known",
         "now",
-        "replays",
         "span_rows",
         "store",
+        "unit",
     )
 
-    def __init__(self, store: SpanRules, now: str, details: bool) -> None:
+    def __init__(self, store: SpanRules, unit: UnitOfWork, now: str, details: bool) -> None:
         self.store = store
+        self.unit = unit
         self.now = now
         self.details = details
-        self.replays: dict[str, tuple[str, str]] = {}
-        self.known: dict[str, str] = {}
+        # Span id -> instance id of every span known to exist, this run's included.
+        self.known = unit.spans
         self.instances: dict[str, _Instance] = {}
         self.span_rows: list[tuple[Any, ...]] = []
-        self.idem_rows: list[tuple[str, str, str, str]] = []
 
     def _instance(self, instance_id: str) -> _Instance:
         inst = self.instances.get(instance_id)
         if inst is None:
-            row = self.store._conn.execute(
-                "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
-                " FROM instances WHERE id = ?",
-                (instance_id,),
-            ).fetchone()
-            if row is None:
-                raise not_found("agent instance", instance_id)
-            schemas = self.store._schema_set(row[3])
-            inst = _Instance(row[0], row[1], schemas, _control(row[2], row[4]))
+            row = self.store._instance_row(instance_id)
+            schemas = self.store._schema_set(row[16])
+            inst = _Instance(row[1], row[2], schemas, _control(row[6], row[11]))
             self.instances[instance_id] = inst
         return inst
 
@@ -252,7 +254,7 @@ class _SpanBatch:
                 else details  # the usual bulk item: its key sits beside the details
             )
             digest = fingerprint("agent_spans/create", None, body)
-            replay = self.replays.get(key)
+            replay = self.unit.stored("agent_spans/create", key)
             if replay is not None:
                 if replay[0] != digest:
                     raise idempotency_conflict(key)
@@ -343,7 +345,7 @@ class _SpanBatch:
                 "violations": len(violations) if violations else None,
                 "control": control,
             }
-            self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
+            self.unit.stage_idempotency("agent_spans/create", key, digest, dumps(memo))
         return response
 
     def _replayed(self, memo: JSON) -> JSON:
@@ -366,7 +368,7 @@ class _SpanBatch:
         return _respond(details, memo["control"])
 
     def write(self, database: Database) -> None:
-        """Insert every queued row."""
+        """Insert every queued span (their idempotency rows are written at commit)."""
         if self.span_rows:
             database.insert_rows(
                 "spans",
@@ -375,8 +377,7 @@ class _SpanBatch:
                 " inserted_at, updated_at",
                 self.span_rows,
             )
-        if self.idem_rows:
-            database.insert_rows("idempotency", "scope, key, fingerprint, response", self.idem_rows)
+            self.unit.spans_created((row[1], row[6]) for row in self.span_rows)
 
 
 class SpanRules(StoreBase):
@@ -402,30 +403,21 @@ class SpanRules(StoreBase):
             The answers of the spans created (or replayed), and the problem that
             stopped the run, if any.
         """
-        keys: list[str] = []
-        ids: set[str] = set()
-        for details, key in entries:
-            k = key if key is not None else details.get("idempotency_key")
-            if isinstance(k, str):
-                keys.append(k)
-            for ref in (details.get("id"), details.get("parent_span_id")):
-                if isinstance(ref, str):
-                    ids.add(ref)
-        batch = _SpanBatch(self, now_iso(), with_details)
-        # Spans before their idempotency rows: on PostgreSQL each statement sees what was
-        # committed when it began, and a concurrent request commits a span with its row.
-        # Read the other way round, a commit landing between the two reads would show the
-        # span without the row that replays it, and a retry would be answered "conflict".
-        for span_id, instance_id in self._select_in(
-            "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", ids
-        ):
-            batch.known[span_id] = instance_id
-        for key, digest, response in self._select_in(
-            "SELECT key, fingerprint, response FROM idempotency"
-            " WHERE scope = 'agent_spans/create' AND key IN ({})",
-            keys,
-        ):
-            batch.replays[key] = (digest, response)
+        unit = self._unit
+        assert unit is not None, "spans are created in a write transaction"
+        unit.prefetch_spans(span_refs(details for details, _ in entries))
+        unit.prefetch_keys(
+            "agent_spans/create",
+            (
+                k
+                for k in (
+                    key if key is not None else details.get("idempotency_key")
+                    for details, key in entries
+                )
+                if isinstance(k, str)
+            ),
+        )
+        batch = _SpanBatch(self, unit, now_iso(), with_details)
         responses: list[JSON] = []
         problem: ApiProblem | None = None
         for details, key in entries:
@@ -436,15 +428,6 @@ class SpanRules(StoreBase):
                 break
         batch.write(self._db)
         return responses, problem
-
-    def _select_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
-        unique = list(dict.fromkeys(values))
-        rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            query = sql.format(", ".join("?" * len(chunk)))
-            rows.extend(self._conn.execute(query, chunk).fetchall())
-        return rows
 
     def _finish_span(self, span_id: str, body: JSON) -> JSON:
         req = parse(FinishSpanRequest, body)
@@ -481,6 +464,9 @@ class SpanRules(StoreBase):
                 " schema_violations = ?, updated_at = ? WHERE id = ?",
                 (status, finished, result, encoded, now, span_id),
             )
+            unit = self._unit
+            if unit is not None:
+                unit.span_finished(row[1], row[3], status)
             updated = (
                 *row[:3],
                 status,

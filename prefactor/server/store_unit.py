@@ -1,0 +1,220 @@
+"""The unit of work of one write transaction: what it has read, and what it will write at the end.
+
+The rules (:mod:`~prefactor.server.store_instances`, :mod:`~prefactor.server.store_spans`)
+decide every answer; a unit only spares them reading a row twice and writing
+one statement per idempotency key. A bulk request prefetches what its items
+will look up (instance rows, span ids, idempotency keys) in a few ``IN``
+queries, chunked; the rules then find them here instead of querying, and
+their idempotency rows are inserted in one go when the transaction is about
+to commit.
+
+What a unit may reuse depends on who else can write meanwhile:
+
+* On SQLite a write transaction holds the database's write lock from
+  ``BEGIN IMMEDIATE`` on (``serial``): nothing it read can change under it,
+  so every row it read stays true until it commits.
+* On PostgreSQL (READ COMMITTED) another server may commit between two
+  statements. A unit then reuses an instance row only once this transaction
+  wrote it or locked it (``FOR UPDATE``), span counts only of instances it
+  inserted itself (invisible to everyone else until it commits), and a key or
+  id found absent may still be taken meanwhile: the insert then fails on its
+  unique constraint and the backend runs the whole request again, or a rule
+  that refused the request re-reads the key (``fresh``) and answers the
+  replay, as before.
+
+Rows that never change once stored (agents, deployments, agent versions,
+schema versions; nothing deletes them) are remembered past the transaction,
+by the store, once it has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prefactor.server._database import Connection
+
+__all__ = ["SpanCounts", "UnitOfWork", "select_in"]
+
+SpanCounts = dict[str, int]
+
+# Values per ``IN (...)``: within every backend's placeholder limit.
+_IN_CHUNK = 500
+
+
+def select_in(
+    conn: Connection, sql: str, values: Iterable[str], first: tuple[str, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (whose ``{}`` becomes the placeholders) for ``values``, chunked.
+
+    ``first`` are the values of the placeholders before the ``IN``.
+    """
+    unique = list(dict.fromkeys(values))
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        query = sql.format(", ".join("?" * len(chunk)))
+        rows.extend(conn.execute(query, (*first, *chunk)).fetchall())
+    return rows
+
+
+class UnitOfWork:
+    """The rows one write transaction has read or written, and its pending idempotency rows.
+
+    Args:
+        conn: the transaction's connection.
+        serial: no other writer can change the database until this transaction ends.
+        instance_columns: the columns of an instance row, as the rules read them.
+    """
+
+    __slots__ = (
+        "_checked_keys",
+        "_checked_spans",
+        "_columns",
+        "_conn",
+        "_keys",
+        "_unlocked",
+        "counts",
+        "idempotency_rows",
+        "instances",
+        "learned",
+        "own",
+        "serial",
+        "spans",
+    )
+
+    def __init__(self, conn: Connection, *, serial: bool, instance_columns: str) -> None:
+        self._conn = conn
+        self._columns = instance_columns
+        self.serial = serial
+        # Instance rows this transaction may rely on (see the module's notes), by id.
+        self.instances: dict[str, tuple[Any, ...]] = {}
+        # Instance rows read without a lock (PostgreSQL only), None when absent.
+        self._unlocked: dict[str, tuple[Any, ...] | None] = {}
+        # Instances this transaction inserted.
+        self.own: set[str] = set()
+        # Span counts by status of instances whose counts cannot change behind our back.
+        self.counts: dict[str, SpanCounts] = {}
+        # Span id -> its instance id, for ids known to exist; and every id looked up.
+        self.spans: dict[str, str] = {}
+        self._checked_spans: set[str] = set()
+        # (scope, key) -> (fingerprint, response) of stored keys; and every key looked up.
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
+        self._checked_keys: set[tuple[str, str]] = set()
+        self.idempotency_rows: list[tuple[str, str, str, str]] = []
+        # Immutable facts found or written, for the store to keep once this commits.
+        self.learned: dict[tuple[str, ...], Any] = {}
+
+    # --- prefetching ------------------------------------------------------------------------
+
+    def prefetch_instances(self, ids: Iterable[str]) -> None:
+        """Read the instance rows of ``ids`` that are not known yet, in a few queries."""
+        known, unlocked = self.instances, self._unlocked
+        wanted = [i for i in dict.fromkeys(ids) if i not in known and i not in unlocked]
+        if not wanted:
+            return
+        found = {
+            row[0]: tuple(row)
+            for row in select_in(
+                self._conn, f"SELECT {self._columns} FROM instances WHERE id IN ({{}})", wanted
+            )
+        }
+        for ident in wanted:
+            row = found.get(ident)
+            if row is not None and self.serial:
+                self.instances[ident] = row
+            else:
+                self._unlocked[ident] = row
+
+    def prefetch_spans(self, ids: Iterable[str]) -> None:
+        """Learn which of ``ids`` are spans (and of which instance), in a few queries.
+
+        On PostgreSQL, read span ids *before* the idempotency keys of the same
+        request: a concurrent commit of that request landing between the two
+        reads then shows its keys too, so a retry replays instead of being
+        answered ``conflict``.
+        """
+        wanted = [i for i in dict.fromkeys(ids) if i not in self._checked_spans]
+        if not wanted:
+            return
+        self._checked_spans.update(wanted)
+        for span_id, instance_id in select_in(
+            self._conn, "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", wanted
+        ):
+            self.spans[span_id] = instance_id
+
+    def prefetch_keys(self, scope: str, keys: Iterable[str]) -> None:
+        """Read the stored idempotency rows of ``keys`` in ``scope`` not looked up yet."""
+        wanted = [k for k in dict.fromkeys(keys) if (scope, k) not in self._checked_keys]
+        if not wanted:
+            return
+        self._checked_keys.update((scope, k) for k in wanted)
+        for key, digest, response in select_in(
+            self._conn,
+            "SELECT key, fingerprint, response FROM idempotency WHERE scope = ? AND key IN ({})",
+            wanted,
+            (scope,),
+        ):
+            self._keys[(scope, key)] = (digest, response)
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def stored(self, scope: str, key: str) -> tuple[str, str] | None:
+        """The stored ``(fingerprint, response)`` of a key, reading it unless prefetched."""
+        if (scope, key) not in self._checked_keys:
+            self.prefetch_keys(scope, (key,))
+        return self._keys.get((scope, key))
+
+    def instance(self, instance_id: str, *, lock: bool) -> tuple[Any, ...] | None:
+        """A known instance row; ``None`` when it must be read (with ``lock``, if asked)."""
+        row = self.instances.get(instance_id)
+        if row is None and not lock:
+            row = self._unlocked.get(instance_id)
+        return row
+
+    def instance_absent(self, instance_id: str) -> bool | None:
+        """Whether no instance has this id; ``None`` when not known without reading."""
+        if instance_id in self.instances or self._unlocked.get(instance_id) is not None:
+            return False
+        if instance_id in self._unlocked:
+            # Read absent; on PostgreSQL it may be inserted meanwhile, and then our own
+            # insert fails on the key and the request runs again.
+            return True
+        return None
+
+    def remember(self, row: tuple[Any, ...]) -> None:
+        """An instance row this transaction wrote or locked: safe to reuse until it commits."""
+        self.instances[row[0]] = row
+
+    def inserted(self, row: tuple[Any, ...]) -> None:
+        """An instance this transaction inserted: no spans yet, and nobody else sees it."""
+        self.remember(row)
+        self.own.add(row[0])
+        self.counts[row[0]] = {}
+
+    def spans_created(self, spans: Iterable[tuple[str, str]]) -> None:
+        """Spans were inserted, as ``(instance id, status)``: count them where counts are kept."""
+        counts = self.counts
+        for ident, status in spans:
+            known = counts.get(ident)
+            if known is not None:
+                known[status] = known.get(status, 0) + 1
+
+    def span_finished(self, instance_id: str, before: str, after: str) -> None:
+        """A span of the instance went from status ``before`` to ``after``."""
+        known = self.counts.get(instance_id)
+        if known is not None:
+            known[before] -= 1
+            known[after] = known.get(after, 0) + 1
+
+    def counts_stable(self, instance_id: str) -> bool:
+        """Whether the span counts of an instance can only change through this transaction."""
+        return self.serial or instance_id in self.own
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def stage_idempotency(self, scope: str, key: str, digest: str, response: str) -> None:
+        """An answer to store under its key when the transaction commits."""
+        self.idempotency_rows.append((scope, key, digest, response))
+        self._checked_keys.add((scope, key))
+        self._keys[(scope, key)] = (digest, response)
