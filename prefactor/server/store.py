@@ -264,8 +264,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
 
     def _prefetch(self, items: list[JSON]) -> None:
         """Read what the items will look up, a few queries for the whole request."""
-        unit = self._unit
-        assert unit is not None, "a bulk request runs in a write transaction"
+        unit = self._work
         creates: list[JSON] = []
         instance_ids: list[str] = []
         keys: dict[str, list[str]] = {}

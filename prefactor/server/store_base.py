@@ -113,16 +113,13 @@ class StoreBase:
 
         def attempt() -> T:
             unit = UnitOfWork(
-                self._conn, serial=self._sql.serial_writes, instance_columns=_INSTANCE_COLUMNS
+                self._db, serial=self._sql.serial_writes, instance_columns=_INSTANCE_COLUMNS
             )
             units.append(unit)
             self._units.unit = unit
             try:
                 result = body()
-                if unit.idempotency_rows:
-                    self._db.insert_rows(
-                        "idempotency", "scope, key, fingerprint, response", unit.idempotency_rows
-                    )
+                unit.finish()
             finally:
                 self._units.unit = None
             return result
@@ -140,6 +137,18 @@ class StoreBase:
     def _unit(self) -> UnitOfWork | None:
         """The unit of work of this thread's write transaction; ``None`` outside one."""
         unit: UnitOfWork | None = getattr(self._units, "unit", None)
+        return unit
+
+    @property
+    def _work(self) -> UnitOfWork:
+        """The unit of work of this thread's write transaction, for rules that only write.
+
+        Raises:
+            RuntimeError: no write transaction is running in this thread.
+        """
+        unit: UnitOfWork | None = getattr(self._units, "unit", None)
+        if unit is None:
+            raise RuntimeError("no store write transaction is running in this thread")
         return unit
 
     def _known_row(self, key: tuple[str, ...]) -> Any:
@@ -171,8 +180,7 @@ class StoreBase:
         if key is None:
             return op()
         digest = fingerprint(scope, target, body)
-        unit = self._unit
-        assert unit is not None, "idempotent requests run in a write transaction"
+        unit = self._work
         stored = self._stored_answer(unit.stored(scope, key), key, digest)
         if stored is not None:
             return stored

@@ -37,6 +37,8 @@ from prefactor.server.store_schemas import (
 __all__ = ["InstanceRules", "schema_content", "without_key"]
 
 _INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
+# Where each column sits in an instance row.
+_COLUMN_INDEX = {name.strip(): i for i, name in enumerate(_INSTANCE_COLUMNS.split(","))}
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 
 
@@ -109,6 +111,7 @@ class InstanceRules(StoreBase):
             known = unit.counts.get(instance_id)
             if known is not None:
                 return known
+            unit.flush()
         counts: dict[str, int] = dict(
             self._conn.execute(
                 "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
@@ -125,13 +128,21 @@ class InstanceRules(StoreBase):
             "details": self._instance_details(self._instance_row(instance_id)),
         }
 
-    def _changed_instance(self, sql: str, params: tuple[Any, ...]) -> JSON:
-        """Run an ``UPDATE`` of one instance row; the answer with the row as it is now."""
-        row = tuple(self._conn.execute(f"{sql} RETURNING {_INSTANCE_COLUMNS}", params).fetchone())
-        unit = self._unit
-        if unit is not None:
-            unit.remember(row)
-        return {"status": "success", "details": self._instance_details(row)}
+    def _change_instance(self, row: tuple[Any, ...], changes: JSON) -> JSON:
+        """Set columns of an instance row; the answer, with the row as it is now."""
+        unit = self._work
+        changed = list(row)
+        for column, value in changes.items():
+            changed[_COLUMN_INDEX[column]] = value
+        new = tuple(changed)
+        if not unit.change_new_instance(new):
+            # Stored already: update it (the row is locked, the values are those above).
+            self._conn.execute(
+                f"UPDATE instances SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                (*changes.values(), row[0]),
+            )
+            unit.remember(new)
+        return {"status": "success", "details": self._instance_details(new)}
 
     def _register(self, body: JSON) -> JSON:
         req = parse(RegisterInstanceRequest, body)
@@ -160,6 +171,8 @@ class InstanceRules(StoreBase):
             version_ref = (
                 self._schema_version(agent_id, body, content) if schema_set is not None else None
             )
+            if req.external_identifier is not None:
+                self._work.flush()  # the instances this transaction registered count too
             if (
                 req.external_identifier is not None
                 and conn.execute(
@@ -203,29 +216,28 @@ class InstanceRules(StoreBase):
                     self._learn(("schema_version", agent_id, new_ident), (new_id, content))
                     self._schema_sets[new_id] = schema_set
                 schema_version_id = new_id
-            row = conn.execute(
-                "INSERT INTO instances (id, account_id, agent_id, agent_version_id, environment_id,"
-                " agent_deployment_id, schema_version_id, status, purpose, external_identifier,"
-                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-                f" RETURNING {_INSTANCE_COLUMNS}",
-                (
-                    instance_id,
-                    self.account_id,
-                    agent_id,
-                    version_id,
-                    environment_id,
-                    deployment_id,
-                    schema_version_id,
-                    req.purpose or "live",
-                    req.external_identifier,
-                    now,
-                    now,
-                ),
-            ).fetchone()
-            inserted = tuple(row)
-            unit = self._unit
-            if unit is not None:
-                unit.inserted(inserted)
+            # In the order of INSTANCE_COLUMNS; inserted when the transaction commits.
+            inserted = (
+                instance_id,
+                self.account_id,
+                agent_id,
+                version_id,
+                environment_id,
+                deployment_id,
+                "pending",
+                req.purpose or "live",
+                req.external_identifier,
+                None,  # started_at
+                None,  # finished_at
+                None,  # termination_reason
+                "{}",  # quality_payloads
+                "{}",  # quality_summaries
+                now,  # inserted_at
+                now,  # updated_at
+                schema_version_id,
+                "{}",  # quality_violations
+            )
+            self._work.insert_instance(inserted)
             return {"status": "success", "details": self._instance_details(inserted)}
 
         return self._idempotent(
@@ -328,24 +340,29 @@ class InstanceRules(StoreBase):
                 # and finish concurrently (prefactor-core does) may deliver start last.
                 if status != "pending":
                     return self._instance_response(instance_id)
-                started = req.timestamp or now
-                return self._changed_instance(
-                    "UPDATE instances SET status = 'active', started_at = ?, updated_at = ?"
-                    " WHERE id = ?",
-                    (started, now, instance_id),
+                return self._change_instance(
+                    row,
+                    {"status": "active", "started_at": req.timestamp or now, "updated_at": now},
                 )
             if status in TERMINAL:
                 raise ApiProblem(409, "conflict", f"agent instance is already {status}")
             if isinstance(req, FinishInstanceRequest):
-                finished = req.timestamp or now
-                return self._changed_instance(
-                    "UPDATE instances SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-                    (req.status or "complete", finished, now, instance_id),
+                return self._change_instance(
+                    row,
+                    {
+                        "status": req.status or "complete",
+                        "finished_at": req.timestamp or now,
+                        "updated_at": now,
+                    },
                 )
-            return self._changed_instance(
-                "UPDATE instances SET status = 'terminated', termination_reason = ?,"
-                " finished_at = ?, updated_at = ? WHERE id = ?",
-                (req.reason, now, now, instance_id),
+            return self._change_instance(
+                row,
+                {
+                    "status": "terminated",
+                    "termination_reason": req.reason,
+                    "finished_at": now,
+                    "updated_at": now,
+                },
             )
 
         return self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
@@ -370,10 +387,14 @@ class InstanceRules(StoreBase):
                 summary = render_template(quality.template if quality else None, req.payload)
                 if summary is not None:
                     summaries[req.name] = summary
-            return self._changed_instance(
-                "UPDATE instances SET quality_payloads = ?, quality_summaries = ?,"
-                " quality_violations = ?, updated_at = ? WHERE id = ?",
-                (dumps(payloads), dumps(summaries), dumps(flagged), now_iso(), instance_id),
+            return self._change_instance(
+                row,
+                {
+                    "quality_payloads": dumps(payloads),
+                    "quality_summaries": dumps(summaries),
+                    "quality_violations": dumps(flagged),
+                    "updated_at": now_iso(),
+                },
             )
 
         return self._idempotent(

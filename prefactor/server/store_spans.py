@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
 from prefactor._schemas.validation import CompiledSchema
-from prefactor.server._database import Database
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,
@@ -352,6 +351,7 @@ class _SpanBatch:
         """The answer a span create gave, rebuilt from its row and its memo."""
         if not self.details:
             return _respond(None, memo["control"])
+        self.unit.flush()
         row = self.store._conn.execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
             " WHERE s.id = ?",
@@ -366,18 +366,6 @@ class _SpanBatch:
             None if count is None else details["schema_violations"][:count]
         )
         return _respond(details, memo["control"])
-
-    def write(self, database: Database) -> None:
-        """Insert every queued span (their idempotency rows are written at commit)."""
-        if self.span_rows:
-            database.insert_rows(
-                "spans",
-                "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
-                " status, payload, result_payload, schema_violations, started_at, finished_at,"
-                " inserted_at, updated_at",
-                self.span_rows,
-            )
-            self.unit.spans_created((row[1], row[6]) for row in self.span_rows)
 
 
 class SpanRules(StoreBase):
@@ -403,8 +391,7 @@ class SpanRules(StoreBase):
             The answers of the spans created (or replayed), and the problem that
             stopped the run, if any.
         """
-        unit = self._unit
-        assert unit is not None, "spans are created in a write transaction"
+        unit = self._work
         unit.prefetch_spans(span_refs(details for details, _ in entries))
         unit.prefetch_keys(
             "agent_spans/create",
@@ -426,7 +413,8 @@ class SpanRules(StoreBase):
             except ApiProblem as exc:
                 problem = exc
                 break
-        batch.write(self._db)
+        if batch.span_rows:
+            unit.insert_spans(batch.span_rows)
         return responses, problem
 
     def _finish_span(self, span_id: str, body: JSON) -> JSON:
@@ -434,6 +422,8 @@ class SpanRules(StoreBase):
 
         def op() -> JSON:
             conn = self._conn
+            unit = self._work
+            unit.flush()
             row = conn.execute(
                 f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
                 " FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
@@ -464,9 +454,7 @@ class SpanRules(StoreBase):
                 " schema_violations = ?, updated_at = ? WHERE id = ?",
                 (status, finished, result, encoded, now, span_id),
             )
-            unit = self._unit
-            if unit is not None:
-                unit.span_finished(row[1], row[3], status)
+            unit.span_finished(row[1], row[3], status)
             updated = (
                 *row[:3],
                 status,

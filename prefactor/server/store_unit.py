@@ -32,9 +32,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prefactor.server._database import Connection
+from prefactor.server._database import Connection, Database
 
-__all__ = ["SpanCounts", "UnitOfWork", "select_in"]
+__all__ = ["SPAN_INSERT_COLUMNS", "SpanCounts", "UnitOfWork", "select_in"]
+
+SPAN_INSERT_COLUMNS = (
+    "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
+    " status, payload, result_payload, schema_violations, started_at, finished_at,"
+    " inserted_at, updated_at"
+)
 
 SpanCounts = dict[str, int]
 
@@ -59,10 +65,16 @@ def select_in(
 
 
 class UnitOfWork:
-    """The rows one write transaction has read or written, and its pending idempotency rows.
+    """The rows one write transaction has read or written, and the rows it will insert.
+
+    New instances, spans and idempotency rows are inserted together, a few
+    statements for the whole transaction, when it is about to commit, or
+    earlier, by :meth:`flush`, before a rule reads the tables with SQL. Until
+    then a new instance lives here, and its changes (start, finish) change the
+    row to insert instead of running an ``UPDATE`` each.
 
     Args:
-        conn: the transaction's connection.
+        database: the database of the transaction.
         serial: no other writer can change the database until this transaction ends.
         instance_columns: the columns of an instance row, as the rules read them.
     """
@@ -72,19 +84,23 @@ class UnitOfWork:
         "_checked_spans",
         "_columns",
         "_conn",
+        "_database",
         "_keys",
         "_unlocked",
         "counts",
         "idempotency_rows",
         "instances",
         "learned",
+        "new_instances",
+        "new_spans",
         "own",
         "serial",
         "spans",
     )
 
-    def __init__(self, conn: Connection, *, serial: bool, instance_columns: str) -> None:
-        self._conn = conn
+    def __init__(self, database: Database, *, serial: bool, instance_columns: str) -> None:
+        self._database = database
+        self._conn = database.connection
         self._columns = instance_columns
         self.serial = serial
         # Instance rows this transaction may rely on (see the module's notes), by id.
@@ -102,6 +118,9 @@ class UnitOfWork:
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._checked_keys: set[tuple[str, str]] = set()
         self.idempotency_rows: list[tuple[str, str, str, str]] = []
+        # Rows to insert: instances by id (their latest state), spans in order.
+        self.new_instances: dict[str, tuple[Any, ...]] = {}
+        self.new_spans: list[tuple[Any, ...]] = []
         # Immutable facts found or written, for the store to keep once this commits.
         self.learned: dict[tuple[str, ...], Any] = {}
 
@@ -134,7 +153,8 @@ class UnitOfWork:
         reads then shows its keys too, so a retry replays instead of being
         answered ``conflict``.
         """
-        wanted = [i for i in dict.fromkeys(ids) if i not in self._checked_spans]
+        checked, known = self._checked_spans, self.spans
+        wanted = [i for i in dict.fromkeys(ids) if i not in checked and i not in known]
         if not wanted:
             return
         self._checked_spans.update(wanted)
@@ -186,19 +206,29 @@ class UnitOfWork:
         """An instance row this transaction wrote or locked: safe to reuse until it commits."""
         self.instances[row[0]] = row
 
-    def inserted(self, row: tuple[Any, ...]) -> None:
-        """An instance this transaction inserted: no spans yet, and nobody else sees it."""
+    def insert_instance(self, row: tuple[Any, ...]) -> None:
+        """A new instance, to insert: no spans yet, and nobody else sees it."""
+        self.new_instances[row[0]] = row
         self.remember(row)
         self.own.add(row[0])
         self.counts[row[0]] = {}
 
-    def spans_created(self, spans: Iterable[tuple[str, str]]) -> None:
-        """Spans were inserted, as ``(instance id, status)``: count them where counts are kept."""
+    def change_new_instance(self, row: tuple[Any, ...]) -> bool:
+        """Whether the instance is still to insert; then ``row`` is its new state."""
+        if row[0] not in self.new_instances:
+            return False
+        self.new_instances[row[0]] = row
+        self.remember(row)
+        return True
+
+    def insert_spans(self, rows: list[tuple[Any, ...]]) -> None:
+        """New span rows (:data:`SPAN_INSERT_COLUMNS`), to insert; counted where counts are kept."""
+        self.new_spans += rows
         counts = self.counts
-        for ident, status in spans:
-            known = counts.get(ident)
+        for row in rows:
+            known = counts.get(row[1])
             if known is not None:
-                known[status] = known.get(status, 0) + 1
+                known[row[6]] = known.get(row[6], 0) + 1
 
     def span_finished(self, instance_id: str, before: str, after: str) -> None:
         """A span of the instance went from status ``before`` to ``after``."""
@@ -211,7 +241,27 @@ class UnitOfWork:
         """Whether the span counts of an instance can only change through this transaction."""
         return self.serial or instance_id in self.own
 
-    # --- the end ----------------------------------------------------------------------------
+    # --- writing ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Insert the new instances and spans now: a rule is about to read them with SQL."""
+        if self.new_instances:
+            self._database.insert_rows(
+                "instances", self._columns, list(self.new_instances.values())
+            )
+            self.new_instances.clear()
+        if self.new_spans:
+            self._database.insert_rows("spans", SPAN_INSERT_COLUMNS, self.new_spans)
+            self.new_spans = []
+
+    def finish(self) -> None:
+        """Insert everything still to insert: the transaction is about to commit."""
+        self.flush()
+        if self.idempotency_rows:
+            self._database.insert_rows(
+                "idempotency", "scope, key, fingerprint, response", self.idempotency_rows
+            )
+            self.idempotency_rows = []
 
     def stage_idempotency(self, scope: str, key: str, digest: str, response: str) -> None:
         """An answer to store under its key when the transaction commits."""
