@@ -302,7 +302,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
             except ApiProblem as problem:
                 shape_problem = problem
                 break
-        responses, failure = self._create_spans(entries, with_details=details)
+        responses, failure = self._create_spans(entries, with_details=details, prefetched=True)
         for item, response in zip(items, responses, strict=False):
             outputs[item["idempotency_key"]] = response
         failure = failure or shape_problem

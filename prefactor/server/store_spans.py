@@ -372,38 +372,34 @@ class SpanRules(StoreBase):
     """Span create/finish/list on top of :class:`StoreBase`."""
 
     def _create_spans(
-        self, entries: Sequence[tuple[JSON, str | None]], *, with_details: bool = True
+        self,
+        entries: Sequence[tuple[JSON, str | None]],
+        *,
+        with_details: bool = True,
+        prefetched: bool = False,
     ) -> tuple[list[JSON], ApiProblem | None]:
         """Create spans in order, stopping at the first that fails.
 
-        Reads are made up front in a few ``IN`` queries and writes at the end in
-        two ``executemany`` calls, so a run of N spans costs a handful of
-        statements instead of about 6N. Nothing is written for the failing entry
-        or any after it.
+        Reads are made up front in a few ``IN`` queries and the rows are inserted
+        with the transaction's other new rows (:class:`UnitOfWork`), so a run of N
+        spans costs a handful of statements instead of about 6N. Nothing is
+        written for the failing entry or any after it.
 
         Args:
             entries: ``(details, idempotency_key)`` pairs; the key given here wins
                 over ``details["idempotency_key"]``.
             with_details: whether answers carry each span's ``details`` (else only
                 ``status`` and ``control``).
+            prefetched: the span ids and keys of ``entries`` were read already (a
+                bulk request reads those of all its items at once).
 
         Returns:
             The answers of the spans created (or replayed), and the problem that
             stopped the run, if any.
         """
         unit = self._work
-        unit.prefetch_spans(span_refs(details for details, _ in entries))
-        unit.prefetch_keys(
-            "agent_spans/create",
-            (
-                k
-                for k in (
-                    key if key is not None else details.get("idempotency_key")
-                    for details, key in entries
-                )
-                if isinstance(k, str)
-            ),
-        )
+        if not prefetched:
+            self._prefetch_creates(unit, entries)
         batch = _SpanBatch(self, unit, now_iso(), with_details)
         responses: list[JSON] = []
         problem: ApiProblem | None = None
@@ -416,6 +412,22 @@ class SpanRules(StoreBase):
         if batch.span_rows:
             unit.insert_spans(batch.span_rows)
         return responses, problem
+
+    @staticmethod
+    def _prefetch_creates(unit: UnitOfWork, entries: Sequence[tuple[JSON, str | None]]) -> None:
+        # Span ids before keys (see UnitOfWork.prefetch_spans).
+        unit.prefetch_spans(span_refs(details for details, _ in entries))
+        unit.prefetch_keys(
+            "agent_spans/create",
+            (
+                k
+                for k in (
+                    key if key is not None else details.get("idempotency_key")
+                    for details, key in entries
+                )
+                if isinstance(k, str)
+            ),
+        )
 
     def _finish_span(self, span_id: str, body: JSON) -> JSON:
         req = parse(FinishSpanRequest, body)
