@@ -63,16 +63,20 @@ Decisions where the wire contract is silent (its open questions):
   schema is refused at registration when it nests too deep or refers to
   anything outside itself (nothing is ever fetched); checking a payload is
   linear in its size (see :mod:`prefactor._schemas.validation`).
-* **Bulk** runs its items in order inside one transaction (one commit), each in
-  its own savepoint; it stops at the first failing item, whose error is the
-  last output, and keeps the effects of the items before it. Item types:
+* **Bulk** runs its items in order inside one transaction (one commit); it
+  stops at the first failing item, whose error is the last output, and keeps
+  the effects of the items before it. A rule refuses an item before its first
+  write, so no item needs a savepoint. Item types:
   ``agent_instances/register|start|finish|record_quality|terminate`` and
   ``agent_spans/create|finish``; path parameters travel as the item keys
   ``agent_instance_id`` / ``agent_span_id``; a span create item carries a
   ``details`` object or its fields flat. Other types: item error
-  ``unsupported_type``. A run of consecutive span creates is checked against
-  prefetched rows and written with ``executemany`` (all its spans share one
-  ``inserted_at``). Asked for minimal answers (HTTP ``Prefer: return=minimal``,
+  ``unsupported_type``. The request's unit of work
+  (:mod:`~prefactor.server.store_unit`) reads the instance rows, span ids and
+  idempotency keys its items name in a few ``IN`` queries first, and inserts
+  its new instances, spans and keys in a few multi-row statements at commit;
+  a new instance's start and finish change the row to insert. A run of
+  consecutive span creates shares one ``inserted_at``. Asked for minimal answers (HTTP ``Prefer: return=minimal``,
   RFC 7240; our extension), a successful item's output is its ``status`` and
   ``control`` only, without the ``details`` it would echo; errors stay whole.
 * **Ids.** Caller ids (instance, span) must be PFIDs (422 otherwise; 409 when
