@@ -76,9 +76,10 @@ Decisions where the wire contract is silent (its open questions):
   idempotency keys its items name in a few ``IN`` queries first, and inserts
   its new instances, spans and keys in a few multi-row statements at commit;
   a new instance's start and finish change the row to insert. A run of
-  consecutive span creates shares one ``inserted_at``. Asked for minimal answers (HTTP ``Prefer: return=minimal``,
-  RFC 7240; our extension), a successful item's output is its ``status`` and
-  ``control`` only, without the ``details`` it would echo; errors stay whole.
+  consecutive span creates shares one ``inserted_at``. Asked for minimal
+  answers (HTTP ``Prefer: return=minimal``, RFC 7240; our extension), a
+  successful item's output is its ``status`` and ``control`` only, without
+  the ``details`` it would echo; errors stay whole.
 * **Ids.** Caller ids (instance, span) must be PFIDs (422 otherwise; 409 when
   taken); missing ones are generated. ``account_id`` and the default
   ``environment_id`` are PFIDs made once per database; a deployment is one

@@ -5,6 +5,7 @@ The decisions they implement are listed in :mod:`prefactor.server.store`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -144,18 +145,44 @@ class InstanceRules(StoreBase):
             unit.remember(new)
         return {"status": "success", "details": self._instance_details(new)}
 
-    def _register(self, body: JSON) -> JSON:
-        req = parse(RegisterInstanceRequest, body)
+    def _register_request(
+        self, body: JSON
+    ) -> tuple[RegisterInstanceRequest, SchemaSet | None, str]:
+        """The parsed request, the compiled schemas of its schema version, and their content.
+
+        A version whose content was compiled already (an agent registers the same
+        one on every run) is not parsed again: that content passed the same model.
+
+        Raises:
+            ApiProblem: 422 for a malformed request or a schema that does not compile.
+        """
+        raw = body.get("agent_schema_version") if isinstance(body, dict) else None
+        content = ""
+        known: SchemaSet | None = None
+        if isinstance(raw, dict):
+            # Content JSON cannot carry is answered after the parse, as for any request.
+            with contextlib.suppress(ApiProblem):
+                content = schema_content(raw)
+                known = self._compiled_contents.get(content)
+        req = parse(
+            RegisterInstanceRequest,
+            body if known is None else {**body, "agent_schema_version": None},
+        )
         if req.id is not None and not is_pfid(req.id):
             raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
-        schema_set: SchemaSet | None = None
-        content = ""
-        if req.agent_schema_version is not None:
-            content = schema_content(body["agent_schema_version"])
-            try:
-                schema_set = self._compiled(content, req.agent_schema_version)
-            except SchemaProblems as exc:
-                raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
+        if known is not None:
+            return req, known, content
+        definition = req.agent_schema_version
+        if definition is None:
+            return req, None, ""
+        content = schema_content(body["agent_schema_version"])
+        try:
+            return req, self._compiled(content, definition), content
+        except SchemaProblems as exc:
+            raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
+
+    def _register(self, body: JSON) -> JSON:
+        req, schema_set, content = self._register_request(body)
 
         def op() -> JSON:
             # Every check comes before the first write, so a refused register leaves nothing
