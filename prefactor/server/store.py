@@ -272,19 +272,19 @@ class Store(SpanRules, InstanceRules, ViewerReads):
         unit = self._work
         creates: list[JSON] = []
         instance_ids: list[str] = []
-        keys: dict[str, list[str]] = {}
+        keys: dict[str, list[str]] = {kind: [] for kind in _BULK_TYPES}
         for item in items:
+            scoped = keys.get(item["_type"])
+            if scoped is None:
+                continue  # answered unsupported_type
+            scoped.append(item["idempotency_key"])
             kind = item["_type"]
-            if kind not in _BULK_TYPES:
-                continue
-            keys.setdefault(kind, []).append(item["idempotency_key"])
             if kind == "agent_spans/create":
                 fields = item.get("details", item)
-                if isinstance(fields, dict):
-                    creates.append(fields)
-                    ident = fields.get("agent_instance_id")
-                else:
-                    ident = None
+                if not isinstance(fields, dict):
+                    continue  # answered by its shape check
+                creates.append(fields)
+                ident = fields.get("agent_instance_id")
             elif kind == "agent_instances/register":
                 ident = item.get("id")
             else:
@@ -295,7 +295,8 @@ class Store(SpanRules, InstanceRules, ViewerReads):
         unit.prefetch_spans(span_refs(creates))
         unit.prefetch_instances(instance_ids)
         for scope, scoped in keys.items():
-            unit.prefetch_keys(scope, scoped)
+            if scoped:
+                unit.prefetch_keys(scope, scoped)
 
     def _bulk_span_run(self, items: list[JSON], outputs: JSON, details: bool) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""

@@ -7,6 +7,7 @@ Times are stored as fixed-width ISO strings in UTC with microseconds and a
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from prefactor._errors import PrefactorError
+from prefactor._records import iso_from_ns
 
 __all__ = [
     "ApiProblem",
@@ -85,8 +87,8 @@ def store_time(moment: datetime) -> str:
 
 
 def now_iso() -> str:
-    """Now, as the store's ISO string."""
-    return store_time(datetime.now(UTC))
+    """Now, as the store's ISO string (the SDK's fixed-width form, with ``Z``)."""
+    return iso_from_ns(time.time_ns())[:26] + "Z"
 
 
 def path_key(loc: tuple[int | str, ...]) -> str:

@@ -226,9 +226,21 @@ class _SpanBatch:
     def _instance(self, instance_id: str) -> _Instance:
         inst = self.instances.get(instance_id)
         if inst is None:
-            row = self.store._instance_row(instance_id)
-            schemas = self.store._schema_set(row[16])
-            inst = _Instance(row[1], row[2], schemas, _control(row[6], row[11]))
+            known = self.unit.instance(instance_id, lock=False)
+            if known is not None:
+                row = (known[1], known[2], known[6], known[16], known[11])
+            else:
+                # Only the columns a span needs: a run that reads its instance once does
+                # not need the rest of it again.
+                row = self.store._conn.execute(
+                    "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
+                    " FROM instances WHERE id = ?",
+                    (instance_id,),
+                ).fetchone()
+                if row is None:
+                    raise not_found("agent instance", instance_id)
+            schemas = self.store._schema_set(row[3])
+            inst = _Instance(row[0], row[1], schemas, _control(row[2], row[4]))
             self.instances[instance_id] = inst
         return inst
 

@@ -114,9 +114,9 @@ class UnitOfWork:
         # Span id -> its instance id, for ids known to exist; and every id looked up.
         self.spans: dict[str, str] = {}
         self._checked_spans: set[str] = set()
-        # (scope, key) -> (fingerprint, response) of stored keys; and every key looked up.
-        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
-        self._checked_keys: set[tuple[str, str]] = set()
+        # By scope: key -> (fingerprint, response) of stored keys; and every key looked up.
+        self._keys: dict[str, dict[str, tuple[str, str]]] = {}
+        self._checked_keys: dict[str, set[str]] = {}
         self.idempotency_rows: list[tuple[str, str, str, str]] = []
         # Rows to insert: instances by id (their latest state), spans in order.
         self.new_instances: dict[str, tuple[Any, ...]] = {}
@@ -165,25 +165,28 @@ class UnitOfWork:
 
     def prefetch_keys(self, scope: str, keys: Iterable[str]) -> None:
         """Read the stored idempotency rows of ``keys`` in ``scope`` not looked up yet."""
-        wanted = [k for k in dict.fromkeys(keys) if (scope, k) not in self._checked_keys]
+        checked = self._checked_keys.setdefault(scope, set())
+        stored = self._keys.setdefault(scope, {})
+        wanted = [k for k in dict.fromkeys(keys) if k not in checked]
         if not wanted:
             return
-        self._checked_keys.update((scope, k) for k in wanted)
+        checked.update(wanted)
         for key, digest, response in select_in(
             self._conn,
             "SELECT key, fingerprint, response FROM idempotency WHERE scope = ? AND key IN ({})",
             wanted,
             (scope,),
         ):
-            self._keys[(scope, key)] = (digest, response)
+            stored[key] = (digest, response)
 
     # --- lookups ----------------------------------------------------------------------------
 
     def stored(self, scope: str, key: str) -> tuple[str, str] | None:
         """The stored ``(fingerprint, response)`` of a key, reading it unless prefetched."""
-        if (scope, key) not in self._checked_keys:
+        checked = self._checked_keys.get(scope)
+        if checked is None or key not in checked:
             self.prefetch_keys(scope, (key,))
-        return self._keys.get((scope, key))
+        return self._keys[scope].get(key)
 
     def instance(self, instance_id: str, *, lock: bool) -> tuple[Any, ...] | None:
         """A known instance row; ``None`` when it must be read (with ``lock``, if asked)."""
@@ -264,7 +267,9 @@ class UnitOfWork:
             self.idempotency_rows = []
 
     def stage_idempotency(self, scope: str, key: str, digest: str, response: str) -> None:
-        """An answer to store under its key when the transaction commits."""
+        """An answer to store under its key when the transaction commits.
+
+        Not looked up again: a transaction answers each key once (a bulk request's
+        keys are unique, a single request has one).
+        """
         self.idempotency_rows.append((scope, key, digest, response))
-        self._checked_keys.add((scope, key))
-        self._keys[(scope, key)] = (digest, response)
