@@ -283,9 +283,10 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 fields = item.get("details", item)
                 if not isinstance(fields, dict):
                     continue  # answered by its shape check
+                # Its instance is read once per run of creates, if not known by then.
                 creates.append(fields)
-                ident = fields.get("agent_instance_id")
-            elif kind == "agent_instances/register":
+                continue
+            if kind == "agent_instances/register":
                 ident = item.get("id")
             else:
                 ident = item.get("agent_instance_id")

@@ -32,6 +32,9 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
+# The empty hasher every fingerprint starts from (16-byte BLAKE2b; stored digests use it).
+_FINGERPRINT = hashlib.blake2b(digest_size=16)
+
 
 class ApiProblem(PrefactorError):
     """An API error answer: HTTP status, machine code, message and optional field errors."""
@@ -131,7 +134,9 @@ def fingerprint(scope: str, target: str | None, body: dict[str, Any]) -> str:
         text = orjson.dumps([scope, target, body], option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
         raise ApiProblem(422, "validation_error", f"not JSON-serialisable: {exc}") from None
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    digest = _FINGERPRINT.copy()  # copying a hasher skips parsing its parameters
+    digest.update(text)
+    return digest.hexdigest()
 
 
 def pagination(offset: int, page_size: int, total: int, returned: int) -> dict[str, Any]:

@@ -204,10 +204,12 @@ class _SpanBatch:
     """The state of one run of span creates: prefetched facts and the rows to write."""
 
     __slots__ = (
+        "checked_keys",
         "details",
         "instances",
         "known",
         "now",
+        "replays",
         "span_rows",
         "store",
         "unit",
@@ -220,6 +222,7 @@ class _SpanBatch:
         self.details = details
         # Span id -> instance id of every span known to exist, this run's included.
         self.known = unit.spans
+        self.replays, self.checked_keys = unit.keys_in("agent_spans/create")
         self.instances: dict[str, _Instance] = {}
         self.span_rows: list[tuple[Any, ...]] = []
 
@@ -265,7 +268,9 @@ class _SpanBatch:
                 else details  # the usual bulk item: its key sits beside the details
             )
             digest = fingerprint("agent_spans/create", None, body)
-            replay = self.unit.stored("agent_spans/create", key)
+            replay = self.replays.get(key)
+            if replay is None and key not in self.checked_keys:
+                replay = self.unit.stored("agent_spans/create", key)
             if replay is not None:
                 if replay[0] != digest:
                     raise idempotency_conflict(key)

@@ -181,6 +181,10 @@ class UnitOfWork:
 
     # --- lookups ----------------------------------------------------------------------------
 
+    def keys_in(self, scope: str) -> tuple[dict[str, tuple[str, str]], set[str]]:
+        """The stored rows of a scope's keys looked up so far, and every key looked up."""
+        return self._keys.setdefault(scope, {}), self._checked_keys.setdefault(scope, set())
+
     def stored(self, scope: str, key: str) -> tuple[str, str] | None:
         """The stored ``(fingerprint, response)`` of a key, reading it unless prefetched."""
         checked = self._checked_keys.get(scope)
@@ -228,6 +232,8 @@ class UnitOfWork:
         """New span rows (:data:`SPAN_INSERT_COLUMNS`), to insert; counted where counts are kept."""
         self.new_spans += rows
         counts = self.counts
+        if not counts:
+            return
         for row in rows:
             known = counts.get(row[1])
             if known is not None:
