@@ -274,11 +274,11 @@ class Store(SpanRules, InstanceRules, ViewerReads):
         instance_ids: list[str] = []
         keys: dict[str, list[str]] = {kind: [] for kind in _BULK_TYPES}
         for item in items:
-            scoped = keys.get(item["_type"])
+            kind = item["_type"]
+            scoped = keys.get(kind)
             if scoped is None:
                 continue  # answered unsupported_type
             scoped.append(item["idempotency_key"])
-            kind = item["_type"]
             if kind == "agent_spans/create":
                 fields = item.get("details", item)
                 if not isinstance(fields, dict):

@@ -8,7 +8,7 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
@@ -117,12 +117,17 @@ class SpanFields(NamedTuple):
     schema_violations: list[JSON] | None
 
 
-def span_refs(all_details: Iterable[JSON]) -> Iterator[str]:
+def span_refs(all_details: Iterable[JSON]) -> list[str]:
     """The span ids span creates name (their own and their parents'), to look up at once."""
+    refs: list[str] = []
     for details in all_details:
-        for ref in (details.get("id"), details.get("parent_span_id")):
-            if isinstance(ref, str):
-                yield ref
+        ref = details.get("id")
+        if isinstance(ref, str):
+            refs.append(ref)
+        ref = details.get("parent_span_id")
+        if isinstance(ref, str):
+            refs.append(ref)
+    return refs
 
 
 def check_span_details(details: JSON) -> SpanFields:
