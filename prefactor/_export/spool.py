@@ -123,14 +123,16 @@ class Spool:
         kept: list[Record] = []
         dropped: list[Drop] = []
         now = time.time()
-        for unit in coalesce(records):
-            wire = wire_form(unit, dropped)
+        batch = coalesce(records)
+        for unit in batch.units:
+            origin = batch.origin(unit)
+            wire = wire_form(unit, origin, dropped)
             if wire is None:
                 continue
             item, blob = wire
-            key, count = item["idempotency_key"], len(unit.origin)
-            rows.append((destination, unit.record.instance_id, unit.kind, key, blob, count, now))
-            kept.extend(unit.origin)
+            key, count = item["idempotency_key"], len(origin)
+            rows.append((destination, unit.instance_id, unit.kind, key, blob, count, now))
+            kept.extend(origin)
         if rows:
             self._write(
                 "INSERT OR IGNORE INTO spool"

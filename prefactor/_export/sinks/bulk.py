@@ -28,7 +28,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
@@ -48,7 +48,7 @@ __all__ = [
     "BulkRequestError",
     "BulkSink",
     "BulkUnsupportedError",
-    "Unit",
+    "Coalesced",
     "coalesce",
     "wire_form",
 ]
@@ -66,28 +66,36 @@ _ITEM_INDEX = re.compile(r"^items\[(\d+)\]")
 _NEXT, _STOPPED, _AGAIN = object(), object(), object()
 
 
-class Unit(NamedTuple):
-    """One wire item and the records it carries (two for a coalesced span).
+class Coalesced:
+    """A batch as wire units: one record per item, and what each merged record stands for.
 
-    A named tuple: one is made per record of every batch, and a tuple is built
-    in half the time of a frozen dataclass.
+    ``units`` are records; a span created and finished within the batch is
+    one merged create, and ``merged`` maps its ``id()`` to the two records it
+    carries. Nothing else is allocated per record: a batch waits for its
+    answer for a whole round trip, and every object it holds is one more for
+    the garbage collector to walk meanwhile.
     """
 
-    record: Record
-    origin: tuple[Record, ...]
+    __slots__ = ("merged", "units")
 
-    @property
-    def kind(self) -> str:
-        return self.record.kind
+    def __init__(self, units: list[Record], merged: dict[int, tuple[Record, ...]]) -> None:
+        self.units = units
+        self.merged = merged
+
+    def origin(self, unit: Record) -> tuple[Record, ...]:
+        """The records ``unit`` carries: itself, or the create and finish it merges."""
+        found = self.merged.get(id(unit))
+        return (unit,) if found is None else found
 
 
-def coalesce(batch: Sequence[Record]) -> list[Unit]:
+def coalesce(batch: Sequence[Record]) -> Coalesced:
     """Merge each active span's create with its finish later in the same batch.
 
     The merged create takes the create's place, so a child created after its
     parent's create still follows it.
     """
-    units: list[Unit] = []
+    units: list[Record] = []
+    merged: dict[int, tuple[Record, ...]] = {}
     open_creates: dict[str, int] = {}
     for record in batch:
         if isinstance(record, CreateSpan) and record.status == "active":
@@ -95,31 +103,34 @@ def coalesce(batch: Sequence[Record]) -> list[Unit]:
         elif isinstance(record, FinishSpan):
             index = open_creates.pop(record.span_id, None)
             if index is not None:
-                create = units[index].record
+                create = units[index]
                 assert isinstance(create, CreateSpan)
-                units[index] = Unit(create.merged_with(record), (*units[index].origin, record))
+                both = units[index] = create.merged_with(record)
+                merged[id(both)] = (create, record)
                 continue
-        units.append(Unit(record, (record,)))
-    return units
+        units.append(record)
+    return Coalesced(units, merged)
 
 
-def wire_form(unit: Unit, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
+def wire_form(
+    unit: Record, origin: tuple[Record, ...], dropped: list[Drop]
+) -> tuple[JSONDict, bytes] | None:
     """The unit's wire item and its JSON encoding, made once.
 
     Returns:
-        ``None`` when the item cannot be written: its records are then added
-        to ``dropped`` (``unencodable``; with the error when building the item
-        raised, which is a bug of the SDK's).
+        ``None`` when the item cannot be written: the records it carries
+        (``origin``) are then added to ``dropped`` (``unencodable``; with the
+        error when building the item raised, which is a bug of the SDK's).
     """
     try:
-        item = unit.record.to_bulk_item()
+        item = unit.to_bulk_item()
     except Exception as exc:
-        dropped.extend(unwritable(record, exc) for record in unit.origin)
+        dropped.extend(unwritable(record, exc) for record in origin)
         return None
     try:
         return item, orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
-        dropped.extend(Drop(r, DropReason.UNENCODABLE, str(exc)) for r in unit.origin)
+        dropped.extend(Drop(r, DropReason.UNENCODABLE, str(exc)) for r in origin)
         return None
 
 
@@ -130,10 +141,11 @@ class _Delivery(Generic[ItemT]):
     ``units``, ``keys`` (each item's idempotency key) and ``items`` (what the
     sink keeps of each) run side by side. Units leave them only when refused
     before the rest is sent again; everything before the current position has
-    been settled.
+    been settled. ``batch`` tells which records a unit carries.
     """
 
-    units: list[Unit] = field(default_factory=list)
+    batch: Coalesced
+    units: list[Record] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     items: list[ItemT] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
@@ -223,7 +235,8 @@ class BulkSink(ABC, Generic[ItemT]):
             while start < len(run.units):
                 start = await self._send_from(run, start)
         except TransientExportError as exc:
-            unsettled = {id(record) for unit in run.units[start:] for record in unit.origin}
+            origin = run.batch.origin
+            unsettled = {id(record) for unit in run.units[start:] for record in origin(unit)}
             raise TransientExportError(
                 str(exc),
                 exc.retry_after,
@@ -232,12 +245,12 @@ class BulkSink(ABC, Generic[ItemT]):
             ) from None
         return run.result()
 
-    def _delivery(self, units: list[Unit]) -> _Delivery[ItemT]:
-        """The delivery of ``units``, each encoded once; those that cannot be are set aside."""
-        run: _Delivery[ItemT] = _Delivery()
-        keep = self._keep
-        for unit in units:
-            wire = wire_form(unit, run.dropped)
+    def _delivery(self, batch: Coalesced) -> _Delivery[ItemT]:
+        """The delivery of ``batch``, each unit encoded once; those that cannot be are set aside."""
+        run: _Delivery[ItemT] = _Delivery(batch)
+        keep, origin = self._keep, batch.origin
+        for unit in batch.units:
+            wire = wire_form(unit, origin(unit), run.dropped)
             if wire is not None:
                 item, encoded = wire
                 run.units.append(unit)
@@ -315,9 +328,7 @@ class BulkSink(ABC, Generic[ItemT]):
             control = output.get("control")
             if isinstance(control, Mapping) and control.get("terminate"):
                 reason = control.get("reason")
-                run.terminations[unit.record.instance_id] = (
-                    reason if isinstance(reason, str) else None
-                )
+                run.terminations[unit.instance_id] = reason if isinstance(reason, str) else None
             return _NEXT
         code = str(output.get("code", "unknown"))
         if (unit.kind, code) in _ALREADY_DONE:
@@ -330,4 +341,5 @@ class BulkSink(ABC, Generic[ItemT]):
 
     @staticmethod
     def _reject(run: _Delivery[ItemT], index: int, code: str, message: str) -> None:
-        run.rejected.extend(Rejection(record, code, message) for record in run.units[index].origin)
+        origin = run.batch.origin(run.units[index])
+        run.rejected.extend(Rejection(record, code, message) for record in origin)
