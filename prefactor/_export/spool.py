@@ -125,11 +125,11 @@ class Spool:
         now = time.time()
         batch = coalesce(records)
         for unit in batch.units:
-            origin = batch.origin(unit)
-            wire = wire_form(unit, origin, dropped)
+            wire = wire_form(unit, batch, dropped)
             if wire is None:
                 continue
             item, blob = wire
+            origin = batch.origin(unit)
             key, count = item["idempotency_key"], len(origin)
             rows.append((destination, unit.instance_id, unit.kind, key, blob, count, now))
             kept.extend(origin)

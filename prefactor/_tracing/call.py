@@ -313,9 +313,7 @@ def _new_instance(spec: Spec, tracer: Tracer) -> InstanceState:
     """The instance a call outside any span is the root of: the spec's agent's, or the tracer's."""
     if spec.new_instance is not None:
         return spec.new_instance(tracer)
-    inst = tracer.new_instance(
-        agent_version={"name": tracer.agent_id, "external_identifier": "unversioned"}
-    )
+    inst = tracer.new_instance(agent_version=tracer.unversioned)
     tracer.start_instance(inst)
     return inst
 

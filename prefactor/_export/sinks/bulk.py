@@ -112,25 +112,24 @@ def coalesce(batch: Sequence[Record]) -> Coalesced:
     return Coalesced(units, merged)
 
 
-def wire_form(
-    unit: Record, origin: tuple[Record, ...], dropped: list[Drop]
-) -> tuple[JSONDict, bytes] | None:
-    """The unit's wire item and its JSON encoding, made once.
+def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
+    """The wire item of ``unit`` (one of ``batch``'s) and its JSON encoding, made once.
 
     Returns:
-        ``None`` when the item cannot be written: the records it carries
-        (``origin``) are then added to ``dropped`` (``unencodable``; with the
-        error when building the item raised, which is a bug of the SDK's).
+        ``None`` when the item cannot be written: the records it carries are
+        then added to ``dropped`` (``unencodable``; with the error when
+        building the item raised, which is a bug of the SDK's).
     """
     try:
         item = unit.to_bulk_item()
     except Exception as exc:
-        dropped.extend(unwritable(record, exc) for record in origin)
+        dropped.extend(unwritable(record, exc) for record in batch.origin(unit))
         return None
     try:
         return item, orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
-        dropped.extend(Drop(r, DropReason.UNENCODABLE, str(exc)) for r in origin)
+        reason, message = DropReason.UNENCODABLE, str(exc)
+        dropped.extend(Drop(record, reason, message) for record in batch.origin(unit))
         return None
 
 
@@ -248,9 +247,9 @@ class BulkSink(ABC, Generic[ItemT]):
     def _delivery(self, batch: Coalesced) -> _Delivery[ItemT]:
         """The delivery of ``batch``, each unit encoded once; those that cannot be are set aside."""
         run: _Delivery[ItemT] = _Delivery(batch)
-        keep, origin = self._keep, batch.origin
+        keep = self._keep
         for unit in batch.units:
-            wire = wire_form(unit, origin(unit), run.dropped)
+            wire = wire_form(unit, batch, run.dropped)
             if wire is not None:
                 item, encoded = wire
                 run.units.append(unit)
