@@ -66,9 +66,20 @@ class _Lane:
     and a dataclass's field factories cost several times its construction.
     """
 
-    __slots__ = ("attempt", "busy", "records", "retry", "retry_at", "riders", "seqs", "since")
+    __slots__ = (
+        "attempt",
+        "busy",
+        "key",
+        "records",
+        "retry",
+        "retry_at",
+        "riders",
+        "seqs",
+        "since",
+    )
 
-    def __init__(self, since: float) -> None:
+    def __init__(self, key: str, since: float) -> None:
+        self.key = key  # the instance's id
         self.records: collections.deque[Record] = collections.deque()
         self.seqs: collections.deque[int] = collections.deque()
         self.since = since  # when the oldest waiting record arrived (roughly)
@@ -78,7 +89,7 @@ class _Lane:
         self.attempt = 0
         # The other lanes whose records ride in this lane's batch (in flight or waiting to
         # be retried): they stay busy until it is settled, so none of them sends ahead of it.
-        self.riders: tuple[tuple[str, _Lane], ...] = ()
+        self.riders: tuple[_Lane, ...] = ()
 
 
 class ExportWorker:
@@ -331,7 +342,7 @@ class ExportWorker:
                 else:
                     found = lanes.get(key)
                     if found is None:
-                        found = lanes[key] = _Lane(since=now)
+                        found = lanes[key] = _Lane(key, now)
                     lane, last_key, last_lane = found, key, found
                 if not lane.records:
                     lane.since = now
@@ -396,7 +407,7 @@ class ExportWorker:
         taken: list[Record] = []
         seqs: list[int] = []
         _take(lane, room, taken, seqs)
-        riders: list[tuple[str, _Lane]] = []
+        riders: list[_Lane] = []
         # A spooled instance's records go to the spool: they never take others with them.
         spooling = self._spooling()
         if (
@@ -411,7 +422,7 @@ class ExportWorker:
                     continue
                 _take(other, room - len(taken), taken, seqs)
                 other.busy = True
-                riders.append((key, other))
+                riders.append(other)
                 if len(taken) >= room:
                     break
             if riders:
@@ -444,19 +455,20 @@ class ExportWorker:
 
     def _release_riders(self, lane: _Lane) -> None:
         """Free the lanes that rode in ``lane``'s settled batch (dropping those left empty)."""
-        for key, rider in lane.riders:
+        for rider in lane.riders:
             rider.busy = False
-            if not rider.records and rider.retry is None and self._lanes.get(key) is rider:
-                del self._lanes[key]
+            if not rider.records and rider.retry is None and self._lanes.get(rider.key) is rider:
+                del self._lanes[rider.key]
         lane.riders = ()
 
     async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
-            keys = {key, *(rider for rider, _ in lane.riders)}
-            for state, records in list(batch.owed.items()):
-                if not state.spooled_instances.isdisjoint(keys):
-                    self._ledger.divert(batch, state, records)  # behind its earlier records
+            if self._spooling():
+                keys = {key, *(rider.key for rider in lane.riders)}
+                for state, records in list(batch.owed.items()):
+                    if not state.spooled_instances.isdisjoint(keys):
+                        self._ledger.divert(batch, state, records)  # behind its earlier records
             owed = list(batch.owed.items())
             if len(owed) == 1:
                 errors = [await self._deliver_to(batch, *owed[0])]
@@ -616,7 +628,12 @@ class ExportWorker:
 
 def _take(lane: _Lane, count: int, records: list[Record], seqs: list[int]) -> None:
     """Move up to ``count`` of the lane's oldest records (and their numbers) to the lists."""
-    take = min(count, len(lane.records))
+    if count >= len(lane.records):  # the whole lane (a root call's four records, say)
+        records.extend(lane.records)
+        seqs.extend(lane.seqs)
+        lane.records.clear()
+        lane.seqs.clear()
+        return
     pop, pop_seq = lane.records.popleft, lane.seqs.popleft
-    records.extend([pop() for _ in range(take)])
-    seqs.extend([pop_seq() for _ in range(take)])
+    records.extend([pop() for _ in range(count)])
+    seqs.extend([pop_seq() for _ in range(count)])
