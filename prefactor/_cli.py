@@ -34,33 +34,43 @@ __all__ = ["build_parser", "main"]
 SERVER_EXTRA_HINT = "prefactor serve needs the server extra: pip install 'prefactor[server]'"
 
 
-_TOKEN_FLAG_REFUSED = (
-    "prefactor serve: --token is not accepted, since every local user can read a process's"
-    " command line; put the token in PREFACTOR_API_TOKEN or in a file named by --token-file"
-)
+def _token_flag_refused(command: str) -> str:
+    return (
+        f"{command}: --token is not accepted, since every local user can read a"
+        " process's command line; put the token in PREFACTOR_API_TOKEN or in a file named by"
+        " --token-file"
+    )
 
 
-def _serve_token(args: argparse.Namespace) -> tuple[str, str | None]:
-    """The token ``serve`` requires and where it came from (``None``: generated here).
+def _given_token(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The bearer token given to a command and where it came from, else ``None``.
+
+    One rule for every command: the file named by ``--token-file`` (surrounding
+    whitespace ignored), else ``PREFACTOR_API_TOKEN``; never the command line.
 
     Raises:
         OSError: the token file cannot be read.
-        ValueError: the token file is empty.
+        PrefactorConfigError: the token file is empty.
     """
     if args.token_file is not None:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
         if not token:
-            raise ValueError(f"the token file {args.token_file} is empty")
+            raise PrefactorConfigError(f"the token file {args.token_file} is empty")
         return token, f"the file {args.token_file}"
     token = os.environ.get("PREFACTOR_API_TOKEN") or ""
-    if token:
-        return token, "PREFACTOR_API_TOKEN"
-    return secrets.token_urlsafe(24), None
+    return (token, "PREFACTOR_API_TOKEN") if token else None
+
+
+def _add_token_options(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--token-file", default=None, metavar="PATH", help=help_text)
+    # Refused with an explanation rather than unknown: a token on the command line is
+    # readable by every local user for as long as the process runs.
+    parser.add_argument("--token", default=None, help=argparse.SUPPRESS)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.token is not None:
-        print(_TOKEN_FLAG_REFUSED, file=sys.stderr)
+        print(f"prefactor {_token_flag_refused('serve')}", file=sys.stderr)
         return 2
     if any(find_spec(name) is None for name in ("fastapi", "uvicorn", "jinja2")):
         print(SERVER_EXTRA_HINT, file=sys.stderr)
@@ -73,7 +83,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # A string, not a Path: a Path would fold the '//' of a postgresql:// URL.
     db = args.db or os.environ.get("PREFACTOR_DB") or str(DEFAULT_DB_PATH)
     try:
-        token, source = _serve_token(args)
+        # Generated (and printed by the banner) when none is given.
+        token, source = _given_token(args) or (secrets.token_urlsafe(24), None)
         result: int = serving.serve(
             host=args.host,
             port=args.port,
@@ -106,15 +117,9 @@ def _add_serve(commands: Any) -> None:
         default=None,
         help="a SQLite file or a postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
-    parser.add_argument(
-        "--token-file",
-        default=None,
-        metavar="PATH",
-        help="read the bearer token from this file (else PREFACTOR_API_TOKEN, else generated)",
+    _add_token_options(
+        parser, "read the bearer token from this file (else PREFACTOR_API_TOKEN, else generated)"
     )
-    # Refused with an explanation rather than unknown: a token on the command line is
-    # readable by every local user for as long as the server runs.
-    parser.add_argument("--token", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes on the one port (1)"
     )
@@ -122,21 +127,31 @@ def _add_serve(commands: Any) -> None:
 
 
 def _source(args: argparse.Namespace) -> HttpClientConfig | None:
-    """The server to read from (``--url``/``--token`` or the environment), else ``None``."""
+    """The server to read from (``--url`` or the environment, with its token), else ``None``.
+
+    Raises:
+        PrefactorConfigError: ``--token`` was given, ``--url`` without a token, or an
+            empty token file.
+        OSError: the token file cannot be read.
+    """
+    if args.token is not None:
+        raise PrefactorConfigError(_token_flag_refused(args.command))
     url = args.url or os.environ.get("PREFACTOR_API_URL")
-    token = args.token or os.environ.get("PREFACTOR_API_TOKEN")
-    if url and token:
-        return HttpClientConfig(api_url=url, api_token=SecretStr(token))
+    given = _given_token(args)
+    if url and given is not None:
+        return HttpClientConfig(api_url=url, api_token=SecretStr(given[0]))
     if args.url:
-        raise PrefactorConfigError("--url needs a token: --token or PREFACTOR_API_TOKEN")
+        raise PrefactorConfigError("--url needs a token: --token-file or PREFACTOR_API_TOKEN")
     return None
 
 
 def _read_errors(run: Any) -> int:
     try:
         result: int = run()
+    except BrokenPipeError:
+        raise  # the reader went away: main() stops quietly
     except (
-        FileNotFoundError,
+        OSError,  # a store or token file that cannot be read
         LookupError,
         PrefactorConfigError,
         PrefactorHttpError,
@@ -196,7 +211,7 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         help="store file or postgresql:// URL (PREFACTOR_DB, else ./.prefactor/traces.db)",
     )
     parser.add_argument("--url", default=None, help="read from this Prefactor API instead")
-    parser.add_argument("--token", default=None, help="its bearer token (PREFACTOR_API_TOKEN)")
+    _add_token_options(parser, "read its bearer token from this file (else PREFACTOR_API_TOKEN)")
 
 
 def _add_traces(commands: Any) -> None:
@@ -284,8 +299,8 @@ def _add_push(commands: Any) -> None:
         "--spool", default=DEFAULT_SPOOL_PATH, help=f"the spool file ({DEFAULT_SPOOL_PATH})"
     )
     parser.add_argument("--url", default=None, help="the Prefactor API (PREFACTOR_API_URL)")
-    # The token only from the environment: a command line is visible to other users.
-    parser.set_defaults(handler=_cmd_push, token=None)
+    _add_token_options(parser, "read its bearer token from this file (else PREFACTOR_API_TOKEN)")
+    parser.set_defaults(handler=_cmd_push)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,13 @@ from typing import Literal
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from prefactor._export.sinks.base import ExportResult, Rejection, TransientExportError
+from prefactor._export.base import unwritable
+from prefactor._export.sinks.base import (
+    Drop,
+    ExportResult,
+    Rejection,
+    TransientExportError,
+)
 from prefactor._otel.config import OtlpConfig
 from prefactor._otel.encode import encode_request, resource_attributes
 from prefactor._otel.spans import InstanceTrack, OtelSpan
@@ -141,26 +147,21 @@ class OtlpSink:
             else InstanceTrack(instance_id, payloads=self._config.payloads)
         )
         spans: list[OtelSpan] = []
-        rejected: list[Rejection] = []
+        dropped: list[Drop] = []
         for record in batch:
             try:
                 spans.extend(track.feed(record.to_bulk_item()))
             except Exception as exc:  # one record that cannot be read costs only itself
-                logger.warning(
-                    "prefactor: OTLP sink set aside a %s record (%s): %r",
-                    record.kind,
-                    record.idempotency_key,
-                    exc,
-                )
-                rejected.append(Rejection(record, "encoding_error", repr(exc)))
+                dropped.append(unwritable(record, exc))
+        rejected: tuple[Rejection, ...] = ()
         if spans:
             refusal = await self._send(spans)
             if refusal is not None:
                 code, message = refusal
-                taken = {id(r.record) for r in rejected}
-                rejected.extend(Rejection(r, code, message) for r in batch if id(r) not in taken)
+                taken = {id(d.record) for d in dropped}
+                rejected = tuple(Rejection(r, code, message) for r in batch if id(r) not in taken)
         self._keep(instance_id, track)
-        return ExportResult(rejected=tuple(rejected))
+        return ExportResult(rejected=rejected, dropped=tuple(dropped))
 
     def _keep(self, instance_id: str, track: InstanceTrack) -> None:
         self._tracks.pop(instance_id, None)

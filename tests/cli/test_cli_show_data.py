@@ -207,13 +207,14 @@ def test_show_reads_every_span_of_a_run_larger_than_one_page(
 
 
 def test_show_and_traces_print_the_same_data_from_a_server(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with LocalServer(tmp_path / "server.db") as server:
         server.route_tracer(strict=False)
         show_agent("remote")
         assert runtime.flush(10)
-        source = ["--url", server.url, f"--token={server.token}"]
+        monkeypatch.setenv("PREFACTOR_API_TOKEN", server.token)
+        source = ["--url", server.url]
         code, out, _ = _run(capsys, "traces", "--json", "--agent", "show-agent", *source)
         assert code == 0
         (listed,) = json.loads(out)

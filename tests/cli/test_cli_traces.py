@@ -116,7 +116,9 @@ def test_traces_and_show_read_a_server(tmp_path: Path, capsys: pytest.CaptureFix
             assert runtime.flush(10)
         finally:
             runtime.shutdown()
-        source: list[Any] = ["--url", server.url, f"--token={server.token}"]
+        token_file = tmp_path / "token"
+        token_file.write_text(f"  {server.token}\n", encoding="utf-8")
+        source: list[Any] = ["--url", server.url, "--token-file", str(token_file)]
         code, out, _ = _run(capsys, "traces", *source)
         assert code == 0
         (line,) = out.splitlines()
@@ -134,6 +136,29 @@ def test_url_without_a_token_is_refused(
     code, _, err = _run(capsys, "traces", "--url", "http://127.0.0.1:9")
     assert code == 1
     assert "needs a token" in err
+
+
+@pytest.mark.parametrize("command", ["traces", "show", "push"])
+def test_a_token_on_the_command_line_is_refused_without_being_printed(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "a-secret-token-0123456789"
+    code, out, err = _run(capsys, command, "--url", "http://127.0.0.1:9", "--token", token)
+    assert code == 1
+    assert f"{command}: --token is not accepted" in err
+    assert "--token-file" in err
+    assert token not in out + err
+
+
+def test_an_empty_token_file_is_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("\n", encoding="utf-8")
+    argv = ["traces", "--url", "http://127.0.0.1:9", "--token-file", str(token_file)]
+    code, _, err = _run(capsys, *argv)
+    assert code == 1
+    assert f"the token file {token_file} is empty" in err
 
 
 def test_output_into_a_closed_pipe_stops_quietly(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from otlp_receiver import OtlpReceiver, attributes
 from prefactor import _runtime as runtime
 from prefactor._config import QueueConfig
 from prefactor._export.sinks import MemorySink
-from prefactor._export.sinks.base import Rejection
+from prefactor._export.sinks.base import ExportResult
 from prefactor._ids import generate_pfid
 from prefactor._otel import sink as otlp_sink
 from prefactor._otel.ids import span_id_for, trace_id_for
@@ -283,14 +283,17 @@ def test_a_record_that_cannot_be_read_costs_only_itself(receiver: OtlpReceiver) 
     ]
     sink = OtlpSink(receiver.url)
 
-    async def deliver() -> tuple[Rejection, ...]:
+    async def deliver() -> ExportResult:
         try:
-            return (await sink.export(batch)).rejected
+            return await sink.export(batch)
         finally:
             await sink.aclose()
 
-    (rejection,) = asyncio.run(deliver())
-    assert rejection.record is bad
+    result = asyncio.run(deliver())
+    assert result.rejected == ()
+    (drop,) = result.dropped
+    assert (drop.record, drop.reason) == (bad, "unencodable")
+    assert isinstance(drop.error, RuntimeError)
     assert {attributes(s).get("prefactor.span.id") for s in receiver.spans()} == {good_id, None}
 
 
