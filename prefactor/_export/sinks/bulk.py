@@ -325,7 +325,8 @@ class BulkSink(ABC, Generic[ItemT]):
         unit = run.units[index]
         if output.get("status") == "success":
             control = output.get("control")
-            if isinstance(control, Mapping) and control.get("terminate"):
+            # None first: most answers carry no control, and an ABC check costs per item.
+            if control is not None and isinstance(control, Mapping) and control.get("terminate"):
                 reason = control.get("reason")
                 run.terminations[unit.instance_id] = reason if isinstance(reason, str) else None
             return _NEXT
