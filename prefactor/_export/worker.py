@@ -352,6 +352,11 @@ class ExportWorker:
 
     def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start batches for ready lanes; return when the next waiting lane becomes ready."""
+        if self._in_flight_batches >= self._config.num_workers:
+            # Nothing can start: the batch that finishes first wakes the worker, which comes
+            # back here. Not scanning the lanes meanwhile matters when thousands wait (a
+            # root call of @traced is a lane of its own).
+            return None
         now = time.monotonic()
         urgent = bool(self._markers) or self.closing
         interval, batch_size = self._config.flush_interval, self._batch_size
