@@ -267,6 +267,10 @@ class BulkSink(ABC, Generic[ItemT]):
 
     def _request_end(self, run: _Delivery[ItemT], start: int) -> int:
         """End of the next bulk request: before a single-endpoint type or a repeated key."""
+        if not self._single_types:  # the usual case: the rest, unless a key repeats
+            rest = run.keys[start:]
+            if len(set(rest)) == len(rest):
+                return len(run.keys)
         keys: set[str] = set()
         end = start
         while end < len(run.units) and run.units[end].kind not in self._single_types:
