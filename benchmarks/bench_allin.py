@@ -29,6 +29,10 @@ Backends:
 Every sample is verified: the spans it made are read back from the store
 (or counted by the receiver), and a sample that lost any fails the run.
 
+The garbage collector's collections per 1,000 calls are counted over the
+same span as the all-in CPU (``gc.callbacks``): every container a span keeps
+alive, in the caller's path or the exporter's, brings the next one nearer.
+
 Targets (issue 15): nested all-in, ours/otel <= 0.33 (http and embedded);
 root all-in, ours/otel <= 0.67.
 """
@@ -139,16 +143,31 @@ def helpers(tmp: Path) -> Iterator[dict[str, str]]:
 
 
 def _measure(run: Callable[[int], object], flush: Callable[[], object], n: int) -> dict[str, float]:
-    """Warm up, then CPU per call of ``run(n)``: all-in (until ``flush`` returns) and caller's."""
+    """Warm up, then CPU per call of ``run(n)``: all-in (until ``flush`` returns) and caller's.
+
+    Also counts the garbage collector's collections of each generation over
+    the same span (``gc.callbacks``; the process's settings are left alone).
+    """
     run(WARM_UP)
     flush()
     gc.collect()
+    collections = [0, 0, 0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collections[info["generation"]] += 1
+
+    gc.callbacks.append(collected)
     cpu, own = time.process_time_ns(), time.thread_time_ns()
     run(n)
     called = time.thread_time_ns()
     flush()
     done = time.process_time_ns()
-    return {"allin": (done - cpu) / n / 1000, "caller": (called - own) / n / 1000}
+    gc.callbacks.remove(collected)
+    out = {"allin": (done - cpu) / n / 1000, "caller": (called - own) / n / 1000}
+    for generation, count in enumerate(collections):
+        out[f"gc{generation}"] = count * 1000 / n
+    return out
 
 
 def _stored(db: str, agent_id: str) -> tuple[int, int]:
@@ -319,6 +338,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{shape + ' ' + backend:<18}{allin:>10.2f}{allin / otel_allin:>11.2f}"
                 f"{caller:>11.2f}{caller / otel_caller:>11.2f}  {stored:,} verified"
             )
+    print(f"garbage collections per 1,000 calls (medians): {'gen0':>8}{'gen1':>8}{'gen2':>8}")
+    for shape in SHAPES:
+        for backend in BACKENDS:
+            counts = "".join(f"{median(backend, shape, f'gc{g}'):>8.2f}" for g in range(3))
+            print(f"{'gc ' + shape + ' ' + backend:<47}{counts}")
     print(
         f"nested: {args.spans:,} @traced calls in one @agent run per sample;"
         f" root: {args.roots:,} calls, each its own instance"

@@ -121,6 +121,8 @@ def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
             row = rf"^{shape} {backend}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+{spans} verified$"
             assert re.search(row, out, re.M), out
         assert re.search(rf"^{shape} otel\s+[\d.]+\s+1\.00\s+[\d.]+\s+1\.00\s+", out, re.M), out
+        for backend in ("http", "embedded", "otel"):
+            assert re.search(rf"^gc {shape} {backend}(\s+[\d.]+){{3}}$", out, re.M), out
     assert "targets: nested all-in ours/otel <= 0.33 (http, embedded);" in out
 
 

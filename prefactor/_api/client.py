@@ -27,7 +27,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
@@ -194,11 +194,11 @@ class PrefactorApiClient:
         self,
         method: str,
         path: str,
-        body: JSON | None,
+        body: JSON | bytes | None,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
     ) -> JSON:
-        content = orjson.dumps(body) if body is not None else None
+        content = body if body is None or type(body) is bytes else orjson.dumps(body)
         response = await self._http.request(
             method, path, content=content, params=params, headers=headers
         )
@@ -225,7 +225,7 @@ class PrefactorApiClient:
         self,
         method: str,
         path: str,
-        body: JSON | None = None,
+        body: JSON | bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> JSON:
@@ -444,8 +444,11 @@ class PrefactorApiClient:
         path = "/api/v1/bulk"
         return self._parse(BulkResponse, await self._request("POST", path, {"items": items}), path)
 
-    async def bulk_outcomes(self, items: list[JSON]) -> dict[str, Mapping[str, Any]]:
-        """``POST /api/v1/bulk`` for each item's outcome only (what the exporter needs).
+    async def bulk_outcomes(self, items: Sequence[bytes]) -> dict[str, Mapping[str, Any]]:
+        """``POST /api/v1/bulk`` of items already JSON-encoded, for each one's outcome only.
+
+        The exporter encodes each item once, as it builds it, and keeps only
+        the bytes; the request's body is those bytes joined.
 
         Asks for ``Prefer: return=minimal`` (RFC 7240): a server that honours it
         (``prefactor serve`` does) answers each successful item with its
@@ -462,7 +465,8 @@ class PrefactorApiClient:
             PrefactorResponseContractError: the answer is not the contract's shape.
         """
         path = "/api/v1/bulk"
-        data = await self._request("POST", path, {"items": items}, headers=_PREFER_MINIMAL)
+        body = b'{"items":[' + b",".join(items) + b"]}"
+        data = await self._request("POST", path, body, headers=_PREFER_MINIMAL)
         outputs = data.get("outputs")
         if data.get("status") != "success" or not isinstance(outputs, dict):
             self._parse(BulkResponse, data, path)  # raises, naming what is wrong

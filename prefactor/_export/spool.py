@@ -31,9 +31,8 @@ from pathlib import Path
 
 import orjson
 
-from prefactor._export.base import Drop, Sink, TransientExportError, unwritable
-from prefactor._export.sinks.bulk import coalesce
-from prefactor._export.stats import DropReason
+from prefactor._export.base import Drop, Sink, TransientExportError
+from prefactor._export.sinks.bulk import coalesce, wire_form
 from prefactor._records import JSONDict, Record
 
 __all__ = ["DEFAULT_SPOOL_PATH", "PushResult", "Spool", "SpooledItem", "push"]
@@ -124,20 +123,16 @@ class Spool:
         kept: list[Record] = []
         dropped: list[Drop] = []
         now = time.time()
-        for unit in coalesce(records):
-            try:
-                item = unit.record.to_bulk_item()
-            except Exception as exc:
-                dropped.extend(unwritable(record, exc) for record in unit.origin)
+        batch = coalesce(records)
+        for unit in batch.units:
+            wire = wire_form(unit, batch, dropped)
+            if wire is None:
                 continue
-            try:
-                blob = orjson.dumps(item)
-            except orjson.JSONEncodeError as exc:
-                dropped.extend(Drop(r, DropReason.UNENCODABLE, str(exc)) for r in unit.origin)
-                continue
-            key, count = item["idempotency_key"], len(unit.origin)
-            rows.append((destination, unit.record.instance_id, unit.kind, key, blob, count, now))
-            kept.extend(unit.origin)
+            item, blob = wire
+            origin = batch.origin(unit)
+            key, count = item["idempotency_key"], len(origin)
+            rows.append((destination, unit.instance_id, unit.kind, key, blob, count, now))
+            kept.extend(origin)
         if rows:
             self._write(
                 "INSERT OR IGNORE INTO spool"

@@ -33,7 +33,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from prefactor._config import QueueConfig
@@ -60,20 +59,37 @@ class FlushMarker:
         self.remaining = 0
 
 
-@dataclass(slots=True, eq=False)
 class _Lane:
-    """The records of one instance, waiting in order, and their drain sequence numbers."""
+    """The records of one instance, waiting in order, and their drain sequence numbers.
 
-    records: collections.deque[Record] = field(default_factory=collections.deque)
-    seqs: collections.deque[int] = field(default_factory=collections.deque)
-    since: float = 0.0  # when the oldest waiting record arrived (roughly)
-    busy: bool = False
-    retry: Batch | None = None
-    retry_at: float = 0.0
-    attempt: int = 0
-    # The other lanes whose records ride in this lane's batch (in flight or waiting to be
-    # retried): they stay busy until it is settled, so none of them sends ahead of it.
-    riders: tuple[tuple[str, _Lane], ...] = ()
+    A plain class: a lane is made per instance (per root call of ``@traced``),
+    and a dataclass's field factories cost several times its construction.
+    """
+
+    __slots__ = (
+        "attempt",
+        "busy",
+        "key",
+        "records",
+        "retry",
+        "retry_at",
+        "riders",
+        "seqs",
+        "since",
+    )
+
+    def __init__(self, key: str, since: float) -> None:
+        self.key = key  # the instance's id
+        self.records: collections.deque[Record] = collections.deque()
+        self.seqs: collections.deque[int] = collections.deque()
+        self.since = since  # when the oldest waiting record arrived (roughly)
+        self.busy = False
+        self.retry: Batch | None = None
+        self.retry_at = 0.0
+        self.attempt = 0
+        # The other lanes whose records ride in this lane's batch (in flight or waiting to
+        # be retried): they stay busy until it is settled, so none of them sends ahead of it.
+        self.riders: tuple[_Lane, ...] = ()
 
 
 class ExportWorker:
@@ -326,7 +342,7 @@ class ExportWorker:
                 else:
                     found = lanes.get(key)
                     if found is None:
-                        found = lanes[key] = _Lane(since=now)
+                        found = lanes[key] = _Lane(key, now)
                     lane, last_key, last_lane = found, key, found
                 if not lane.records:
                     lane.since = now
@@ -336,13 +352,18 @@ class ExportWorker:
 
     def _dispatch(self, tasks: set[asyncio.Task[None]]) -> float | None:
         """Start batches for ready lanes; return when the next waiting lane becomes ready."""
+        if self._in_flight_batches >= self._config.num_workers:
+            # Nothing can start: the batch that finishes first wakes the worker, which comes
+            # back here. Not scanning the lanes meanwhile matters when thousands wait (a
+            # root call of @traced is a lane of its own).
+            return None
         now = time.monotonic()
         urgent = bool(self._markers) or self.closing
         interval, batch_size = self._config.flush_interval, self._batch_size
         next_due: float | None = None
         # Records a mixed batch could take: a batch's worth of them, however many
         # instances they belong to, is ready at once (like one lane's full batch).
-        pooled = self._pooled() if self._mixed else 0
+        pooled = self._pooled(batch_size) if self._mixed else 0
         for key, lane in list(self._lanes.items()):
             if lane.busy:
                 continue
@@ -391,17 +412,22 @@ class ExportWorker:
         taken: list[Record] = []
         seqs: list[int] = []
         _take(lane, room, taken, seqs)
-        riders: list[tuple[str, _Lane]] = []
+        riders: list[_Lane] = []
         # A spooled instance's records go to the spool: they never take others with them.
-        if self._mixed and len(taken) < room and not self._spooled(taken[0].instance_id):
+        spooling = self._spooling()
+        if (
+            self._mixed
+            and len(taken) < room
+            and not (spooling and self._spooled(taken[0].instance_id))
+        ):
             for key, other in self._lanes.items():
                 if other.busy or other.retry is not None or not other.records or other is lane:
                     continue
-                if self._spooled(key):
+                if spooling and self._spooled(key):
                     continue
                 _take(other, room - len(taken), taken, seqs)
                 other.busy = True
-                riders.append((key, other))
+                riders.append(other)
                 if len(taken) >= room:
                     break
             if riders:
@@ -410,33 +436,44 @@ class ExportWorker:
         owed: dict[SinkState, Sequence[Record]] = dict.fromkeys(self._sinks, taken)
         return Batch(taken, seqs, owed)
 
-    def _pooled(self) -> int:
-        """How many records wait in lanes free to send (not busy, not waiting for a retry)."""
-        return sum(
-            len(lane.records)
-            for lane in self._lanes.values()
-            if not lane.busy and lane.retry is None
-        )
+    def _pooled(self, enough: int) -> int:
+        """How many records wait in lanes free to send (not busy, not waiting for a retry).
+
+        Counting stops at ``enough``: a root call's lane holds four records, and
+        thousands of lanes may wait; a batch's worth is all :meth:`_dispatch` asks.
+        """
+        pooled = 0
+        for lane in self._lanes.values():
+            if not lane.busy and lane.retry is None:
+                pooled += len(lane.records)
+                if pooled >= enough:
+                    break
+        return pooled
 
     def _spooled(self, key: str) -> bool:
         """Whether a sink spools the instance ``key``'s records (it did some already)."""
         return any(key in state.spooled_instances for state in self._sinks)
 
+    def _spooling(self) -> bool:
+        """Whether a sink spools any instance's records."""
+        return any(state.spooled_instances for state in self._sinks)
+
     def _release_riders(self, lane: _Lane) -> None:
         """Free the lanes that rode in ``lane``'s settled batch (dropping those left empty)."""
-        for key, rider in lane.riders:
+        for rider in lane.riders:
             rider.busy = False
-            if not rider.records and rider.retry is None and self._lanes.get(key) is rider:
-                del self._lanes[key]
+            if not rider.records and rider.retry is None and self._lanes.get(rider.key) is rider:
+                del self._lanes[rider.key]
         lane.riders = ()
 
     async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
-            keys = {key, *(rider for rider, _ in lane.riders)}
-            for state, records in list(batch.owed.items()):
-                if not state.spooled_instances.isdisjoint(keys):
-                    self._ledger.divert(batch, state, records)  # behind its earlier records
+            if self._spooling():
+                keys = {key, *(rider.key for rider in lane.riders)}
+                for state, records in list(batch.owed.items()):
+                    if not state.spooled_instances.isdisjoint(keys):
+                        self._ledger.divert(batch, state, records)  # behind its earlier records
             owed = list(batch.owed.items())
             if len(owed) == 1:
                 errors = [await self._deliver_to(batch, *owed[0])]
@@ -596,7 +633,12 @@ class ExportWorker:
 
 def _take(lane: _Lane, count: int, records: list[Record], seqs: list[int]) -> None:
     """Move up to ``count`` of the lane's oldest records (and their numbers) to the lists."""
-    take = min(count, len(lane.records))
+    if count >= len(lane.records):  # the whole lane (a root call's four records, say)
+        records.extend(lane.records)
+        seqs.extend(lane.seqs)
+        lane.records.clear()
+        lane.seqs.clear()
+        return
     pop, pop_seq = lane.records.popleft, lane.seqs.popleft
-    records.extend([pop() for _ in range(take)])
-    seqs.extend([pop_seq() for _ in range(take)])
+    records.extend([pop() for _ in range(count)])
+    seqs.extend([pop_seq() for _ in range(count)])

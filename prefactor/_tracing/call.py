@@ -292,7 +292,9 @@ def begin(
             if type(value) not in ATOMIC:
                 break
         else:
-            if not kwargs or all(type(v) in ATOMIC for v in kwargs.values()):
+            if not kwargs:  # the shared empty mapping: the call's own dict is not kept alive
+                return CallSpan(plan, inst, parent, parent is None, bound, args, _NO_KWARGS)
+            if all(type(v) in ATOMIC for v in kwargs.values()):
                 return CallSpan(plan, inst, parent, parent is None, bound, args, kwargs)
         # An argument could change after the call: capture now, check later.
         span = CallSpan(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
@@ -311,9 +313,7 @@ def _new_instance(spec: Spec, tracer: Tracer) -> InstanceState:
     """The instance a call outside any span is the root of: the spec's agent's, or the tracer's."""
     if spec.new_instance is not None:
         return spec.new_instance(tracer)
-    inst = tracer.new_instance(
-        agent_version={"name": tracer.agent_id, "external_identifier": "unversioned"}
-    )
+    inst = tracer.new_instance(agent_version=tracer.unversioned)
     tracer.start_instance(inst)
     return inst
 

@@ -96,7 +96,10 @@ class SpanState:
     finishing, or a child starting, maybe in another thread:
     ``dict.pop(key, default)`` is one atomic step) sends the create. A dict of
     a string and a bool is not tracked by the garbage collector, which matters
-    on a path that runs once per call, and popping it raises nothing.
+    on a path that runs once per call, and popping it raises nothing. The
+    winner then drops the emptied dict (``pending`` becomes ``None``), so a
+    queued span does not keep it alive: a reader sees an empty dict or ``None``,
+    and either means "sent".
 
     A span that finishes with its create still pending (a leaf) takes its
     final ``status``, ``result`` and ``finished`` time and is queued itself,
@@ -286,6 +289,7 @@ def emit_pending(state: SpanState) -> None:
     pending = state.pending
     if not (pending and pending.pop("create", False)):
         return  # sent already, maybe by another thread
+    state.pending = None  # claimed: the empty dict need not live as long as the span
     inst = state.instance
     inst.tracer.submit(
         CreateSpan(
@@ -314,6 +318,7 @@ def emit_finish(
         now = time.time_ns()
     pending = state.pending
     if pending and pending.pop("create", False):  # this span's create is ours to send
+        state.pending = None  # claimed: the empty dict need not live as long as the span
         state.status = status
         state.result = result
         if violations:

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 from prefactor._errors import SchemaValidationError
@@ -125,6 +126,11 @@ class Tracer:
         self._violations = 0
         self._unregistered = 0
         self._version_cache: tuple[str, dict[str, Any]] | None = None
+        # The agent version of a root call outside any agent (one per call): shared, and
+        # read-only, so that registering it copies nothing.
+        self.unversioned: Mapping[str, Any] = MappingProxyType(
+            {"name": agent_id, "external_identifier": "unversioned"}
+        )
 
     @property
     def strict(self) -> bool:
@@ -207,7 +213,9 @@ class Tracer:
             RegisterInstance(
                 instance_id=inst.id,
                 agent_id=None if agent_from_token and not agent_id else agent,
-                agent_version=dict(agent_version),
+                agent_version=(
+                    agent_version if agent_version is self.unversioned else dict(agent_version)
+                ),
                 agent_schema_version=version,
                 environment_id=environment_id or self.environment_id,
                 purpose=purpose,

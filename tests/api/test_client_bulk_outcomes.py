@@ -15,9 +15,10 @@ from prefactor._ids import generate_pfid
 from prefactor.server.store import Store
 
 
-def _create(instance_id: str, key: str, status: str = "active") -> dict[str, Any]:
+def _create(instance_id: str, key: str, status: str = "active") -> bytes:
+    """A span create item, JSON-encoded as the exporter hands it to the client."""
     details = {"agent_instance_id": instance_id, "schema_name": "t:step", "status": status}
-    return {"_type": "agent_spans/create", "idempotency_key": key, "details": details}
+    return orjson.dumps({"_type": "agent_spans/create", "idempotency_key": key, "details": details})
 
 
 async def test_outcomes_are_status_and_error_fields_and_the_spans_are_stored(

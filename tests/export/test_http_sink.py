@@ -18,7 +18,7 @@ from prefactor._config import QueueConfig
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink
 from prefactor._ids import generate_pfid
-from prefactor._records import Record
+from prefactor._records import Record, RecordQuality
 from prefactor._version import __version__
 from prefactor.server.app import create_app
 from prefactor.server.store import Store
@@ -371,3 +371,21 @@ def test_a_password_in_the_api_url_never_shows_in_a_repr() -> None:
     assert "hunter2" not in shown
     assert "https://bob:[REDACTED]@api.example.com" in shown
     assert config.api_url == "https://bob:hunter2@api.example.com"  # used as given
+
+
+def test_a_key_repeated_within_a_batch_starts_a_request_of_its_own(server: Server) -> None:
+    instance = generate_pfid()
+    key = generate_pfid()
+    quality = RecordQuality(instance, "grade", {"score": 1}, key)
+    again = RecordQuality(instance, "grade", {"score": 1}, key)  # the same write, replayed
+    records = [*instance_opening(instance), quality, again, instance_closing(instance)]
+    transport = server.transport()
+    exporter = Exporter(HttpSink(api_config(), transport=transport))
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert [len(s.body["items"]) for s in transport.seen] == [3, 2]
+    assert (exporter.stats().sent, exporter.stats().rejected) == (5, 0)
+    stored = server.store.get_instance(instance)["details"]
+    assert (stored["status"], stored["quality_payloads"]) == ("complete", {"grade": {"score": 1}})
+    exporter.close()

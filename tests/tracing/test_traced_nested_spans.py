@@ -9,6 +9,7 @@ children start before it ends, in this thread and in others.
 
 from __future__ import annotations
 
+import gc
 import threading
 import types
 
@@ -16,7 +17,7 @@ import pytest
 from tracing_helpers import Stored, type_of
 
 from prefactor._ids import is_pfid, pfid_timestamp_ms
-from prefactor._tracing.context import ContextThreadPoolExecutor, in_context
+from prefactor._tracing.context import CURRENT_SPAN, ContextThreadPoolExecutor, in_context
 from prefactor._tracing.decorator import traced
 from prefactor._tracing.span_context import SpanContext
 from prefactor._tracing.wrapper import TracedFunction
@@ -290,3 +291,28 @@ async def test_a_traced_call_inside_a_span_context_not_started_yet_is_stored_und
     parent = stored.span("explicit:parent")
     assert (parent["status"], parent["parent_span_id"]) == ("complete", None)
     assert stored.span(type_of(child))["parent_span_id"] == parent["id"]
+
+
+def test_a_finished_span_waiting_to_be_sent_keeps_no_dict_alive(stored: Stored) -> None:
+    # Each container a queued span holds is one more for the garbage collector to walk
+    # while the span waits for the exporter: the claim on its create and an empty
+    # **kwargs are let go of when the call ends.
+    spans: list[object] = []
+
+    @traced(name="nested.kept")
+    def kept(x: int, label: str) -> str:
+        spans.append(CURRENT_SPAN.get())
+        return label
+
+    @traced(name="nested.around")
+    def around() -> str:
+        return kept(3, "three")
+
+    around()
+    (span,) = spans
+    assert [r for r in gc.get_referents(span) if isinstance(r, dict)] == []
+    stored_span = stored.span(type_of(kept))
+    assert (stored_span["payload"], stored_span["result_payload"]) == (
+        {"x": 3, "label": "three"},
+        {"value": "three"},
+    )

@@ -6,9 +6,13 @@ are not. A :class:`BulkSink` records the failed item as rejected and sends the
 rest again, so one bad item costs one extra request, never the batch, and no
 retry: retries are for transient failures only.
 
-An item that cannot be written at all (its record's ``to_bulk_item()``
-raises, or the JSON encoder refuses one of its values) is set aside before
-sending, dropped as ``unencodable``, and the rest of the batch goes on.
+Each item is built and JSON-encoded once, before anything is sent
+(:func:`wire_form`): an item that cannot be written (its record's
+``to_bulk_item()`` raises, or the JSON encoder refuses one of its values) is
+set aside then, dropped as ``unencodable``, and the rest of the batch goes on.
+A sink keeps of each item only what its transport needs (:meth:`BulkSink._keep`):
+the encoded bytes over HTTP, so that a batch in flight holds no containers for
+the garbage collector to walk, or the item itself for the embedded store.
 
 When a transient failure stops a batch part way, the sink raises
 :class:`~prefactor._export.base.TransientExportError` naming the records still
@@ -24,7 +28,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
@@ -38,17 +42,18 @@ from prefactor._export.base import (
     unwritable,
 )
 from prefactor._export.stats import DropReason
-from prefactor._records import CreateSpan, FinishSpan, Record
+from prefactor._records import CreateSpan, FinishSpan, JSONDict, Record
 
 __all__ = [
     "BulkRequestError",
     "BulkSink",
     "BulkUnsupportedError",
-    "UnencodableError",
-    "Unit",
+    "Coalesced",
     "coalesce",
-    "encode_error",
+    "wire_form",
 ]
+
+ItemT = TypeVar("ItemT")
 
 Output = Mapping[str, Any]
 
@@ -61,28 +66,36 @@ _ITEM_INDEX = re.compile(r"^items\[(\d+)\]")
 _NEXT, _STOPPED, _AGAIN = object(), object(), object()
 
 
-class Unit(NamedTuple):
-    """One wire item and the records it carries (two for a coalesced span).
+class Coalesced:
+    """A batch as wire units: one record per item, and what each merged record stands for.
 
-    A named tuple: one is made per record of every batch, and a tuple is built
-    in half the time of a frozen dataclass.
+    ``units`` are records; a span created and finished within the batch is
+    one merged create, and ``merged`` maps its ``id()`` to the two records it
+    carries. Nothing else is allocated per record: a batch waits for its
+    answer for a whole round trip, and every object it holds is one more for
+    the garbage collector to walk meanwhile.
     """
 
-    record: Record
-    origin: tuple[Record, ...]
+    __slots__ = ("merged", "units")
 
-    @property
-    def kind(self) -> str:
-        return self.record.kind
+    def __init__(self, units: list[Record], merged: dict[int, tuple[Record, ...]]) -> None:
+        self.units = units
+        self.merged = merged
+
+    def origin(self, unit: Record) -> tuple[Record, ...]:
+        """The records ``unit`` carries: itself, or the create and finish it merges."""
+        found = self.merged.get(id(unit))
+        return (unit,) if found is None else found
 
 
-def coalesce(batch: Sequence[Record]) -> list[Unit]:
+def coalesce(batch: Sequence[Record]) -> Coalesced:
     """Merge each active span's create with its finish later in the same batch.
 
     The merged create takes the create's place, so a child created after its
     parent's create still follows it.
     """
-    units: list[Unit] = []
+    units: list[Record] = []
+    merged: dict[int, tuple[Record, ...]] = {}
     open_creates: dict[str, int] = {}
     for record in batch:
         if isinstance(record, CreateSpan) and record.status == "active":
@@ -90,56 +103,57 @@ def coalesce(batch: Sequence[Record]) -> list[Unit]:
         elif isinstance(record, FinishSpan):
             index = open_creates.pop(record.span_id, None)
             if index is not None:
-                create = units[index].record
+                create = units[index]
                 assert isinstance(create, CreateSpan)
-                units[index] = Unit(create.merged_with(record), (*units[index].origin, record))
+                both = units[index] = create.merged_with(record)
+                merged[id(both)] = (create, record)
                 continue
-        units.append(Unit(record, (record,)))
-    return units
+        units.append(record)
+    return Coalesced(units, merged)
 
 
-def encode_error(value: object) -> str | None:
-    """Why the wire's JSON encoder cannot write ``value``; ``None`` when it can."""
+def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
+    """The wire item of ``unit`` (one of ``batch``'s) and its JSON encoding, made once.
+
+    Returns:
+        ``None`` when the item cannot be written: the records it carries are
+        then added to ``dropped`` (``unencodable``; with the error when
+        building the item raised, which is a bug of the SDK's).
+    """
     try:
-        orjson.dumps(value)
+        item = unit.to_bulk_item()
+    except Exception as exc:
+        dropped.extend(unwritable(record, exc) for record in batch.origin(unit))
+        return None
+    try:
+        return item, orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
-        return str(exc)
-    return None
+        reason, message = DropReason.UNENCODABLE, str(exc)
+        dropped.extend(Drop(record, reason, message) for record in batch.origin(unit))
+        return None
 
 
 @dataclass(slots=True)
-class _Delivery:
+class _Delivery(Generic[ItemT]):
     """One batch on its way: the items still to send and what has been learnt so far.
 
-    Units leave ``units`` (with their item) only when set aside before sending;
-    everything before the current position has been settled.
+    ``units``, ``keys`` (each item's idempotency key) and ``items`` (what the
+    sink keeps of each) run side by side. Units leave them only when refused
+    before the rest is sent again; everything before the current position has
+    been settled. ``batch`` tells which records a unit carries.
     """
 
-    units: list[Unit] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
+    batch: Coalesced
+    units: list[Record] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    items: list[ItemT] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     dropped: list[Drop] = field(default_factory=list)
     terminations: dict[str, str | None] = field(default_factory=dict)
 
-    @classmethod
-    def of(cls, units: list[Unit]) -> _Delivery:
-        """The delivery of ``units``; a unit whose wire item cannot be built is set aside."""
-        run = cls()
-        for unit in units:
-            try:
-                item = unit.record.to_bulk_item()
-            except Exception as exc:
-                run.dropped.extend(unwritable(record, exc) for record in unit.origin)
-                continue
-            run.units.append(unit)
-            run.items.append(item)
-        return run
-
-    def set_aside(self, index: int, reason: str, message: str) -> None:
-        """Drop the unit at ``index`` without sending it."""
-        unit = self.units.pop(index)
-        del self.items[index]
-        self.dropped.extend(Drop(record, reason, message) for record in unit.origin)
+    def remove(self, index: int) -> None:
+        """Take the unit at ``index`` out of what is still to send."""
+        del self.units[index], self.keys[index], self.items[index]
 
     def result(self) -> ExportResult:
         return ExportResult(
@@ -147,10 +161,6 @@ class _Delivery:
             terminations=tuple(Termination(i, r) for i, r in self.terminations.items()),
             dropped=tuple(self.dropped),
         )
-
-
-class UnencodableError(PrefactorError):
-    """The JSON encoder could not write a request: one of its items holds a value it refuses."""
 
 
 class BulkRequestError(PrefactorError):
@@ -173,14 +183,14 @@ class BulkUnsupportedError(PrefactorError):
     """The destination has no bulk endpoint (404 or 405): use the single endpoints."""
 
 
-class BulkSink(ABC):
+class BulkSink(ABC, Generic[ItemT]):
     """A sink that sends batches as bulk requests; subclasses provide the transport.
 
-    Subclasses implement :meth:`_bulk` (one bulk request: the ``outputs`` map)
-    and :meth:`_single` (one item through its single endpoint, answered as a
-    bulk output). Both raise :class:`~prefactor._export.base.TransientExportError`
-    for retryable failures, and :class:`UnencodableError` when the JSON
-    encoder refuses the request.
+    Subclasses implement :meth:`_keep` (what to keep of an item once it is
+    encoded: the ``ItemT`` their transport sends), :meth:`_bulk` (one bulk
+    request: the ``outputs`` map) and :meth:`_single` (one item through its
+    single endpoint, answered as a bulk output). Both raise
+    :class:`~prefactor._export.base.TransientExportError` for retryable failures.
     """
 
     # Bulk items name their own instance: one request may carry many instances.
@@ -191,11 +201,15 @@ class BulkSink(ABC):
         self._bulk_supported = True
 
     @abstractmethod
-    async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
+    def _keep(self, item: JSONDict, encoded: bytes) -> ItemT:
+        """What to keep of one item until it is sent: the item, or its JSON encoding."""
+
+    @abstractmethod
+    async def _bulk(self, items: list[ItemT]) -> Mapping[str, Output]:
         """Send one bulk request; return its ``outputs`` (idempotency key -> output)."""
 
     @abstractmethod
-    async def _single(self, item: dict[str, Any]) -> Output:
+    async def _single(self, item: ItemT) -> Output:
         """Send one item through its single endpoint; answer like a bulk output."""
 
     @property
@@ -214,13 +228,14 @@ class BulkSink(ABC):
             TransientExportError: with ``pending`` (the records not settled
                 yet) and ``partial`` (the outcome of those that were).
         """
-        run = _Delivery.of(coalesce(batch))
+        run = self._delivery(coalesce(batch))
         start = 0
         try:
             while start < len(run.units):
                 start = await self._send_from(run, start)
         except TransientExportError as exc:
-            unsettled = {id(record) for unit in run.units[start:] for record in unit.origin}
+            origin = run.batch.origin
+            unsettled = {id(record) for unit in run.units[start:] for record in origin(unit)}
             raise TransientExportError(
                 str(exc),
                 exc.retry_after,
@@ -229,39 +244,49 @@ class BulkSink(ABC):
             ) from None
         return run.result()
 
-    async def _send_from(self, run: _Delivery, start: int) -> int:
+    def _delivery(self, batch: Coalesced) -> _Delivery[ItemT]:
+        """The delivery of ``batch``, each unit encoded once; those that cannot be are set aside."""
+        run: _Delivery[ItemT] = _Delivery(batch)
+        keep = self._keep
+        for unit in batch.units:
+            wire = wire_form(unit, batch, run.dropped)
+            if wire is not None:
+                item, encoded = wire
+                run.units.append(unit)
+                run.keys.append(item["idempotency_key"])
+                run.items.append(keep(item, encoded))
+        return run
+
+    async def _send_from(self, run: _Delivery[ItemT], start: int) -> int:
         """Send the next request (or single item) from ``start``; where the next one starts."""
         if not self._bulk_supported or run.units[start].kind in self._single_types:
-            try:
-                output = await self._single(run.items[start])
-            except UnencodableError as exc:
-                run.set_aside(start, DropReason.UNENCODABLE, str(exc))
-                return start
+            output = await self._single(run.items[start])
             self._settle(run, start, output, single=True)
             return start + 1
         return await self._send_run(run, start, self._request_end(run, start))
 
-    def _request_end(self, run: _Delivery, start: int) -> int:
+    def _request_end(self, run: _Delivery[ItemT], start: int) -> int:
         """End of the next bulk request: before a single-endpoint type or a repeated key."""
+        if not self._single_types:  # the usual case: the rest, unless a key repeats
+            rest = run.keys[start:]
+            if len(set(rest)) == len(rest):
+                return len(run.keys)
         keys: set[str] = set()
         end = start
         while end < len(run.units) and run.units[end].kind not in self._single_types:
-            key = run.items[end]["idempotency_key"]
+            key = run.keys[end]
             if key in keys:
                 break
             keys.add(key)
             end += 1
         return end
 
-    async def _send_run(self, run: _Delivery, start: int, end: int) -> int:
+    async def _send_run(self, run: _Delivery[ItemT], start: int, end: int) -> int:
         """Send ``items[start:end]`` in one request; return where the next request starts."""
         try:
             outputs = await self._bulk(run.items[start:end])
         except BulkUnsupportedError:
             self._bulk_supported = False
-            return start
-        except UnencodableError as exc:
-            self._set_aside_unencodable(run, start, end, str(exc))
             return start
         except BulkRequestError as exc:
             if exc.status == 413 and end - start > 1:
@@ -281,11 +306,10 @@ class BulkSink(ABC):
             # Nothing of the request was applied: refuse the culprits, send the rest again.
             for index in reversed(culprits):
                 self._reject(run, index, exc.code, exc.message)
-                run.units.pop(index)
-                del run.items[index]
+                run.remove(index)
             return start
         for index in range(start, end):
-            output = outputs.get(run.items[index]["idempotency_key"])
+            output = outputs.get(run.keys[index])
             if output is None:
                 if index == start:
                     raise TransientExportError("the bulk answer has no output for its first item")
@@ -295,7 +319,7 @@ class BulkSink(ABC):
                 return index + 1 if step is _STOPPED else index
         return end
 
-    def _settle(self, run: _Delivery, index: int, output: Output, *, single: bool) -> object:
+    def _settle(self, run: _Delivery[ItemT], index: int, output: Output, *, single: bool) -> object:
         """Account for one item's output.
 
         Returns:
@@ -305,11 +329,10 @@ class BulkSink(ABC):
         unit = run.units[index]
         if output.get("status") == "success":
             control = output.get("control")
-            if isinstance(control, Mapping) and control.get("terminate"):
+            # None first: most answers carry no control, and an ABC check costs per item.
+            if control is not None and isinstance(control, Mapping) and control.get("terminate"):
                 reason = control.get("reason")
-                run.terminations[unit.record.instance_id] = (
-                    reason if isinstance(reason, str) else None
-                )
+                run.terminations[unit.instance_id] = reason if isinstance(reason, str) else None
             return _NEXT
         code = str(output.get("code", "unknown"))
         if (unit.kind, code) in _ALREADY_DONE:
@@ -321,12 +344,6 @@ class BulkSink(ABC):
         return _STOPPED
 
     @staticmethod
-    def _reject(run: _Delivery, index: int, code: str, message: str) -> None:
-        run.rejected.extend(Rejection(record, code, message) for record in run.units[index].origin)
-
-    @staticmethod
-    def _set_aside_unencodable(run: _Delivery, start: int, end: int, message: str) -> None:
-        """Find the items of ``[start, end)`` the encoder refuses and set them aside."""
-        culprits = [(i, why) for i in range(start, end) if (why := encode_error(run.items[i]))]
-        for index, why in reversed(culprits or [(i, message) for i in range(start, end)]):
-            run.set_aside(index, DropReason.UNENCODABLE, why)
+    def _reject(run: _Delivery[ItemT], index: int, code: str, message: str) -> None:
+        origin = run.batch.origin(run.units[index])
+        run.rejected.extend(Rejection(record, code, message) for record in origin)

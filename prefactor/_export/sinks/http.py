@@ -32,8 +32,8 @@ from prefactor._export.sinks.bulk import (
     BulkSink,
     BulkUnsupportedError,
     Output,
-    UnencodableError,
 )
+from prefactor._records import JSONDict
 from prefactor._redaction import redact_credentials
 from prefactor._sdk import sdk_header
 
@@ -67,8 +67,11 @@ def _span_output(response: SpanResponse) -> Output:
     }
 
 
-class HttpSink(BulkSink):
+class HttpSink(BulkSink[bytes]):
     """Delivers batches to the Prefactor API (or ``prefactor serve``).
+
+    Items wait to be sent as their JSON encoding (bytes, which the garbage
+    collector does not track), joined into each request's body as they are.
 
     Args:
         config: the API's address, token and timeouts (its retry fields are
@@ -110,11 +113,12 @@ class HttpSink(BulkSink):
         self._pid = os.getpid()
         return self._client
 
-    async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
+    def _keep(self, item: JSONDict, encoded: bytes) -> bytes:
+        return encoded
+
+    async def _bulk(self, items: list[bytes]) -> Mapping[str, Output]:
         try:
             outputs = await self._api().bulk_outcomes(items)
-        except orjson.JSONEncodeError as exc:  # raised before anything is sent
-            raise UnencodableError(str(exc)) from None
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
@@ -129,12 +133,11 @@ class HttpSink(BulkSink):
             raise BulkRequestError(0, "client_error", str(exc)) from None
         return outputs
 
-    async def _single(self, item: dict[str, Any]) -> Output:
-        kind = item["_type"]
+    async def _single(self, item: bytes) -> Output:
+        decoded: JSONDict = orjson.loads(item)  # rare: only where bulk is not supported
+        kind = decoded["_type"]
         try:
-            return await self._call_single(kind, item)
-        except orjson.JSONEncodeError as exc:
-            raise UnencodableError(str(exc)) from None
+            return await self._call_single(kind, decoded)
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:

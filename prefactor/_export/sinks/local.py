@@ -6,16 +6,10 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prefactor._export.base import TransientExportError
-from prefactor._export.sinks.bulk import (
-    BulkRequestError,
-    BulkSink,
-    Output,
-    UnencodableError,
-    encode_error,
-)
+from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output
+from prefactor._records import JSONDict
 from prefactor.server.store import ApiProblem, Store
 
 __all__ = ["LocalSink"]
@@ -25,7 +19,7 @@ __all__ = ["LocalSink"]
 _inherited: list[Store] = []
 
 
-class LocalSink(BulkSink):
+class LocalSink(BulkSink[JSONDict]):
     """Applies each batch with :meth:`Store.bulk` on a local SQLite file.
 
     The store is the one ``prefactor serve`` uses, so the same rules apply as
@@ -56,12 +50,12 @@ class LocalSink(BulkSink):
         self._pid = os.getpid()
         return self._store
 
-    async def _bulk(self, items: list[dict[str, Any]]) -> Mapping[str, Output]:
-        # The same encoder check as on the wire, so that a value the API could not be
-        # sent is set aside here too (the store would refuse it one field at a time).
-        refused = encode_error(items)
-        if refused is not None:
-            raise UnencodableError(refused)
+    def _keep(self, item: JSONDict, encoded: bytes) -> JSONDict:
+        # Encoded all the same (by the bulk sink), so that a value the API could not be
+        # sent is set aside here too: the store would refuse it one field at a time.
+        return item
+
+    async def _bulk(self, items: list[JSONDict]) -> Mapping[str, Output]:
         # Runs on the exporter's own loop: the store serialises writers anyway.
         try:
             answer = self._open().bulk({"items": items}, details=False)
@@ -74,7 +68,7 @@ class LocalSink(BulkSink):
         outputs: Mapping[str, Output] = answer["outputs"]
         return outputs
 
-    async def _single(self, item: dict[str, Any]) -> Output:
+    async def _single(self, item: JSONDict) -> Output:
         # The store knows every item type, so a one-item bulk is its single endpoint.
         outputs = await self._bulk([item])
         output = outputs.get(item["idempotency_key"])
