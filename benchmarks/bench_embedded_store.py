@@ -7,8 +7,10 @@ alternating between them so that both see the same machine:
 * ``import prefactor``: the wall time of the import, in a new interpreter;
 * the embedded write path: ``Store.bulk`` of coalesced spans on a new SQLite
   file (what ``LocalSink`` does with each batch), single span creates and
-  finishes, each its own transaction, and registers of instances that carry
-  the same schema version (what each ``@agent`` run begins with).
+  finishes, each its own transaction, registers of instances that carry
+  the same schema version (what each ``@agent`` run begins with), and root
+  calls (a ``@traced`` call outside any agent: register, start, one finished
+  span, finish), ``--batch`` items per ``Store.bulk``, as the exporter sends them.
 
     python benchmarks/bench_embedded_store.py [--against main] [--rounds 7] [--callgrind]
 
@@ -48,6 +50,7 @@ import inspect, json, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from bench_server_bulk import SCHEMA_VERSION, span_items
+from prefactor._ids import generate_pfid
 from prefactor.server.store import Store
 spans, batch, singles = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 # As LocalSink calls it: for outcomes only, where the tree's store can answer so.
@@ -74,8 +77,27 @@ with tempfile.TemporaryDirectory() as tmp:
                     "agent_schema_version": SCHEMA_VERSION}
         store.bulk({"items": [register]}, **minimal)
     registers = singles / (time.perf_counter() - started)
+    # Root calls: each its own instance, four items, as the exporter sends them.
+    roots = []
+    for _ in range(singles):
+        iid = generate_pfid()
+        (span,) = span_items(iid, 1)
+        roots += [
+            {"_type": "agent_instances/register", "idempotency_key": f"{iid}-register",
+             "id": iid, "agent_schema_version": SCHEMA_VERSION},
+            {"_type": "agent_instances/start", "idempotency_key": f"{iid}-start",
+             "agent_instance_id": iid, "timestamp": "2026-02-09T00:00:00.123456+00:00"},
+            span,
+            {"_type": "agent_instances/finish", "idempotency_key": f"{iid}-finish",
+             "agent_instance_id": iid, "status": "complete",
+             "timestamp": "2026-02-09T00:02:00.123456+00:00"},
+        ]
+    started = time.perf_counter()
+    for i in range(0, len(roots), batch):
+        store.bulk({"items": roots[i : i + batch]}, **minimal)
+    root_calls = singles / (time.perf_counter() - started)
     store.close()
-print(json.dumps({"bulk": bulk, "single": single, "register": registers}))
+print(json.dumps({"bulk": bulk, "single": single, "register": registers, "roots": root_calls}))
 """
 
 
@@ -129,7 +151,7 @@ def by_callgrind(trees: dict[str, Path], spans: int, batch: int, singles: int) -
     print(f"instructions (callgrind); this tree vs {other}")
     rows = [
         ("import prefactor", "import"),
-        (f"{spans:,} bulk spans, {singles:,} single spans and registers", "writes"),
+        (f"{spans:,} bulk spans; {singles:,} singles, registers, roots", "writes"),
     ]
     for label, key in rows:
         print(
@@ -143,7 +165,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--spans", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--singles", type=int, default=500)
+    parser.add_argument(
+        "--singles", type=int, default=500, help="single spans, registers and root calls (500)"
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,15 +178,20 @@ def main() -> None:
         )
         subprocess.run(["tar", "-x", "-C", str(other)], input=archive.stdout, check=True)
         trees = {"this tree": ROOT, args.against: other}
+        bench = str(ROOT / "benchmarks")
         for tree in trees.values():
-            run(tree, IMPORT)  # compiles and caches the bytecode
+            # Compiles and caches the bytecode of every module the runs import, the ones
+            # imported on first use included (else a tree's first run compiles them, and
+            # with --callgrind that cost would count against its writes).
+            run(tree, IMPORT)
+            run(tree, WRITES, bench, "20", "10", "2")
         if args.callgrind:
             by_callgrind(trees, args.spans, args.batch, args.singles)
             return
         found: dict[str, dict[str, list[float]]] = {
-            name: {"import_ms": [], "bulk": [], "single": [], "register": []} for name in trees
+            name: {"import_ms": [], "bulk": [], "single": [], "register": [], "roots": []}
+            for name in trees
         }
-        bench = str(ROOT / "benchmarks")
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 found[name]["import_ms"].append(float(run(tree, IMPORT)) * 1000)
@@ -172,6 +201,7 @@ def main() -> None:
                 found[name]["bulk"].append(rates["bulk"])
                 found[name]["single"].append(rates["single"])
                 found[name]["register"].append(rates["register"])
+                found[name]["roots"].append(rates["roots"])
     medians = {name: {k: statistics.median(v) for k, v in m.items()} for name, m in found.items()}
     mine, theirs = medians["this tree"], medians[args.against]
     print(f"medians of {args.rounds} alternating rounds; this tree vs {args.against}")
@@ -180,6 +210,7 @@ def main() -> None:
         ("Store.bulk on a file (spans/s)", "bulk"),
         ("create + finish, one span each (spans/s)", "single"),
         ("register with a schema version (instances/s)", "register"),
+        ("root calls in Store.bulk (calls/s)", "roots"),
     ]
     for label, key in rows:
         print(

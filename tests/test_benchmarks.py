@@ -79,7 +79,7 @@ def test_bench_embedded_store_compares_this_tree_with_a_commit() -> None:
     )
     assert "medians of 1 alternating rounds; this tree vs HEAD" in out
     rows = ("import prefactor (ms)", "Store.bulk on a file", "create + finish, one span")
-    for row in (*rows, "register with a schema version"):
+    for row in (*rows, "register with a schema version", "root calls in Store.bulk"):
         assert re.search(rf"^{re.escape(row)}.*ratio \d+\.\d+$", out, re.M), out
 
 

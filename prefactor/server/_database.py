@@ -54,9 +54,18 @@ class Dialect:
             when opening a write transaction already does.
         table_exists: a query with one placeholder, a table name, that returns a
             row when the table exists.
+        serial_writes: a write transaction excludes every other writer from its
+            start, so nothing it read can change before it ends.
     """
 
-    __slots__ = ("lock_instance", "lock_span", "migration_lock", "name", "table_exists")
+    __slots__ = (
+        "lock_instance",
+        "lock_span",
+        "migration_lock",
+        "name",
+        "serial_writes",
+        "table_exists",
+    )
 
     def __init__(
         self,
@@ -66,12 +75,14 @@ class Dialect:
         lock_span: str,
         migration_lock: str | None,
         table_exists: str,
+        serial_writes: bool,
     ) -> None:
         self.name = name
         self.lock_instance = lock_instance
         self.lock_span = lock_span
         self.migration_lock = migration_lock
         self.table_exists = table_exists
+        self.serial_writes = serial_writes
 
 
 class Connection(Protocol):

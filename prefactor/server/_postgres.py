@@ -44,6 +44,7 @@ POSTGRES = Dialect(
     migration_lock="SELECT pg_advisory_xact_lock(7342061155)",
     table_exists="SELECT 1 FROM information_schema.tables"
     " WHERE table_schema = current_schema() AND table_name = ?",
+    serial_writes=False,
 )
 
 # Connections per server process. The HTTP layer runs store calls in a thread pool; a

@@ -23,6 +23,7 @@ SQLITE = Dialect(
     lock_span="",
     migration_lock=None,
     table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    serial_writes=True,
 )
 
 

@@ -63,18 +63,23 @@ Decisions where the wire contract is silent (its open questions):
   schema is refused at registration when it nests too deep or refers to
   anything outside itself (nothing is ever fetched); checking a payload is
   linear in its size (see :mod:`prefactor._schemas.validation`).
-* **Bulk** runs its items in order inside one transaction (one commit), each in
-  its own savepoint; it stops at the first failing item, whose error is the
-  last output, and keeps the effects of the items before it. Item types:
+* **Bulk** runs its items in order inside one transaction (one commit); it
+  stops at the first failing item, whose error is the last output, and keeps
+  the effects of the items before it. A rule refuses an item before its first
+  write, so no item needs a savepoint. Item types:
   ``agent_instances/register|start|finish|record_quality|terminate`` and
   ``agent_spans/create|finish``; path parameters travel as the item keys
   ``agent_instance_id`` / ``agent_span_id``; a span create item carries a
   ``details`` object or its fields flat. Other types: item error
-  ``unsupported_type``. A run of consecutive span creates is checked against
-  prefetched rows and written with ``executemany`` (all its spans share one
-  ``inserted_at``). Asked for minimal answers (HTTP ``Prefer: return=minimal``,
-  RFC 7240; our extension), a successful item's output is its ``status`` and
-  ``control`` only, without the ``details`` it would echo; errors stay whole.
+  ``unsupported_type``. The request's unit of work
+  (:mod:`~prefactor.server.store_unit`) reads the instance rows, span ids and
+  idempotency keys its items name in a few ``IN`` queries first, and inserts
+  its new instances, spans and keys in a few multi-row statements at commit;
+  a new instance's start and finish change the row to insert. A run of
+  consecutive span creates shares one ``inserted_at``. Asked for minimal
+  answers (HTTP ``Prefer: return=minimal``, RFC 7240; our extension), a
+  successful item's output is its ``status`` and ``control`` only, without
+  the ``details`` it would echo; errors stay whole.
 * **Ids.** Caller ids (instance, span) must be PFIDs (422 otherwise; 409 when
   taken); missing ones are generated. ``account_id`` and the default
   ``environment_id`` are PFIDs made once per database; a deployment is one
@@ -106,7 +111,7 @@ from prefactor.server._store_views import ViewerReads
 from prefactor.server.store_base import JSON, StoreBase
 from prefactor.server.store_common import ApiProblem, pagination
 from prefactor.server.store_instances import InstanceRules
-from prefactor.server.store_spans import SpanRules, minimal_answer
+from prefactor.server.store_spans import SpanRules, minimal_answer, span_refs
 
 __all__ = ["ApiProblem", "Store", "StoreVersionError"]
 
@@ -238,7 +243,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
 
     def _bulk(self, items: list[JSON], details: bool) -> JSON:
         outputs: JSON = {}
-        conn = self._conn
+        self._prefetch(items)
         index = 0
         while index < len(items):
             if items[index]["_type"] == "agent_spans/create":
@@ -248,21 +253,51 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 stopped = self._bulk_span_run(items[index:end], outputs, details)
                 index = end
             else:
+                # No savepoint: an item is refused before it writes anything, if at all.
                 item = items[index]
-                conn.execute("SAVEPOINT item")
                 try:
                     answer = self._bulk_item(item)
                     outputs[item["idempotency_key"]] = answer if details else minimal_answer(answer)
                     stopped = False
                 except ApiProblem as problem:
-                    conn.execute("ROLLBACK TO item")
                     outputs[item["idempotency_key"]] = problem.to_body()
                     stopped = True
-                conn.execute("RELEASE item")
                 index += 1
             if stopped:
                 break
         return outputs
+
+    def _prefetch(self, items: list[JSON]) -> None:
+        """Read what the items will look up, a few queries for the whole request."""
+        unit = self._work
+        creates: list[JSON] = []
+        instance_ids: list[str] = []
+        keys: dict[str, list[str]] = {kind: [] for kind in _BULK_TYPES}
+        for item in items:
+            kind = item["_type"]
+            scoped = keys.get(kind)
+            if scoped is None:
+                continue  # answered unsupported_type
+            scoped.append(item["idempotency_key"])
+            if kind == "agent_spans/create":
+                fields = item.get("details", item)
+                if not isinstance(fields, dict):
+                    continue  # answered by its shape check
+                # Its instance is read once per run of creates, if not known by then.
+                creates.append(fields)
+                continue
+            if kind == "agent_instances/register":
+                ident = item.get("id")
+            else:
+                ident = item.get("agent_instance_id")
+            if isinstance(ident, str):
+                instance_ids.append(ident)
+        # Span ids before idempotency keys (see UnitOfWork.prefetch_spans).
+        unit.prefetch_spans(span_refs(creates))
+        unit.prefetch_instances(instance_ids)
+        for scope, scoped in keys.items():
+            if scoped:
+                unit.prefetch_keys(scope, scoped)
 
     def _bulk_span_run(self, items: list[JSON], outputs: JSON, details: bool) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""
@@ -274,7 +309,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
             except ApiProblem as problem:
                 shape_problem = problem
                 break
-        responses, failure = self._create_spans(entries, with_details=details)
+        responses, failure = self._create_spans(entries, with_details=details, prefetched=True)
         for item, response in zip(items, responses, strict=False):
             outputs[item["idempotency_key"]] = response
         failure = failure or shape_problem

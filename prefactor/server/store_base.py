@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from prefactor.server.store_common import (
     loads,
 )
 from prefactor.server.store_schemas import OPEN_SCHEMA_SET, SchemaSet
+from prefactor.server.store_unit import UnitOfWork
 
 __all__ = ["JSON", "StoreBase", "not_found", "open_database"]
 
@@ -29,6 +31,8 @@ T = TypeVar("T")
 # Distinct schema version contents whose compiled schemas a store keeps (a bound: a
 # server sees many clients; an agent registers the same few versions on every run).
 _COMPILED_CONTENTS = 256
+# Immutable rows (agents, deployments, versions) a store remembers by what identifies them.
+_KNOWN_ROWS = 4096
 
 _INSTANCE_COLUMNS = (
     "id, account_id, agent_id, agent_version_id, environment_id, agent_deployment_id, status,"
@@ -80,6 +84,9 @@ class StoreBase:
         self._sql = self._db.dialect
         self._schema_sets: dict[str, SchemaSet] = {}
         self._compiled_contents: dict[str, SchemaSet] = {}
+        # Rows never changed nor deleted once committed, by the lookup that finds them.
+        self._known: dict[tuple[str, ...], Any] = {}
+        self._units = threading.local()
         try:
             self.account_id, self.default_environment_id = self._db.run(True, self._prepare)
         except BaseException:
@@ -101,7 +108,57 @@ class StoreBase:
         self._db.set_trace_callback(callback)
 
     def _write(self, body: Callable[[], T]) -> T:
-        return self._db.run(True, body)
+        """Run ``body`` in a write transaction, with a fresh unit of work for each attempt."""
+        units: list[UnitOfWork] = []
+
+        def attempt() -> T:
+            unit = UnitOfWork(
+                self._db, serial=self._sql.serial_writes, instance_columns=_INSTANCE_COLUMNS
+            )
+            units.append(unit)
+            self._units.unit = unit
+            try:
+                result = body()
+                unit.finish()
+            finally:
+                self._units.unit = None
+            return result
+
+        result = self._db.run(True, attempt)
+        learned = units[-1].learned
+        if learned:
+            # Committed: what the transaction found or wrote is now everyone's to see.
+            if len(self._known) + len(learned) > _KNOWN_ROWS:
+                self._known.clear()
+            self._known.update(learned)
+        return result
+
+    @property
+    def _unit(self) -> UnitOfWork | None:
+        """The unit of work of this thread's write transaction; ``None`` outside one."""
+        unit: UnitOfWork | None = getattr(self._units, "unit", None)
+        return unit
+
+    @property
+    def _work(self) -> UnitOfWork:
+        """The unit of work of this thread's write transaction, for rules that only write.
+
+        Raises:
+            RuntimeError: no write transaction is running in this thread.
+        """
+        unit: UnitOfWork | None = getattr(self._units, "unit", None)
+        if unit is None:
+            raise RuntimeError("no store write transaction is running in this thread")
+        return unit
+
+    def _known_row(self, key: tuple[str, ...]) -> Any:
+        """An immutable fact already found or written (``None`` when it must be read)."""
+        found = self._known.get(key)
+        if found is None:
+            unit = self._unit
+            if unit is not None:
+                found = unit.learned.get(key)
+        return found
 
     def _read(self, body: Callable[[], T]) -> T:
         return self._db.run(False, body)
@@ -123,35 +180,35 @@ class StoreBase:
         if key is None:
             return op()
         digest = fingerprint(scope, target, body)
-        stored = self._stored_answer(scope, key, digest)
+        unit = self._work
+        stored = self._stored_answer(unit.stored(scope, key), key, digest)
         if stored is not None:
             return stored
         try:
             response = op()
         except ApiProblem:
             # On PostgreSQL the same request may have been committed by another server
-            # since the read above (each statement sees the commits made before it began),
-            # and its effect is what op() refused: answer as the retry it is.
-            stored = self._stored_answer(scope, key, digest)
+            # since the key was read (each statement sees the commits made before it
+            # began), and its effect is what op() refused: answer as the retry it is.
+            row = self._conn.execute(
+                "SELECT fingerprint, response FROM idempotency WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            stored = self._stored_answer(row, key, digest)
             if stored is not None:
                 return stored
             raise
-        self._conn.execute(
-            "INSERT INTO idempotency (scope, key, fingerprint, response) VALUES (?, ?, ?, ?)",
-            (scope, key, digest, dumps(response)),
-        )
+        # Written when the transaction commits, with the other keys of the request.
+        unit.stage_idempotency(scope, key, digest, dumps(response))
         return response
 
-    def _stored_answer(self, scope: str, key: str, digest: str) -> JSON | None:
-        """The answer stored for ``key`` in ``scope``; ``None`` when there is none yet.
+    @staticmethod
+    def _stored_answer(row: tuple[str, str] | None, key: str, digest: str) -> JSON | None:
+        """The answer a stored ``(fingerprint, response)`` gives; ``None`` when none is stored.
 
         Raises:
             ApiProblem: the key was used with another body (``idempotency_conflict``).
         """
-        row = self._conn.execute(
-            "SELECT fingerprint, response FROM idempotency WHERE scope = ? AND key = ?",
-            (scope, key),
-        ).fetchone()
         if row is None:
             return None
         if row[0] != digest:
@@ -194,6 +251,11 @@ class StoreBase:
 
     def _instance_row(self, instance_id: str, *, lock: bool = False) -> tuple[Any, ...]:
         """An instance's row; ``lock``: the transaction is about to change it."""
+        unit = self._unit
+        if unit is not None:
+            known = unit.instance(instance_id, lock=lock)
+            if known is not None:
+                return known
         row = self._conn.execute(
             f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = ?"
             f"{self._sql.lock_instance if lock else ''}",
@@ -201,4 +263,7 @@ class StoreBase:
         ).fetchone()
         if row is None:
             raise not_found("agent instance", instance_id)
-        return tuple(row)
+        found = tuple(row)
+        if unit is not None and (lock or unit.serial):
+            unit.remember(found)
+        return found

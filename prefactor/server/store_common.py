@@ -7,6 +7,7 @@ Times are stored as fixed-width ISO strings in UTC with microseconds and a
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from prefactor._errors import PrefactorError
+from prefactor._records import iso_from_ns
 
 __all__ = [
     "ApiProblem",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+# The empty hasher every fingerprint starts from (16-byte BLAKE2b; stored digests use it).
+_FINGERPRINT = hashlib.blake2b(digest_size=16)
 
 
 class ApiProblem(PrefactorError):
@@ -85,8 +90,8 @@ def store_time(moment: datetime) -> str:
 
 
 def now_iso() -> str:
-    """Now, as the store's ISO string."""
-    return store_time(datetime.now(UTC))
+    """Now, as the store's ISO string (the SDK's fixed-width form, with ``Z``)."""
+    return iso_from_ns(time.time_ns())[:26] + "Z"
 
 
 def path_key(loc: tuple[int | str, ...]) -> str:
@@ -129,7 +134,9 @@ def fingerprint(scope: str, target: str | None, body: dict[str, Any]) -> str:
         text = orjson.dumps([scope, target, body], option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
         raise ApiProblem(422, "validation_error", f"not JSON-serialisable: {exc}") from None
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    digest = _FINGERPRINT.copy()  # copying a hasher skips parsing its parameters
+    digest.update(text)
+    return digest.hexdigest()
 
 
 def pagination(offset: int, page_size: int, total: int, returned: int) -> dict[str, Any]:

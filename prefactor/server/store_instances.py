@@ -5,6 +5,7 @@ The decisions they implement are listed in :mod:`prefactor.server.store`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -36,6 +37,9 @@ from prefactor.server.store_schemas import (
 
 __all__ = ["InstanceRules", "schema_content", "without_key"]
 
+_INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
+# Where each column sits in an instance row.
+_COLUMN_INDEX = {name.strip(): i for i, name in enumerate(_INSTANCE_COLUMNS.split(","))}
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 
 
@@ -73,11 +77,7 @@ class InstanceRules(StoreBase):
 
     def _instance_details(self, row: tuple[Any, ...]) -> JSON:
         counts = dict.fromkeys(("pending", "active", "complete", "failed", "cancelled"), 0)
-        for status, n in self._conn.execute(
-            "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
-            (row[0],),
-        ):
-            counts[status] = n
+        counts.update(self._span_counts(row[0]))
         finished = counts["complete"] + counts["failed"] + counts["cancelled"]
         return {
             "type": "agent_instance",
@@ -105,53 +105,101 @@ class InstanceRules(StoreBase):
             },
         }
 
+    def _span_counts(self, instance_id: str) -> dict[str, int]:
+        """How many spans of the instance are in each status (absent statuses: none)."""
+        unit = self._unit
+        if unit is not None:
+            known = unit.counts.get(instance_id)
+            if known is not None:
+                return known
+            unit.flush()
+        counts: dict[str, int] = dict(
+            self._conn.execute(
+                "SELECT status, count(*) FROM spans WHERE agent_instance_id = ? GROUP BY status",
+                (instance_id,),
+            ).fetchall()
+        )
+        if unit is not None and unit.counts_stable(instance_id):
+            unit.counts[instance_id] = counts
+        return counts
+
     def _instance_response(self, instance_id: str) -> JSON:
         return {
             "status": "success",
             "details": self._instance_details(self._instance_row(instance_id)),
         }
 
-    def _register(self, body: JSON) -> JSON:
-        req = parse(RegisterInstanceRequest, body)
+    def _change_instance(self, row: tuple[Any, ...], changes: JSON) -> JSON:
+        """Set columns of an instance row; the answer, with the row as it is now."""
+        unit = self._work
+        changed = list(row)
+        for column, value in changes.items():
+            changed[_COLUMN_INDEX[column]] = value
+        new = tuple(changed)
+        if not unit.change_new_instance(new):
+            # Stored already: update it (the row is locked, the values are those above).
+            self._conn.execute(
+                f"UPDATE instances SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                (*changes.values(), row[0]),
+            )
+            unit.remember(new)
+        return {"status": "success", "details": self._instance_details(new)}
+
+    def _register_request(
+        self, body: JSON
+    ) -> tuple[RegisterInstanceRequest, SchemaSet | None, str]:
+        """The parsed request, the compiled schemas of its schema version, and their content.
+
+        A version whose content was compiled already (an agent registers the same
+        one on every run) is not parsed again: that content passed the same model.
+
+        Raises:
+            ApiProblem: 422 for a malformed request or a schema that does not compile.
+        """
+        raw = body.get("agent_schema_version") if isinstance(body, dict) else None
+        content = ""
+        known: SchemaSet | None = None
+        if isinstance(raw, dict):
+            # Content JSON cannot carry is answered after the parse, as for any request.
+            with contextlib.suppress(ApiProblem):
+                content = schema_content(raw)
+                known = self._compiled_contents.get(content)
+        req = parse(
+            RegisterInstanceRequest,
+            body if known is None else {**body, "agent_schema_version": None},
+        )
         if req.id is not None and not is_pfid(req.id):
             raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
-        schema_set: SchemaSet | None = None
-        content = ""
-        if req.agent_schema_version is not None:
-            content = schema_content(body["agent_schema_version"])
-            try:
-                schema_set = self._compiled(content, req.agent_schema_version)
-            except SchemaProblems as exc:
-                raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
+        if known is not None:
+            return req, known, content
+        definition = req.agent_schema_version
+        if definition is None:
+            return req, None, ""
+        content = schema_content(body["agent_schema_version"])
+        try:
+            return req, self._compiled(content, definition), content
+        except SchemaProblems as exc:
+            raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
+
+    def _register(self, body: JSON) -> JSON:
+        req, schema_set, content = self._register_request(body)
 
         def op() -> JSON:
+            # Every check comes before the first write, so a refused register leaves nothing
+            # behind (a bulk request keeps going without a savepoint per item).
             conn = self._conn
             agent_id = req.agent_id or DEFAULT_AGENT_ID
             now = now_iso()
             instance_id = req.id or generate_pfid(partition_for(agent_id))
-            if conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone():
+            if self._instance_exists(instance_id):
                 raise ApiProblem(409, "conflict", f"agent instance {instance_id!r} already exists")
-            conn.execute(
-                "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (agent_id, now),
-            )
             environment_id = req.environment_id or self.default_environment_id
-            deployment_id = self._get_or_insert(
-                "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?",
-                (agent_id, environment_id),
-                "INSERT INTO deployments (agent_id, environment_id, id) VALUES (?, ?, ?)",
+            version_text = dumps(body.get("agent_version") or {})
+            version_ref = (
+                self._schema_version(agent_id, body, content) if schema_set is not None else None
             )
-            version = body.get("agent_version") or {}
-            version_id = self._get_or_insert(
-                "SELECT id FROM agent_versions WHERE agent_id = ? AND external_identifier = ?",
-                (agent_id, req.agent_version.external_identifier or ""),
-                "INSERT INTO agent_versions (agent_id, external_identifier, id, body, inserted_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (dumps(version), now),
-            )
-            schema_version_id = None
-            if schema_set is not None:
-                schema_version_id = self._schema_version(agent_id, body, content, schema_set, now)
+            if req.external_identifier is not None:
+                self._work.flush()  # the instances this transaction registered count too
             if (
                 req.external_identifier is not None
                 and conn.execute(
@@ -165,50 +213,118 @@ class InstanceRules(StoreBase):
                     f"external_identifier {req.external_identifier!r} is already used",
                     {"external_identifier": ["already used by another instance of this agent"]},
                 )
-            conn.execute(
-                "INSERT INTO instances (id, account_id, agent_id, agent_version_id, environment_id,"
-                " agent_deployment_id, schema_version_id, status, purpose, external_identifier,"
-                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                (
-                    instance_id,
-                    self.account_id,
-                    agent_id,
-                    version_id,
-                    environment_id,
-                    deployment_id,
-                    schema_version_id,
-                    req.purpose or "live",
-                    req.external_identifier,
-                    now,
-                    now,
-                ),
+            if self._known_row(("agent", agent_id)) is None:
+                conn.execute(
+                    "INSERT INTO agents (id, inserted_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (agent_id, now),
+                )
+                self._learn(("agent", agent_id), True)
+            deployment_id = self._get_or_insert(
+                "SELECT id FROM deployments WHERE agent_id = ? AND environment_id = ?",
+                (agent_id, environment_id),
+                "INSERT INTO deployments (agent_id, environment_id, id) VALUES (?, ?, ?)",
             )
-            return self._instance_response(instance_id)
+            version_id = self._get_or_insert(
+                "SELECT id FROM agent_versions WHERE agent_id = ? AND external_identifier = ?",
+                (agent_id, req.agent_version.external_identifier or ""),
+                "INSERT INTO agent_versions (agent_id, external_identifier, id, body, inserted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (version_text, now),
+            )
+            schema_version_id: str | None = None
+            if version_ref is not None and schema_set is not None:
+                new_id, new_ident = version_ref
+                if new_ident is not None:
+                    conn.execute(
+                        "INSERT INTO schema_versions (id, agent_id, external_identifier, body,"
+                        " inserted_at) VALUES (?, ?, ?, ?, ?)",
+                        (new_id, agent_id, new_ident, content, now),
+                    )
+                    self._learn(("schema_version", agent_id, new_ident), (new_id, content))
+                    self._schema_sets[new_id] = schema_set
+                schema_version_id = new_id
+            # In the order of INSTANCE_COLUMNS; inserted when the transaction commits.
+            inserted = (
+                instance_id,
+                self.account_id,
+                agent_id,
+                version_id,
+                environment_id,
+                deployment_id,
+                "pending",
+                req.purpose or "live",
+                req.external_identifier,
+                None,  # started_at
+                None,  # finished_at
+                None,  # termination_reason
+                "{}",  # quality_payloads
+                "{}",  # quality_summaries
+                now,  # inserted_at
+                now,  # updated_at
+                schema_version_id,
+                "{}",  # quality_violations
+            )
+            self._work.insert_instance(inserted)
+            return {"status": "success", "details": self._instance_details(inserted)}
 
         return self._idempotent(
             "agent_instances/register", req.idempotency_key, None, without_key(body), op
         )
 
+    def _instance_exists(self, instance_id: str) -> bool:
+        unit = self._unit
+        absent = unit.instance_absent(instance_id) if unit is not None else None
+        if absent is not None:
+            return not absent
+        return bool(
+            self._conn.execute("SELECT 1 FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        )
+
+    def _learn(self, key: tuple[str, ...], value: Any) -> None:
+        """Remember an immutable fact; the store keeps it once this transaction commits."""
+        unit = self._unit
+        if unit is not None:
+            unit.learned[key] = value
+
     def _get_or_insert(
         self, select: str, params: tuple[Any, ...], insert: str, extra: tuple[Any, ...] = ()
     ) -> str:
+        """The id of an immutable row found by ``params``; inserted first when it is new."""
+        memo = (select, *params)
+        known: str | None = self._known_row(memo)
+        if known is not None:
+            return known
         row = self._conn.execute(select, params).fetchone()
         if row is not None:
-            return str(row[0])
-        new_id = generate_pfid()
-        self._conn.execute(insert, (*params, new_id, *extra))
-        return new_id
+            found = str(row[0])
+        else:
+            found = generate_pfid()
+            self._conn.execute(insert, (*params, found, *extra))
+        self._learn(memo, found)
+        return found
 
-    def _schema_version(
-        self, agent_id: str, body: JSON, content: str, schema_set: SchemaSet, now: str
-    ) -> str:
-        """The id of the schema version ``body`` names; stored first when it is new."""
+    def _schema_version(self, agent_id: str, body: JSON, content: str) -> tuple[str, str | None]:
+        """The id of the schema version ``body`` names; with its identifier when it is new.
+
+        A new version gets an id here and is inserted by the caller, after its other checks.
+
+        Raises:
+            ApiProblem: 422 for a reference to an unknown identifier, 409 for an identifier
+                registered with different content.
+        """
         raw = body["agent_schema_version"]
         ident = raw.get("external_identifier") or "sha-" + fingerprint("schema", None, raw)
-        row = self._conn.execute(
-            "SELECT id, body FROM schema_versions WHERE agent_id = ? AND external_identifier = ?",
-            (agent_id, ident),
-        ).fetchone()
+        memo = ("schema_version", agent_id, ident)
+        row: tuple[str, str] | None = self._known_row(memo)
+        if row is None:
+            found = self._conn.execute(
+                "SELECT id, body FROM schema_versions"
+                " WHERE agent_id = ? AND external_identifier = ?",
+                (agent_id, ident),
+            ).fetchone()
+            if found is not None:
+                row = (str(found[0]), str(found[1]))
+                self._learn(memo, row)
         if set(raw) == {"external_identifier"}:
             # A reference by identifier alone (prefactor-core's external_schema_version_id).
             if row is None:
@@ -218,7 +334,7 @@ class InstanceRules(StoreBase):
                     f"no agent_schema_version {ident!r} is registered for agent {agent_id!r}",
                     {"agent_schema_version.external_identifier": [f"unknown identifier {ident!r}"]},
                 )
-            return str(row[0])
+            return row[0], None
         if row is not None:
             if row[1] != content:
                 raise ApiProblem(
@@ -231,15 +347,8 @@ class InstanceRules(StoreBase):
                         ]
                     },
                 )
-            return str(row[0])
-        new_id = generate_pfid()
-        self._conn.execute(
-            "INSERT INTO schema_versions (id, agent_id, external_identifier, body, inserted_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (new_id, agent_id, ident, content, now),
-        )
-        self._schema_sets[new_id] = schema_set
-        return new_id
+            return row[0], None
+        return generate_pfid(), ident
 
     def _transition(self, scope: str, instance_id: str, body: JSON) -> JSON:
         req: StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest
@@ -258,27 +367,30 @@ class InstanceRules(StoreBase):
                 # and finish concurrently (prefactor-core does) may deliver start last.
                 if status != "pending":
                     return self._instance_response(instance_id)
-                started = req.timestamp or now
-                self._conn.execute(
-                    "UPDATE instances SET status = 'active', started_at = ?, updated_at = ?"
-                    " WHERE id = ?",
-                    (started, now, instance_id),
+                return self._change_instance(
+                    row,
+                    {"status": "active", "started_at": req.timestamp or now, "updated_at": now},
                 )
-            elif status in TERMINAL:
+            if status in TERMINAL:
                 raise ApiProblem(409, "conflict", f"agent instance is already {status}")
-            elif isinstance(req, FinishInstanceRequest):
-                finished = req.timestamp or now
-                self._conn.execute(
-                    "UPDATE instances SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-                    (req.status or "complete", finished, now, instance_id),
+            if isinstance(req, FinishInstanceRequest):
+                return self._change_instance(
+                    row,
+                    {
+                        "status": req.status or "complete",
+                        "finished_at": req.timestamp or now,
+                        "updated_at": now,
+                    },
                 )
-            else:
-                self._conn.execute(
-                    "UPDATE instances SET status = 'terminated', termination_reason = ?,"
-                    " finished_at = ?, updated_at = ? WHERE id = ?",
-                    (req.reason, now, now, instance_id),
-                )
-            return self._instance_response(instance_id)
+            return self._change_instance(
+                row,
+                {
+                    "status": "terminated",
+                    "termination_reason": req.reason,
+                    "finished_at": now,
+                    "updated_at": now,
+                },
+            )
 
         return self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
 
@@ -302,12 +414,15 @@ class InstanceRules(StoreBase):
                 summary = render_template(quality.template if quality else None, req.payload)
                 if summary is not None:
                     summaries[req.name] = summary
-            self._conn.execute(
-                "UPDATE instances SET quality_payloads = ?, quality_summaries = ?,"
-                " quality_violations = ?, updated_at = ? WHERE id = ?",
-                (dumps(payloads), dumps(summaries), dumps(flagged), now_iso(), instance_id),
+            return self._change_instance(
+                row,
+                {
+                    "quality_payloads": dumps(payloads),
+                    "quality_summaries": dumps(summaries),
+                    "quality_violations": dumps(flagged),
+                    "updated_at": now_iso(),
+                },
             )
-            return self._instance_response(instance_id)
 
         return self._idempotent(
             "agent_instances/record_quality",

@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
 from prefactor._schemas.validation import CompiledSchema
-from prefactor.server._database import Database
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
     ApiProblem,
@@ -27,8 +26,9 @@ from prefactor.server.store_common import (
     parse,
 )
 from prefactor.server.store_schemas import SchemaSet, SpanType, render_template
+from prefactor.server.store_unit import UnitOfWork
 
-__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer"]
+__all__ = ["SpanFields", "SpanRules", "check_span_details", "minimal_answer", "span_refs"]
 
 _TERMINAL_SPAN = frozenset({"complete", "failed", "cancelled"})
 # A span that ends in one of these carries an error record, not the function's return value.
@@ -117,6 +117,19 @@ class SpanFields(NamedTuple):
     schema_violations: list[JSON] | None
 
 
+def span_refs(all_details: Iterable[JSON]) -> list[str]:
+    """The span ids span creates name (their own and their parents'), to look up at once."""
+    refs: list[str] = []
+    for details in all_details:
+        ref = details.get("id")
+        if isinstance(ref, str):
+            refs.append(ref)
+        ref = details.get("parent_span_id")
+        if isinstance(ref, str):
+            refs.append(ref)
+    return refs
+
+
 def check_span_details(details: JSON) -> SpanFields:
     """Check span create details as :class:`SpanDetailsForCreate` does, quickly.
 
@@ -196,36 +209,44 @@ class _SpanBatch:
     """The state of one run of span creates: prefetched facts and the rows to write."""
 
     __slots__ = (
+        "checked_keys",
         "details",
-        "idem_rows",
         "instances",
         "known",
         "now",
         "replays",
         "span_rows",
         "store",
+        "unit",
     )
 
-    def __init__(self, store: SpanRules, now: str, details: bool) -> None:
+    def __init__(self, store: SpanRules, unit: UnitOfWork, now: str, details: bool) -> None:
         self.store = store
+        self.unit = unit
         self.now = now
         self.details = details
-        self.replays: dict[str, tuple[str, str]] = {}
-        self.known: dict[str, str] = {}
+        # Span id -> instance id of every span known to exist, this run's included.
+        self.known = unit.spans
+        self.replays, self.checked_keys = unit.keys_in("agent_spans/create")
         self.instances: dict[str, _Instance] = {}
         self.span_rows: list[tuple[Any, ...]] = []
-        self.idem_rows: list[tuple[str, str, str, str]] = []
 
     def _instance(self, instance_id: str) -> _Instance:
         inst = self.instances.get(instance_id)
         if inst is None:
-            row = self.store._conn.execute(
-                "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
-                " FROM instances WHERE id = ?",
-                (instance_id,),
-            ).fetchone()
-            if row is None:
-                raise not_found("agent instance", instance_id)
+            known = self.unit.instance(instance_id, lock=False)
+            if known is not None:
+                row = (known[1], known[2], known[6], known[16], known[11])
+            else:
+                # Only the columns a span needs: a run that reads its instance once does
+                # not need the rest of it again.
+                row = self.store._conn.execute(
+                    "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
+                    " FROM instances WHERE id = ?",
+                    (instance_id,),
+                ).fetchone()
+                if row is None:
+                    raise not_found("agent instance", instance_id)
             schemas = self.store._schema_set(row[3])
             inst = _Instance(row[0], row[1], schemas, _control(row[2], row[4]))
             self.instances[instance_id] = inst
@@ -253,6 +274,8 @@ class _SpanBatch:
             )
             digest = fingerprint("agent_spans/create", None, body)
             replay = self.replays.get(key)
+            if replay is None and key not in self.checked_keys:
+                replay = self.unit.stored("agent_spans/create", key)
             if replay is not None:
                 if replay[0] != digest:
                     raise idempotency_conflict(key)
@@ -343,13 +366,14 @@ class _SpanBatch:
                 "violations": len(violations) if violations else None,
                 "control": control,
             }
-            self.idem_rows.append(("agent_spans/create", key, digest, dumps(memo)))
+            self.unit.stage_idempotency("agent_spans/create", key, digest, dumps(memo))
         return response
 
     def _replayed(self, memo: JSON) -> JSON:
         """The answer a span create gave, rebuilt from its row and its memo."""
         if not self.details:
             return _respond(None, memo["control"])
+        self.unit.flush()
         row = self.store._conn.execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
             " WHERE s.id = ?",
@@ -365,67 +389,40 @@ class _SpanBatch:
         )
         return _respond(details, memo["control"])
 
-    def write(self, database: Database) -> None:
-        """Insert every queued row."""
-        if self.span_rows:
-            database.insert_rows(
-                "spans",
-                "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
-                " status, payload, result_payload, schema_violations, started_at, finished_at,"
-                " inserted_at, updated_at",
-                self.span_rows,
-            )
-        if self.idem_rows:
-            database.insert_rows("idempotency", "scope, key, fingerprint, response", self.idem_rows)
-
 
 class SpanRules(StoreBase):
     """Span create/finish/list on top of :class:`StoreBase`."""
 
     def _create_spans(
-        self, entries: Sequence[tuple[JSON, str | None]], *, with_details: bool = True
+        self,
+        entries: Sequence[tuple[JSON, str | None]],
+        *,
+        with_details: bool = True,
+        prefetched: bool = False,
     ) -> tuple[list[JSON], ApiProblem | None]:
         """Create spans in order, stopping at the first that fails.
 
-        Reads are made up front in a few ``IN`` queries and writes at the end in
-        two ``executemany`` calls, so a run of N spans costs a handful of
-        statements instead of about 6N. Nothing is written for the failing entry
-        or any after it.
+        Reads are made up front in a few ``IN`` queries and the rows are inserted
+        with the transaction's other new rows (:class:`UnitOfWork`), so a run of N
+        spans costs a handful of statements instead of about 6N. Nothing is
+        written for the failing entry or any after it.
 
         Args:
             entries: ``(details, idempotency_key)`` pairs; the key given here wins
                 over ``details["idempotency_key"]``.
             with_details: whether answers carry each span's ``details`` (else only
                 ``status`` and ``control``).
+            prefetched: the span ids and keys of ``entries`` were read already (a
+                bulk request reads those of all its items at once).
 
         Returns:
             The answers of the spans created (or replayed), and the problem that
             stopped the run, if any.
         """
-        keys: list[str] = []
-        ids: set[str] = set()
-        for details, key in entries:
-            k = key if key is not None else details.get("idempotency_key")
-            if isinstance(k, str):
-                keys.append(k)
-            for ref in (details.get("id"), details.get("parent_span_id")):
-                if isinstance(ref, str):
-                    ids.add(ref)
-        batch = _SpanBatch(self, now_iso(), with_details)
-        # Spans before their idempotency rows: on PostgreSQL each statement sees what was
-        # committed when it began, and a concurrent request commits a span with its row.
-        # Read the other way round, a commit landing between the two reads would show the
-        # span without the row that replays it, and a retry would be answered "conflict".
-        for span_id, instance_id in self._select_in(
-            "SELECT id, agent_instance_id FROM spans WHERE id IN ({})", ids
-        ):
-            batch.known[span_id] = instance_id
-        for key, digest, response in self._select_in(
-            "SELECT key, fingerprint, response FROM idempotency"
-            " WHERE scope = 'agent_spans/create' AND key IN ({})",
-            keys,
-        ):
-            batch.replays[key] = (digest, response)
+        unit = self._work
+        if not prefetched:
+            self._prefetch_creates(unit, entries)
+        batch = _SpanBatch(self, unit, now_iso(), with_details)
         responses: list[JSON] = []
         problem: ApiProblem | None = None
         for details, key in entries:
@@ -434,23 +431,33 @@ class SpanRules(StoreBase):
             except ApiProblem as exc:
                 problem = exc
                 break
-        batch.write(self._db)
+        if batch.span_rows:
+            unit.insert_spans(batch.span_rows)
         return responses, problem
 
-    def _select_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
-        unique = list(dict.fromkeys(values))
-        rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            query = sql.format(", ".join("?" * len(chunk)))
-            rows.extend(self._conn.execute(query, chunk).fetchall())
-        return rows
+    @staticmethod
+    def _prefetch_creates(unit: UnitOfWork, entries: Sequence[tuple[JSON, str | None]]) -> None:
+        # Span ids before keys (see UnitOfWork.prefetch_spans).
+        unit.prefetch_spans(span_refs(details for details, _ in entries))
+        unit.prefetch_keys(
+            "agent_spans/create",
+            (
+                k
+                for k in (
+                    key if key is not None else details.get("idempotency_key")
+                    for details, key in entries
+                )
+                if isinstance(k, str)
+            ),
+        )
 
     def _finish_span(self, span_id: str, body: JSON) -> JSON:
         req = parse(FinishSpanRequest, body)
 
         def op() -> JSON:
             conn = self._conn
+            unit = self._work
+            unit.flush()
             row = conn.execute(
                 f"SELECT {_SPAN_COLUMNS}, i.status, i.termination_reason, i.schema_version_id"
                 " FROM spans s JOIN instances i ON i.id = s.agent_instance_id"
@@ -481,6 +488,7 @@ class SpanRules(StoreBase):
                 " schema_violations = ?, updated_at = ? WHERE id = ?",
                 (status, finished, result, encoded, now, span_id),
             )
+            unit.span_finished(row[1], row[3], status)
             updated = (
                 *row[:3],
                 status,

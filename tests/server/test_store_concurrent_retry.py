@@ -72,3 +72,45 @@ def test_span_creates_read_across_a_commit_replay_rather_than_conflict(pg_url: s
 def test_a_span_finish_read_across_a_commit_replays_rather_than_conflicts(pg_url: str) -> None:
     # The commit lands after the finish's idempotency read, before it reads the span.
     _answers_alike(pg_url, "WHERE s.id", finish=True)
+
+
+def test_root_calls_whose_instances_another_server_inserted_first_replay(pg_url: str) -> None:
+    # The new instances are inserted at commit: the commit of the same request by another
+    # server lands just before, so the insert meets their ids, and the retry replays.
+    db = in_schema(pg_url, "retry_root")
+    first, second = Store(db), Store(db)
+    try:
+        # The agent, its deployment and version exist already (else the second store's
+        # transaction would hold them uncommitted while the first one waits for them).
+        for store in (first, second):
+            store.register_instance({})
+        items: list[dict[str, Any]] = []
+        for _ in range(3):
+            iid = generate_pfid()
+            items += [
+                {"_type": "agent_instances/register", "idempotency_key": f"{iid}-reg", "id": iid},
+                {
+                    "_type": "agent_instances/start",
+                    "idempotency_key": f"{iid}-start",
+                    "agent_instance_id": iid,
+                },
+                span_item(iid, f"{iid}-span"),
+                {
+                    "_type": "agent_instances/finish",
+                    "idempotency_key": f"{iid}-finish",
+                    "agent_instance_id": iid,
+                },
+            ]
+        body = {"items": items}
+        answers: list[Any] = []
+        second.set_trace_callback(
+            _commit_before("COPY instances", lambda: answers.append(first.bulk(body)))
+        )
+        retried = second.bulk(body)
+        assert answers, "the instances were not inserted with COPY"
+        assert retried == answers[0]
+        assert {out["status"] for out in retried["outputs"].values()} == {"success"}
+        assert second.list_instances()["pagination"]["item_count"] == 2 + 3
+    finally:
+        first.close()
+        second.close()

@@ -72,3 +72,38 @@ def test_a_reopened_store_checks_spans_of_a_version_registered_before(
         assert _version_of(reopened, again) is _version_of(reopened, instance_id)
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        pytest.param({"id": "not-a-pfid"}, "id", id="id"),
+        pytest.param({"purpose": "bogus"}, "purpose", id="purpose"),
+        pytest.param({"agent_version": {"name": 3}}, "agent_version.name", id="version"),
+    ],
+)
+def test_a_register_of_a_version_compiled_before_still_checks_the_rest_of_its_body(
+    store: Store, register: Register, extra: dict[str, Any], field: str
+) -> None:
+    register()  # SCHEMA_VERSION's content is compiled now
+    with pytest.raises(ApiProblem) as caught:
+        register(**extra)
+    assert caught.value.status == 422 and field in (caught.value.errors or {})
+    assert store.list_instances()["pagination"]["item_count"] == 1
+
+
+def test_a_version_compiled_before_is_stored_again_for_another_agent(
+    store: Store, register: Register
+) -> None:
+    first, second = register(agent_id="agent-a"), register(agent_id="agent-b")
+    ids = [store.get_instance(i)["details"]["agent_id"] for i in (first, second)]
+    versions = store._read(
+        lambda: store._conn.execute(
+            "SELECT agent_id, external_identifier FROM schema_versions ORDER BY agent_id"
+        ).fetchall()
+    )
+    assert ids == ["agent-a", "agent-b"]
+    assert [tuple(v) for v in versions] == [
+        ("agent-a", "schemas-v1"),
+        ("agent-b", "schemas-v1"),
+    ]
