@@ -67,6 +67,8 @@ def _iso_seconds(seconds: int) -> str:
 
 # The latest second formatted: a span's two timestamps, and most of a batch's, share it.
 _last_second: tuple[int, str] = (-1, "")
+# "000" .. "999": the microseconds as two table lookups, about half the cost of "%06d".
+_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
 def iso_from_ns(ns: int) -> str:
@@ -81,7 +83,8 @@ def iso_from_ns(ns: int) -> str:
     last = _last_second
     if last[0] != seconds:
         last = _last_second = (seconds, _iso_seconds(seconds))
-    return "%s.%06d+00:00" % (last[1], rest // 1000)  # noqa: UP031 (faster than an f-string here)
+    micros = rest // 1000
+    return f"{last[1]}.{_THREE_DIGITS[micros // 1000]}{_THREE_DIGITS[micros % 1000]}+00:00"
 
 
 def create_key(span_id: str) -> str:

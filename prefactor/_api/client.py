@@ -151,6 +151,8 @@ class PrefactorApiClient:
             },
         )
         self._closed = False
+        # The bulk endpoint's address, merged with base_url once rather than on every request.
+        self._bulk_url = self._http.build_request("POST", "/api/v1/bulk").url
 
     def __repr__(self) -> str:
         return f"PrefactorApiClient(api_url={self.config.api_url!r})"
@@ -197,10 +199,12 @@ class PrefactorApiClient:
         body: JSON | bytes | None,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
+        *,
+        url: httpx.URL | None,
     ) -> JSON:
         content = body if body is None or type(body) is bytes else orjson.dumps(body)
         response = await self._http.request(
-            method, path, content=content, params=params, headers=headers
+            method, path if url is None else url, content=content, params=params, headers=headers
         )
         if response.status_code >= 400:
             raise _error_for(response)
@@ -228,13 +232,16 @@ class PrefactorApiClient:
         body: JSON | bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        url: httpx.URL | None = None,
     ) -> JSON:
+        """Send one request to ``path`` (or to ``url``, the same place already merged)."""
         if self._closed:
             raise PrefactorClientError("the client is closed")
         attempts = self.config.max_retries + 1
         for attempt in range(attempts):
             try:
-                return await self._send_once(method, path, body, params, headers)
+                return await self._send_once(method, path, body, params, headers, url=url)
             except (httpx.TransportError, PrefactorApiError) as error:
                 if not self._retryable(error) or attempts == 1:
                     raise
@@ -465,8 +472,12 @@ class PrefactorApiClient:
             PrefactorResponseContractError: the answer is not the contract's shape.
         """
         path = "/api/v1/bulk"
-        body = b'{"items":[' + b",".join(items) + b"]}"
-        data = await self._request("POST", path, body, headers=_PREFER_MINIMAL)
+        # One allocation of the whole body: the envelope's ends go onto the first and last items.
+        ends = list(items) or [b""]
+        ends[0] = b'{"items":[' + ends[0]
+        ends[-1] += b"]}"
+        body = b",".join(ends)
+        data = await self._request("POST", path, body, headers=_PREFER_MINIMAL, url=self._bulk_url)
         outputs = data.get("outputs")
         if data.get("status") != "success" or not isinstance(outputs, dict):
             self._parse(BulkResponse, data, path)  # raises, naming what is wrong

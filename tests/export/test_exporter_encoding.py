@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
 from prefactor._ids import generate_pfid
-from prefactor._records import CreateSpan, JSONDict, Lazy, Record, Violation
+from prefactor._records import CreateSpan, JSONDict, Lazy, Record, Violation, iso_from_ns
 from prefactor.server.store import Store
 
 
@@ -141,3 +142,13 @@ def test_the_memory_sink_keeps_the_records_it_could_write() -> None:
     broken = records[4]
     assert sink.records == [r for r in records if r is not broken]
     assert dict(exporter.stats().dropped) == {"unencodable": 1}
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [0, 999, 1_000, 999_999_999, 1_000_000_000, 1_764_000_000_000_999_000, -1, -1_000_000_001],
+)
+def test_a_wire_timestamp_is_the_instant_to_the_microsecond_in_iso_form(ns: int) -> None:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    instant = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+    assert iso_from_ns(ns) == instant.isoformat(timespec="microseconds")

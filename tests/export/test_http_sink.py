@@ -213,6 +213,32 @@ def test_finishing_an_instance_the_server_terminated_counts_as_sent(server: Serv
     exporter.close()
 
 
+def test_a_terminate_signal_after_plain_successes_in_one_answer_is_still_heard(
+    server: Server,
+) -> None:
+    stopped, running = generate_pfid(), generate_pfid()
+    calls: list[tuple[str, str | None]] = []
+    transport = server.transport()
+    exporter = Exporter(
+        HttpSink(api_config(), transport=transport), on_terminate=lambda i, r: calls.append((i, r))
+    )
+    for record in instance_opening(stopped):
+        exporter.submit(record)
+    assert exporter.flush(10)
+    server.store.terminate_instance(stopped, {"reason": "stop"})
+    plain = [span_pair(running) for _ in range(3)]
+    late = span_pair(stopped)
+    for record in [*instance_opening(running), *(r for pair in plain for r in pair), *late]:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert calls == [(stopped, "stop")]
+    assert len(transport.paths()) == 2  # the plain successes and the signal: one answer
+    assert stored_spans(server.store, running) == {
+        create.span_id: (None, "complete") for create, _ in plain
+    }
+    exporter.close()
+
+
 def test_the_bulk_endpoint_missing_switches_to_single_endpoints(server: Server) -> None:
     def no_bulk(request: httpx.Request, n: int) -> httpx.Response | None:
         return error(404, "not_found") if request.url.path == "/api/v1/bulk" else None

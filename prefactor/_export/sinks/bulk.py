@@ -308,8 +308,14 @@ class BulkSink(ABC, Generic[ItemT]):
                 self._reject(run, index, exc.code, exc.message)
                 run.remove(index)
             return start
+        # An output settled as a plain success (no control): a transport that shares one
+        # object for all of those (the HTTP client does) settles the rest by identity.
+        plain: object = None
+        keys = run.keys
         for index in range(start, end):
-            output = outputs.get(run.keys[index])
+            output = outputs.get(keys[index])
+            if output is plain:
+                continue
             if output is None:
                 if index == start:
                     raise TransientExportError("the bulk answer has no output for its first item")
@@ -317,6 +323,8 @@ class BulkSink(ABC, Generic[ItemT]):
             step = self._settle(run, index, output, single=False)
             if step is not _NEXT:
                 return index + 1 if step is _STOPPED else index
+            if output.get("control") is None:
+                plain = output
         return end
 
     def _settle(self, run: _Delivery[ItemT], index: int, output: Output, *, single: bool) -> object:
