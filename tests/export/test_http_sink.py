@@ -293,6 +293,50 @@ class NoSpanFinishInBulk(httpx.AsyncBaseTransport):
         return httpx.Response(200, json={"status": "success", "outputs": outputs})
 
 
+class AnswersPartly(httpx.AsyncBaseTransport):
+    """A server whose first bulk request applies and answers only part of its items.
+
+    ``first_half``: the first half of them; else none (a success naming no item).
+    """
+
+    def __init__(self, server: Server, *, first_half: bool) -> None:
+        self.store = server.store
+        self.app = httpx.ASGITransport(app=server.app)
+        self.first_half = first_half
+        self.cut = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/api/v1/bulk" or self.cut:
+            return await self.app.handle_async_request(request)
+        self.cut = True
+        items = json.loads(request.content)["items"]
+        half = len(items) // 2
+        applied = items[:half] if self.first_half else []
+        outputs = self.store.bulk({"items": applied}, details=False)["outputs"] if applied else {}
+        return httpx.Response(200, json={"status": "success", "outputs": outputs})
+
+
+@pytest.mark.parametrize("first_half", [True, False], ids=["answers-first-half", "answers-none"])
+def test_items_a_bulk_answer_leaves_out_are_sent_again(server: Server, first_half: bool) -> None:
+    instance = generate_pfid()
+    records: list[Record] = [*instance_opening(instance)]
+    for _ in range(20):
+        records.extend(span_pair(instance))
+    records.append(instance_closing(instance))
+    exporter = Exporter(
+        HttpSink(api_config(), transport=AnswersPartly(server, first_half=first_half)),
+        QueueConfig(**FAST_RETRY),
+    )
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    assert len(stored_spans(server.store, instance)) == 20
+    assert server.store.get_instance(instance)["details"]["status"] == "complete"
+    stats = exporter.stats()
+    assert (stats.sent, stats.rejected, dict(stats.dropped)) == (len(records), 0, {})
+    exporter.close()
+
+
 def test_an_item_type_bulk_does_not_support_goes_to_its_single_endpoint(server: Server) -> None:
     instance = generate_pfid()
     first, second = span_pair(instance), span_pair(instance)

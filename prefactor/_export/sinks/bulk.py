@@ -310,7 +310,7 @@ class BulkSink(ABC, Generic[ItemT]):
             return start
         # An output settled as a plain success (no control): a transport that shares one
         # object for all of those (the HTTP client does) settles the rest by identity.
-        plain: object = None
+        plain: object = _NEXT  # no output is this object: a missing one is never skipped
         keys = run.keys
         for index in range(start, end):
             output = outputs.get(keys[index])
