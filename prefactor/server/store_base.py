@@ -76,6 +76,8 @@ class StoreBase:
     """
 
     INSTANCE_COLUMNS = _INSTANCE_COLUMNS
+    # Where each column sits in an instance row.
+    INSTANCE_COLUMN_INDEX = {name.strip(): i for i, name in enumerate(_INSTANCE_COLUMNS.split(","))}
 
     def __init__(self, db: str | os.PathLike[str] = ":memory:") -> None:
         self._db = open_database(db)
@@ -146,7 +148,7 @@ class StoreBase:
         Raises:
             RuntimeError: no write transaction is running in this thread.
         """
-        unit: UnitOfWork | None = getattr(self._units, "unit", None)
+        unit = self._unit
         if unit is None:
             raise RuntimeError("no store write transaction is running in this thread")
         return unit
@@ -190,11 +192,7 @@ class StoreBase:
             # On PostgreSQL the same request may have been committed by another server
             # since the key was read (each statement sees the commits made before it
             # began), and its effect is what op() refused: answer as the retry it is.
-            row = self._conn.execute(
-                "SELECT fingerprint, response FROM idempotency WHERE scope = ? AND key = ?",
-                (scope, key),
-            ).fetchone()
-            stored = self._stored_answer(row, key, digest)
+            stored = self._stored_answer(unit.fresh(scope, key), key, digest)
             if stored is not None:
                 return stored
             raise

@@ -37,9 +37,7 @@ from prefactor.server.store_schemas import (
 
 __all__ = ["InstanceRules", "schema_content", "without_key"]
 
-_INSTANCE_COLUMNS = StoreBase.INSTANCE_COLUMNS
-# Where each column sits in an instance row.
-_COLUMN_INDEX = {name.strip(): i for i, name in enumerate(_INSTANCE_COLUMNS.split(","))}
+_COLUMN_INDEX = StoreBase.INSTANCE_COLUMN_INDEX
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
 
 
@@ -175,7 +173,8 @@ class InstanceRules(StoreBase):
         definition = req.agent_schema_version
         if definition is None:
             return req, None, ""
-        content = schema_content(body["agent_schema_version"])
+        # Computed above, unless it failed there: then it raises here, after the parse.
+        content = content or schema_content(body["agent_schema_version"])
         try:
             return req, self._compiled(content, definition), content
         except SchemaProblems as exc:

@@ -8,6 +8,7 @@ values in hand instead of read back.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -196,6 +197,11 @@ def check_span_details(details: JSON) -> SpanFields:
     )
 
 
+# The instance columns a run of span creates reads, in the order _SpanBatch uses them.
+_SPAN_NEEDS = ("account_id", "agent_id", "status", "schema_version_id", "termination_reason")
+_SPAN_NEEDS_OF_ROW = operator.itemgetter(*(StoreBase.INSTANCE_COLUMN_INDEX[c] for c in _SPAN_NEEDS))
+
+
 class _Instance(NamedTuple):
     """What a run of span creates needs of an instance, looked up once per run."""
 
@@ -236,13 +242,12 @@ class _SpanBatch:
         if inst is None:
             known = self.unit.instance(instance_id, lock=False)
             if known is not None:
-                row = (known[1], known[2], known[6], known[16], known[11])
+                row = _SPAN_NEEDS_OF_ROW(known)
             else:
                 # Only the columns a span needs: a run that reads its instance once does
                 # not need the rest of it again.
                 row = self.store._conn.execute(
-                    "SELECT account_id, agent_id, status, schema_version_id, termination_reason"
-                    " FROM instances WHERE id = ?",
+                    f"SELECT {', '.join(_SPAN_NEEDS)} FROM instances WHERE id = ?",
                     (instance_id,),
                 ).fetchone()
                 if row is None:
@@ -439,17 +444,10 @@ class SpanRules(StoreBase):
     def _prefetch_creates(unit: UnitOfWork, entries: Sequence[tuple[JSON, str | None]]) -> None:
         # Span ids before keys (see UnitOfWork.prefetch_spans).
         unit.prefetch_spans(span_refs(details for details, _ in entries))
-        unit.prefetch_keys(
-            "agent_spans/create",
-            (
-                k
-                for k in (
-                    key if key is not None else details.get("idempotency_key")
-                    for details, key in entries
-                )
-                if isinstance(k, str)
-            ),
-        )
+        keys = [
+            key if key is not None else details.get("idempotency_key") for details, key in entries
+        ]
+        unit.prefetch_keys("agent_spans/create", (k for k in keys if isinstance(k, str)))
 
     def _finish_span(self, span_id: str, body: JSON) -> JSON:
         req = parse(FinishSpanRequest, body)

@@ -19,8 +19,8 @@ What a unit may reuse depends on who else can write meanwhile:
   inserted itself (invisible to everyone else until it commits), and a key or
   id found absent may still be taken meanwhile: the insert then fails on its
   unique constraint and the backend runs the whole request again, or a rule
-  that refused the request re-reads the key (``fresh``) and answers the
-  replay, as before.
+  that refused the request re-reads the key (:meth:`UnitOfWork.fresh`) and
+  answers the replay, as before.
 
 Rows that never change once stored (agents, deployments, agent versions,
 schema versions; nothing deletes them) are remembered past the transaction,
@@ -191,6 +191,17 @@ class UnitOfWork:
         if checked is None or key not in checked:
             self.prefetch_keys(scope, (key,))
         return self._keys[scope].get(key)
+
+    def fresh(self, scope: str, key: str) -> tuple[str, str] | None:
+        """The stored ``(fingerprint, response)`` of a key, read again now.
+
+        For a rule that refused a request: on PostgreSQL another server may have
+        committed the same request since the key was first read.
+        """
+        checked = self._checked_keys.get(scope)
+        if checked is not None:
+            checked.discard(key)
+        return self.stored(scope, key)
 
     def instance(self, instance_id: str, *, lock: bool) -> tuple[Any, ...] | None:
         """A known instance row; ``None`` when it must be read (with ``lock``, if asked)."""
