@@ -462,9 +462,13 @@ class ExportWorker:
         """Free the lanes that rode in ``lane``'s settled batch (dropping those left empty)."""
         for rider in lane.riders:
             rider.busy = False
-            if not rider.records and rider.retry is None and self._lanes.get(rider.key) is rider:
-                del self._lanes[rider.key]
+            self._forget_if_idle(rider)
         lane.riders = ()
+
+    def _forget_if_idle(self, lane: _Lane) -> None:
+        """Drop a lane with nothing waiting and no retry: its instance may make a new one."""
+        if not lane.records and lane.retry is None and self._lanes.get(lane.key) is lane:
+            del self._lanes[lane.key]
 
     async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
         finished = True
@@ -495,8 +499,7 @@ class ExportWorker:
             if finished:
                 self._finish(batch)
                 self._release_riders(lane)
-            if not lane.records and lane.retry is None:
-                self._lanes.pop(key, None)
+            self._forget_if_idle(lane)
             if self._wake is not None:
                 self._wake.set()
 

@@ -293,10 +293,9 @@ def create_app(
         openapi_extra={**openapi.body(BulkRequest), **openapi.prefer_header()},
     )
     async def bulk(request: Request) -> Response:
-        if not wants_minimal(request.headers.getlist("prefer")):
-            return await with_body(request, store.bulk)
-        response = await with_body(request, lambda b: store.bulk(b, details=False))
-        if response.status_code == 200:
+        minimal = wants_minimal(request.headers.getlist("prefer"))
+        response = await with_body(request, lambda b: store.bulk(b, details=not minimal))
+        if minimal and response.status_code == 200:
             response.headers["Preference-Applied"] = "return=minimal"
         return response
 
