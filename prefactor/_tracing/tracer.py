@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import threading
 import time
 import weakref
@@ -89,7 +90,7 @@ class _LiveInstances:
     constant per instance added.
     """
 
-    __slots__ = ("_lock", "_refs", "_sweep_at")
+    __slots__ = ("__weakref__", "_lock", "_refs", "_sweep_at")
 
     _SWEEP_AT_LEAST = 1024
 
@@ -97,6 +98,11 @@ class _LiveInstances:
         self._refs: dict[str, weakref.ref[InstanceState]] = {}
         self._lock = threading.Lock()  # adders only; readers take the dict as it is
         self._sweep_at = self._SWEEP_AT_LEAST
+        _indexes.add(self)
+
+    def unlock_in_child(self) -> None:
+        """After a fork: a fresh lock (another thread of the parent may have held this one)."""
+        self._lock = threading.Lock()
 
     def get(self, instance_id: str) -> InstanceState | None:
         ref = self._refs.get(instance_id)
@@ -114,6 +120,17 @@ class _LiveInstances:
     def __len__(self) -> int:
         """Entries held, dead ones not swept yet included."""
         return len(self._refs)
+
+
+_indexes: weakref.WeakSet[_LiveInstances] = weakref.WeakSet()
+
+
+def _unlock_indexes_in_child() -> None:
+    for index in list(_indexes):
+        index.unlock_in_child()
+
+
+os.register_at_fork(after_in_child=_unlock_indexes_in_child)
 
 
 class Tracer:

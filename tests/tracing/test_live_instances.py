@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
+import time
 
+import pytest
 from tracing_helpers import Stored
 
 from prefactor._errors import PrefactorTerminatedError
@@ -85,3 +89,26 @@ def test_instances_added_from_several_threads_are_all_found(stored: Stored) -> N
     for worker in workers:
         worker.join(30)
     assert all(tracer.instance(inst.id) is inst for row in made for inst in row)
+
+
+def test_a_child_forked_while_the_index_was_locked_still_opens_instances(stored: Stored) -> None:
+    tracer = stored.tracer
+    lock = tracer._instances._lock
+    with lock:  # as if another thread of the parent were adding an instance at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh lock, so opening an instance does not hang
+            try:
+                tracer.new_instance(agent_version={"name": "child"})
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung on the index's lock")
+    assert os.waitstatus_to_exitcode(status) == 0
