@@ -29,9 +29,11 @@ SQLITE = Dialect(
 
 # Placeholders one statement may hold in any SQLite (the limit was 999 before 3.32).
 _MAX_VARIABLES = 999
+# Rows a rest as short as this goes in one statement of its own length.
+_FEW_ROWS = 8
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _insert_sql(table: str, columns: str, rows: int) -> str:
     marks = ", ".join("?" * (columns.count(",") + 1))
     return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([f"({marks})"] * rows)
@@ -88,7 +90,9 @@ class SqliteDatabase:
 
         A statement of many rows is stepped once: about a fifth less CPU per row
         than ``executemany`` of one row, which steps (and releases the GIL) per
-        row. Full chunks share one cached statement; the rest goes one row each.
+        row. Full chunks share one cached statement; a rest of a few rows (a root
+        call's idempotency rows) is one statement too, of that many rows, and a
+        longer rest goes one row each, so that few distinct statements are cached.
         """
         conn = self.connection
         per = max(1, _MAX_VARIABLES // (columns.count(",") + 1))
@@ -97,7 +101,12 @@ class SqliteDatabase:
             chunk = _insert_sql(table, columns, per)
             for start in range(0, full, per):
                 conn.execute(chunk, [value for row in rows[start : start + per] for value in row])
-        if full < len(rows):
+        rest = len(rows) - full
+        if 1 < rest <= _FEW_ROWS:
+            conn.execute(
+                _insert_sql(table, columns, rest), [value for row in rows[full:] for value in row]
+            )
+        elif rest:
             conn.executemany(_insert_sql(table, columns, 1), rows[full:])
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
