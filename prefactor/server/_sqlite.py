@@ -99,8 +99,9 @@ class SqliteDatabase:
         A statement of many rows is stepped once: about a fifth less CPU per row
         than ``executemany`` of one row, which steps (and releases the GIL) per
         row. Full chunks share one cached statement; a rest of a few rows (a root
-        call's idempotency rows) is one statement too, of that many rows, and a
-        longer rest goes one row each, so that few distinct statements are cached.
+        call's idempotency rows, a single create) is one statement too, of that
+        many rows, and a longer rest goes one row each, so that few distinct
+        statements are cached.
 
         ``None`` is bound as a NaN, which SQLite stores as NULL too: the sqlite3
         module looks for an adapter for each ``None`` it binds (a span row has
@@ -114,7 +115,7 @@ class SqliteDatabase:
             for start in range(0, full, per):
                 conn.execute(chunk, _values(rows[start : start + per]))
         rest = len(rows) - full
-        if 1 < rest <= _FEW_ROWS:
+        if 0 < rest <= _FEW_ROWS:
             conn.execute(_insert_sql(table, columns, rest), _values(rows[full:]))
         elif rest:
             conn.executemany(
