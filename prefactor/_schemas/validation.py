@@ -29,6 +29,12 @@ cap, a list's ``…[N more items]``, ``[REDACTED]``: see
 user's: :meth:`CompiledSchema.errors` leaves it out, so the SDK (``Tracer.check``)
 and the server's store, which both ask it, never flag a payload for having
 been truncated.
+
+What a violation says is bounded too, because it travels with the span: a
+reason quotes at most :data:`MAX_REASON_LENGTH` characters (python-jsonschema
+would quote the whole offending value, so a 10,000-character string or a
+large object would be repeated in every violation), and a payload lists at
+most :data:`MAX_VIOLATIONS` of them.
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ if TYPE_CHECKING:
     import referencing
 
 __all__ = [
+    "MAX_REASON_LENGTH",
     "MAX_SCHEMA_DEPTH",
+    "MAX_VIOLATIONS",
     "CompiledSchema",
     "SchemaDefinitionError",
     "compile_schema",
@@ -58,6 +66,10 @@ __all__ = [
 ]
 
 MAX_SCHEMA_DEPTH = 64
+MAX_REASON_LENGTH = 300
+"""Characters of a violation's reason kept: its start and its end, which says what failed."""
+MAX_VIOLATIONS = 100
+"""Violations listed per payload; a last entry at ``$`` says that more were left out."""
 """How many levels of objects and arrays a schema document may nest."""
 
 # python-jsonschema runs these in more than linear time: the regex keywords with
@@ -327,12 +339,30 @@ class CompiledSchema:
         return self._explain(instance)
 
     def _explain(self, instance: Any) -> list[tuple[str, str]]:
-        raw = list(self._slow.iter_errors(instance))
-        if not raw:  # the engines disagree: still say that it failed
+        found = False
+        kept: list[tuple[str, str]] = []
+        for err in self._slow.iter_errors(instance):
+            found = True
+            if _exempt(err):
+                continue
+            if len(kept) == MAX_VIOLATIONS:
+                kept.sort()
+                kept.append(("$", f"more violations not listed (the first {MAX_VIOLATIONS} are)"))
+                return kept
+            kept.append((format_path(err.absolute_path), _bounded(err.message)))
+        if not found:  # the engines disagree: still say that it failed
             return [("$", "does not match the schema")]
-        return sorted(
-            (format_path(err.absolute_path), err.message) for err in raw if not _exempt(err)
-        )
+        return sorted(kept)
+
+
+def _bounded(reason: str) -> str:
+    """``reason`` cut to :data:`MAX_REASON_LENGTH` characters in its middle, where the value is."""
+    if len(reason) <= MAX_REASON_LENGTH:
+        return reason
+    tail = MAX_REASON_LENGTH // 3
+    left_out = f" …[{len(reason) - MAX_REASON_LENGTH:,} characters]… "
+    head = MAX_REASON_LENGTH - tail - len(left_out)
+    return f"{reason[:head]}{left_out}{reason[-tail:]}"
 
 
 _cache: dict[str, CompiledSchema] = {}
