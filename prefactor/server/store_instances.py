@@ -6,7 +6,7 @@ The decisions they implement are listed in :mod:`prefactor.server.store`.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -16,7 +16,6 @@ from prefactor._api.models import (
     RegisterInstanceRequest,
     StartInstanceRequest,
     TerminateInstanceRequest,
-    normalize_timestamp,
 )
 from prefactor._config import DEFAULT_AGENT_ID
 from prefactor._ids import generate_pfid, is_pfid, partition_for
@@ -36,64 +35,10 @@ from prefactor.server.store_schemas import (
     render_template,
 )
 
-__all__ = ["InstanceRules", "Transition", "check_transition", "schema_content", "without_key"]
+__all__ = ["InstanceRules", "schema_content", "without_key"]
 
 _COLUMN_INDEX = StoreBase.INSTANCE_COLUMN_INDEX
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
-_FINISH_STATUSES = frozenset({"complete", "failed", "cancelled"})
-_TRANSITION_MODELS: dict[
-    str, type[StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest]
-] = {
-    "agent_instances/start": StartInstanceRequest,
-    "agent_instances/finish": FinishInstanceRequest,
-    "agent_instances/terminate": TerminateInstanceRequest,
-}
-# The keys a start or finish body of the usual shape may have (the models forbid others).
-_START_KEYS = frozenset({"timestamp", "idempotency_key"})
-_FINISH_KEYS = _START_KEYS | {"status"}
-
-
-class Transition(NamedTuple):
-    """The checked fields of a start, finish or terminate request (timestamp normalised)."""
-
-    timestamp: str | None
-    status: str | None
-    reason: str | None
-    idempotency_key: str | None
-
-
-def check_transition(scope: str, body: JSON) -> Transition:
-    """Check a transition's body as its model does, quickly for a start's or finish's usual shape.
-
-    Every root call sends a start and a finish; a model costs more than the rest
-    of either. Anything unusual goes through the model, whose errors are the
-    answer; tests hold the two to the same verdicts.
-
-    Raises:
-        ApiProblem: 422 with the model's errors.
-    """
-    finish = scope == "agent_instances/finish"
-    if type(body) is dict and (finish or scope == "agent_instances/start"):
-        get = body.get
-        stamp, key, status = get("timestamp"), get("idempotency_key"), get("status")
-        if (
-            body.keys() <= (_FINISH_KEYS if finish else _START_KEYS)
-            and (key is None or (type(key) is str and 0 < len(key) <= 64))
-            and (status is None or (type(status) is str and status in _FINISH_STATUSES))
-            and (stamp is None or type(stamp) is str)
-        ):
-            try:
-                stamp = None if stamp is None else normalize_timestamp(stamp)
-            except ValueError:
-                pass
-            else:
-                return Transition(stamp, status, None, key)
-    req = parse(_TRANSITION_MODELS[scope], body)
-    if isinstance(req, TerminateInstanceRequest):
-        return Transition(None, None, req.reason, req.idempotency_key)
-    if isinstance(req, FinishInstanceRequest):
-        return Transition(req.timestamp, req.status, None, req.idempotency_key)
-    return Transition(req.timestamp, None, None, req.idempotency_key)
 
 
 def without_key(body: JSON) -> JSON:
@@ -405,12 +350,18 @@ class InstanceRules(StoreBase):
         return generate_pfid(), ident
 
     def _transition(self, scope: str, instance_id: str, body: JSON) -> JSON:
-        req = check_transition(scope, body)
+        req: StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest
+        if scope == "agent_instances/start":
+            req = parse(StartInstanceRequest, body)
+        elif scope == "agent_instances/finish":
+            req = parse(FinishInstanceRequest, body)
+        else:
+            req = parse(TerminateInstanceRequest, body)
 
         def op() -> JSON:
             row = self._instance_row(instance_id, lock=True)
             status, now = row[6], now_iso()
-            if scope == "agent_instances/start":
+            if isinstance(req, StartInstanceRequest):
                 # Already started or finished: a no-op, since a client that sends start
                 # and finish concurrently (prefactor-core does) may deliver start last.
                 if status != "pending":
@@ -421,7 +372,7 @@ class InstanceRules(StoreBase):
                 )
             if status in TERMINAL:
                 raise ApiProblem(409, "conflict", f"agent instance is already {status}")
-            if scope == "agent_instances/finish":
+            if isinstance(req, FinishInstanceRequest):
                 return self._change_instance(
                     row,
                     {
