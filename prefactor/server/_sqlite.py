@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,9 +30,18 @@ SQLITE = Dialect(
 
 # Placeholders one statement may hold in any SQLite (the limit was 999 before 3.32).
 _MAX_VARIABLES = 999
+# Rows a rest as short as this goes in one statement of its own length.
+_FEW_ROWS = 8
+# Bound for None: SQLite stores a NaN as NULL, and binds a float without looking for an adapter.
+_NULL = math.nan
 
 
-@functools.lru_cache(maxsize=16)
+def _values(rows: Iterable[Sequence[Any]]) -> list[Any]:
+    """The values of ``rows`` in one list, each ``None`` as a NaN (both bind as NULL)."""
+    return [_NULL if value is None else value for row in rows for value in row]
+
+
+@functools.lru_cache(maxsize=64)
 def _insert_sql(table: str, columns: str, rows: int) -> str:
     marks = ", ".join("?" * (columns.count(",") + 1))
     return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([f"({marks})"] * rows)
@@ -88,7 +98,14 @@ class SqliteDatabase:
 
         A statement of many rows is stepped once: about a fifth less CPU per row
         than ``executemany`` of one row, which steps (and releases the GIL) per
-        row. Full chunks share one cached statement; the rest goes one row each.
+        row. Full chunks share one cached statement; a rest of a few rows (a root
+        call's idempotency rows, a single create) is one statement too, of that
+        many rows, and a longer rest goes one row each, so that few distinct
+        statements are cached.
+
+        ``None`` is bound as a NaN, which SQLite stores as NULL too: the sqlite3
+        module looks for an adapter for each ``None`` it binds (a span row has
+        two or three), which cost more than binding the rest of the row.
         """
         conn = self.connection
         per = max(1, _MAX_VARIABLES // (columns.count(",") + 1))
@@ -96,9 +113,14 @@ class SqliteDatabase:
         if full:
             chunk = _insert_sql(table, columns, per)
             for start in range(0, full, per):
-                conn.execute(chunk, [value for row in rows[start : start + per] for value in row])
-        if full < len(rows):
-            conn.executemany(_insert_sql(table, columns, 1), rows[full:])
+                conn.execute(chunk, _values(rows[start : start + per]))
+        rest = len(rows) - full
+        if 0 < rest <= _FEW_ROWS:
+            conn.execute(_insert_sql(table, columns, rest), _values(rows[full:]))
+        elif rest:
+            conn.executemany(
+                _insert_sql(table, columns, 1), (_values((row,)) for row in rows[full:])
+            )
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Observe every statement run, transaction control included."""

@@ -295,9 +295,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
         # Span ids before idempotency keys (see UnitOfWork.prefetch_spans).
         unit.prefetch_spans(span_refs(creates))
         unit.prefetch_instances(instance_ids)
-        for scope, scoped in keys.items():
-            if scoped:
-                unit.prefetch_keys(scope, scoped)
+        unit.prefetch_scoped_keys({scope: scoped for scope, scoped in keys.items() if scoped})
 
     def _bulk_span_run(self, items: list[JSON], outputs: JSON, details: bool) -> bool:
         """Create a run of consecutive span items at once; whether an error stopped it."""

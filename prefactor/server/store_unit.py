@@ -29,7 +29,7 @@ by the store, once it has committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prefactor.server._database import Connection, Database
@@ -165,19 +165,39 @@ class UnitOfWork:
 
     def prefetch_keys(self, scope: str, keys: Iterable[str]) -> None:
         """Read the stored idempotency rows of ``keys`` in ``scope`` not looked up yet."""
-        checked = self._checked_keys.setdefault(scope, set())
-        stored = self._keys.setdefault(scope, {})
-        wanted = [k for k in dict.fromkeys(keys) if k not in checked]
-        if not wanted:
-            return
-        checked.update(wanted)
-        for key, digest, response in select_in(
-            self._conn,
-            "SELECT key, fingerprint, response FROM idempotency WHERE scope = ? AND key IN ({})",
-            wanted,
-            (scope,),
-        ):
-            stored[key] = (digest, response)
+        self.prefetch_scoped_keys({scope: keys})
+
+    def prefetch_scoped_keys(self, scoped: Mapping[str, Iterable[str]]) -> None:
+        """:meth:`prefetch_keys` of several scopes at once: one query per 500 keys, not per scope.
+
+        A request of a root call names four scopes, a key each.
+        """
+        selects: list[str] = []
+        params: list[str] = []
+        for scope, keys in scoped.items():
+            checked = self._checked_keys.setdefault(scope, set())
+            self._keys.setdefault(scope, {})
+            wanted = [k for k in dict.fromkeys(keys) if k not in checked]
+            checked.update(wanted)
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                if len(params) - len(selects) + len(chunk) > _IN_CHUNK:
+                    self._read_keys(selects, params)
+                    selects, params = [], []
+                selects.append(
+                    "SELECT scope, key, fingerprint, response FROM idempotency"
+                    f" WHERE scope = ? AND key IN ({', '.join('?' * len(chunk))})"
+                )
+                params += (scope, *chunk)
+        if selects:
+            self._read_keys(selects, params)
+
+    def _read_keys(self, selects: list[str], params: list[str]) -> None:
+        stored = self._keys
+        for scope, key, digest, response in self._conn.execute(
+            " UNION ALL ".join(selects), params
+        ).fetchall():
+            stored[scope][key] = (digest, response)
 
     # --- lookups ----------------------------------------------------------------------------
 

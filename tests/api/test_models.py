@@ -48,6 +48,13 @@ INSTANCE = {
             "2025-01-02 03:04:05.123456+00:00", "2025-01-02T03:04:05.123456Z", id="space-separator"
         ),
         pytest.param("2025-01-02 03:04:05.123Z", "2025-01-02T03:04:05.123000Z", id="space-ms-z"),
+        pytest.param(
+            "2026-W06-1T00:00:00.123456+00:00", "2026-02-02T00:00:00.123456Z", id="week-date-sdk"
+        ),
+        pytest.param(
+            "2026-W06-1T00:00:00.123456Z", "2026-02-02T00:00:00.123456Z", id="week-date-z"
+        ),
+        pytest.param("2026-W06-1T00:00:00.123Z", "2026-02-02T00:00:00.123000Z", id="week-date-ms"),
     ],
 )
 def test_request_timestamps_normalise_to_fixed_width_utc(given: object, expected: str) -> None:

@@ -170,3 +170,24 @@ def test_a_bulk_of_root_calls_costs_a_few_statements_not_a_few_per_call(store: S
     others = [s for s in statements if not s.startswith(("INSERT INTO", "COPY "))]
     assert len(others) < 10, others
     assert store.list_instances(page_size=200)["pagination"]["item_count"] == 101
+
+
+def test_a_root_call_reads_the_keys_of_its_four_scopes_in_one_query(store: Store) -> None:
+    store.bulk({"items": _root_call(generate_pfid(), generate_pfid())})  # the agent is known now
+    statements: list[str] = []
+    store.set_trace_callback(statements.append)
+    outputs = store.bulk({"items": _root_call(generate_pfid(), generate_pfid())}, details=False)
+    store.set_trace_callback(None)
+    assert [o["status"] for o in outputs["outputs"].values()] == ["success"] * 5
+    assert len([s for s in statements if "FROM idempotency" in s]) == 1, statements
+
+
+def test_a_key_stored_in_one_scope_is_no_replay_in_another(store: Store) -> None:
+    instance_id, span_id = generate_pfid(), generate_pfid()
+    first, second = _root_call(instance_id, span_id)[:2]
+    store.bulk({"items": [first]})
+    # The start reuses the register's key: a new request in its scope, not a replay.
+    outputs = store.bulk({"items": [{**second, "idempotency_key": first["idempotency_key"]}]})
+    started = outputs["outputs"][first["idempotency_key"]]
+    assert (started["status"], started["details"]["status"]) == ("success", "active")
+    assert _rows(store, "SELECT status FROM instances WHERE id = ?", instance_id) == [("active",)]
