@@ -147,22 +147,24 @@ class RegisterInstance:
         return f"{self.instance_id}-register"
 
     def to_bulk_item(self) -> JSONDict:
+        # Fields read and tested one by one: a root call of @traced registers an instance.
         item: JSONDict = {
             "_type": self.kind,
             "idempotency_key": self.idempotency_key,
             "id": self.instance_id,
             "agent_version": dict(self.agent_version),
-            "agent_schema_version": (
-                dict(self.agent_schema_version) if self.agent_schema_version is not None else None
-            ),
-            "update_current_version": self.update_current_version,
         }
-        for key in ("agent_id", "environment_id", "purpose", "external_identifier"):
-            value = getattr(self, key)
-            if value is not None:
-                item[key] = value
-        if item["agent_schema_version"] is None:
-            del item["agent_schema_version"]
+        if self.agent_schema_version is not None:
+            item["agent_schema_version"] = dict(self.agent_schema_version)
+        item["update_current_version"] = self.update_current_version
+        if self.agent_id is not None:
+            item["agent_id"] = self.agent_id
+        if self.environment_id is not None:
+            item["environment_id"] = self.environment_id
+        if self.purpose is not None:
+            item["purpose"] = self.purpose
+        if self.external_identifier is not None:
+            item["external_identifier"] = self.external_identifier
         return item
 
 

@@ -482,7 +482,8 @@ class PrefactorApiClient:
         if data.get("status") != "success" or not isinstance(outputs, dict):
             self._parse(BulkResponse, data, path)  # raises, naming what is wrong
             raise PrefactorResponseContractError(f"{path}: the answer has no outputs")
-        outcomes: dict[str, Mapping[str, Any]] = {}
+        # Each output is replaced in place (the keys stay, so iterating meanwhile is safe).
+        outcomes: dict[str, Mapping[str, Any]] = outputs
         for key, output in outputs.items():
             if (
                 type(output) is dict

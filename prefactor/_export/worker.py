@@ -364,7 +364,11 @@ class ExportWorker:
         # Records a mixed batch could take: a batch's worth of them, however many
         # instances they belong to, is ready at once (like one lane's full batch).
         pooled = self._pooled(batch_size) if self._mixed else 0
-        for key, lane in list(self._lanes.items()):
+        # The lanes are read in place (thousands may wait: a copy per pass would cost more than
+        # the pass) and changed after the loop: empty ones dropped, started ones moved last.
+        empty: list[str] = []
+        started: list[_Lane] = []
+        for key, lane in self._lanes.items():
             if lane.busy:
                 continue
             if lane.retry is not None:
@@ -372,7 +376,7 @@ class ExportWorker:
                     next_due = lane.retry_at if next_due is None else min(next_due, lane.retry_at)
                     continue
             elif not lane.records:
-                del self._lanes[key]
+                empty.append(key)
                 continue
             elif not (
                 len(lane.records) >= batch_size
@@ -390,15 +394,19 @@ class ExportWorker:
             else:
                 batch = self._batch_of(lane)
                 pooled -= len(batch.records)
-            # Move the lane to the end so that busy instances take turns.
-            del self._lanes[key]
-            self._lanes[key] = lane
+            started.append(lane)
             lane.busy = True
             self._in_flight_batches += 1
             self.in_flight += len(batch.records)
             task = asyncio.get_running_loop().create_task(self._deliver(key, lane, batch))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+        lanes = self._lanes
+        for key in empty:
+            del lanes[key]
+        for lane in started:  # to the end, so that busy instances take turns
+            del lanes[lane.key]
+            lanes[lane.key] = lane
         return next_due
 
     def _batch_of(self, lane: _Lane) -> Batch:

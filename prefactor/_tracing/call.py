@@ -155,15 +155,21 @@ class CallSpan(SpanState):
         inst, plan, span_type = self.instance, self.plan, self.span_type
         violations = self.violations
         params = self.params
-        if params is None:
-            params = plan.params_now(self.bound, self.args, self.kwargs)
-            violations += check_side(inst, span_type, "params", params)
-        elif not self.params_checked:
-            violations += check_side(inst, span_type, "params", params)
         result = self.result
-        if not self.result_ready:
+        if not self.result_ready and not self.params_checked:  # the usual span: both sides
+            if params is None:
+                params = plan.params_now(self.bound, self.args, self.kwargs)
             result = result.payload if type(result) is _Captured else plan.result_now(result)
-            violations += check_side(inst, span_type, "result", result)
+            violations += inst.tracer.check_call(inst, span_type, params, result)
+        else:
+            if params is None:
+                params = plan.params_now(self.bound, self.args, self.kwargs)
+                violations += check_side(inst, span_type, "params", params)
+            elif not self.params_checked:
+                violations += check_side(inst, span_type, "params", params)
+            if not self.result_ready:
+                result = result.payload if type(result) is _Captured else plan.result_now(result)
+                violations += check_side(inst, span_type, "result", result)
         return span_create_item(
             self.id,
             inst.id,
