@@ -156,20 +156,17 @@ class CallSpan(SpanState):
         violations = self.violations
         params = self.params
         result = self.result
-        if not self.result_ready and not self.params_checked:  # the usual span: both sides
-            if params is None:
-                params = plan.params_now(self.bound, self.args, self.kwargs)
+        check_params = params is None or not self.params_checked
+        if params is None:
+            params = plan.params_now(self.bound, self.args, self.kwargs)
+        if not self.result_ready:
             result = result.payload if type(result) is _Captured else plan.result_now(result)
-            violations += inst.tracer.check_call(inst, span_type, params, result)
-        else:
-            if params is None:
-                params = plan.params_now(self.bound, self.args, self.kwargs)
-                violations += check_side(inst, span_type, "params", params)
-            elif not self.params_checked:
-                violations += check_side(inst, span_type, "params", params)
-            if not self.result_ready:
-                result = result.payload if type(result) is _Captured else plan.result_now(result)
+            if check_params:  # the usual span: both sides in one call
+                violations += inst.tracer.check_call(inst, span_type, params, result)
+            else:
                 violations += check_side(inst, span_type, "result", result)
+        elif check_params:
+            violations += check_side(inst, span_type, "params", params)
         return span_create_item(
             self.id,
             inst.id,
