@@ -90,7 +90,7 @@ class _LiveInstances:
     constant per instance added.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_refs", "_sweep_at")
+    __slots__ = ("_lock", "_refs", "_sweep_at")
 
     _SWEEP_AT_LEAST = 1024
 
@@ -98,7 +98,6 @@ class _LiveInstances:
         self._refs: dict[str, weakref.ref[InstanceState]] = {}
         self._lock = threading.Lock()  # adders only; readers take the dict as it is
         self._sweep_at = self._SWEEP_AT_LEAST
-        _indexes.add(self)
 
     def unlock_in_child(self) -> None:
         """After a fork: a fresh lock (another thread of the parent may have held this one)."""
@@ -122,15 +121,15 @@ class _LiveInstances:
         return len(self._refs)
 
 
-_indexes: weakref.WeakSet[_LiveInstances] = weakref.WeakSet()
+_tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
 
 
-def _unlock_indexes_in_child() -> None:
-    for index in list(_indexes):
-        index.unlock_in_child()
+def _unlock_tracers_in_child() -> None:
+    for tracer in list(_tracers):
+        tracer.unlock_in_child()
 
 
-os.register_at_fork(after_in_child=_unlock_indexes_in_child)
+os.register_at_fork(after_in_child=_unlock_tracers_in_child)
 
 
 class Tracer:
@@ -176,6 +175,7 @@ class Tracer:
         self.submit = exporter.submit
         self._instances = _LiveInstances()
         self._lock = threading.Lock()
+        _tracers.add(self)
         self._warned: set[tuple[str, str]] = set()
         self._violations = 0
         self._unregistered = 0
@@ -378,6 +378,11 @@ class Tracer:
         if not fast_accepts(fast_result, result):
             violations += self.check(inst, span_type, "result", result)
         return violations
+
+    def unlock_in_child(self) -> None:
+        """After a fork: fresh locks, since another thread of the parent may have held one."""
+        self._lock = threading.Lock()
+        self._instances.unlock_in_child()
 
     def _flag(self, span_type: str, side: str, errors: list[tuple[str, str]]) -> None:
         with self._lock:
