@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal, Optional, TypedDict
 
 import pydantic
 import pytest
+from store_helpers import the_only_span
 
 import prefactor
 from prefactor import _runtime as runtime
 from prefactor import tool
 from prefactor._tracing.capture import Capturer
 from prefactor.schemas import compile_schema, find_markers, params_schema_for
-from prefactor.server.store import Store
 
 tiny = Capturer(max_items=2, max_string_length=5, max_depth=2, max_total_size=10_000)
 
@@ -126,12 +126,7 @@ def test_the_store_keeps_a_capped_payload_without_flagging_it(tmp_path: Path) ->
         assert prefactor.stats()["rejected"] == 0
     finally:
         runtime.shutdown()
-    store = Store(tmp_path / "t.db")
-    try:
-        (instance,) = store.list_instances()["summaries"]
-        (span,) = store.list_spans(agent_instance_id=instance["id"])["summaries"]
-    finally:
-        store.close()
+    span = the_only_span(tmp_path / "t.db")
     assert span["payload"]["ids"][-1] == "…[4000 more items]"
     assert span["schema_violations"] is None
 

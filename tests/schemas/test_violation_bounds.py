@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_helpers import the_only_span
 
 import prefactor
 from prefactor import _runtime as runtime
 from prefactor import tool
 from prefactor._schemas.validation import MAX_REASON_LENGTH, MAX_VIOLATIONS, compile_schema
-from prefactor.server.store import Store
 
 INTEGERS = {"type": "array", "items": {"type": "integer"}}
 
@@ -68,12 +68,7 @@ def test_the_stored_span_carries_bounded_violations(tmp_path: Path) -> None:
         assert prefactor.stats()["rejected"] == 0
     finally:
         runtime.shutdown()
-    store = Store(tmp_path / "traces.db")
-    try:
-        (instance,) = store.list_instances()["summaries"]
-        (span,) = store.list_spans(agent_instance_id=instance["id"])["summaries"]
-    finally:
-        store.close()
+    span = the_only_span(tmp_path / "traces.db")
     violations = span["schema_violations"]
     assert span["payload"]["count"].startswith("yyyy")  # the value itself is kept, as captured
     assert {v["side"] for v in violations} == {"params"}
