@@ -20,12 +20,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from prefactor._forksafe import renewed_lock
 from prefactor._schemas.validation import CompiledSchema, SchemaDefinitionError, compile_schema
 
 __all__ = ["SchemaRegistry", "Side", "default_registry"]
@@ -117,7 +117,7 @@ class SchemaRegistry:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = renewed_lock(self)
         self._snap = _Snapshot()
 
     # -- prefactor-core API --------------------------------------------------------------

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prefactor._errors import PrefactorError
+from prefactor._forksafe import renewed_lock
 from prefactor._schemas.markers import ELLIPSIS, is_marked
 
 # Both engines are imported when a schema is first compiled: importing the decorators
@@ -366,7 +367,7 @@ def _bounded(reason: str) -> str:
 
 
 _cache: dict[str, CompiledSchema] = {}
-_cache_lock = threading.Lock()
+_cache_lock = renewed_lock(sys.modules[__name__], "_cache_lock")
 
 
 def compile_schema(schema: Mapping[str, Any]) -> CompiledSchema:

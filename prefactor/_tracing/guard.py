@@ -20,10 +20,11 @@ with its traceback at ERROR, later ones only at DEBUG; every one is counted
 from __future__ import annotations
 
 import logging
-import threading
+import sys
 
 from prefactor._errors import PrefactorTerminatedError, SchemaValidationError
 from prefactor._export._internal import raise_internal_errors
+from prefactor._forksafe import renewed_lock
 
 __all__ = ["DELIBERATE", "contain", "contained_count"]
 
@@ -34,7 +35,7 @@ DELIBERATE = (SchemaValidationError, PrefactorTerminatedError)
 
 _count = 0
 _logged: set[tuple[str, type[BaseException]]] = set()
-_lock = threading.Lock()
+_lock = renewed_lock(sys.modules[__name__])
 
 
 def contain(exc: Exception, doing: str, span_type: str | None = None) -> None:

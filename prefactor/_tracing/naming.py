@@ -19,15 +19,16 @@ registry, not from any one callable.
 from __future__ import annotations
 
 import inspect
-import threading
+import sys
 from typing import Any
 
 from prefactor._errors import PrefactorConfigError
+from prefactor._forksafe import renewed_lock
 
 __all__ = ["claim", "identity", "refuse_class"]
 
 _claims: dict[str, str] = {}
-_lock = threading.Lock()
+_lock = renewed_lock(sys.modules[__name__])
 
 
 def identity(func: Any) -> str:

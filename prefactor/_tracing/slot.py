@@ -10,9 +10,10 @@ other way round.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from prefactor._forksafe import renewed_lock
 
 if TYPE_CHECKING:
     from prefactor._tracing.tracer import Tracer
@@ -23,12 +24,12 @@ __all__ = ["TRACER", "TracerSlot"]
 class TracerSlot:
     """The process-wide tracer, made by a factory on first use when none is installed."""
 
-    __slots__ = ("_factory", "_lock", "tracer")
+    __slots__ = ("__weakref__", "_factory", "_lock", "tracer")
 
     def __init__(self) -> None:
         self.tracer: Tracer | None = None
         self._factory: Callable[[], Tracer] | None = None
-        self._lock = threading.Lock()
+        self._lock = renewed_lock(self)
 
     def get(self) -> Tracer:
         """The installed tracer, or the default one, built now if need be.

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import os
-import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from typing import Any, Literal
 
 from prefactor._errors import SchemaValidationError
 from prefactor._export.base import RecordExporter
+from prefactor._forksafe import renewed_lock
 from prefactor._ids import generate_pfid, is_pfid, partition_for
 from prefactor._records import (
     FinishInstance,
@@ -90,18 +89,14 @@ class _LiveInstances:
     constant per instance added.
     """
 
-    __slots__ = ("_lock", "_refs", "_sweep_at")
+    __slots__ = ("__weakref__", "_lock", "_refs", "_sweep_at")
 
     _SWEEP_AT_LEAST = 1024
 
     def __init__(self) -> None:
         self._refs: dict[str, weakref.ref[InstanceState]] = {}
-        self._lock = threading.Lock()  # adders only; readers take the dict as it is
+        self._lock = renewed_lock(self)  # adders only; readers take the dict as it is
         self._sweep_at = self._SWEEP_AT_LEAST
-
-    def unlock_in_child(self) -> None:
-        """After a fork: a fresh lock (another thread of the parent may have held this one)."""
-        self._lock = threading.Lock()
 
     def get(self, instance_id: str) -> InstanceState | None:
         ref = self._refs.get(instance_id)
@@ -119,17 +114,6 @@ class _LiveInstances:
     def __len__(self) -> int:
         """Entries held, dead ones not swept yet included."""
         return len(self._refs)
-
-
-_tracers: weakref.WeakSet[Tracer] = weakref.WeakSet()
-
-
-def _unlock_tracers_in_child() -> None:
-    for tracer in list(_tracers):
-        tracer.unlock_in_child()
-
-
-os.register_at_fork(after_in_child=_unlock_tracers_in_child)
 
 
 class Tracer:
@@ -174,8 +158,7 @@ class Tracer:
         self.environment_id = environment_id
         self.submit = exporter.submit
         self._instances = _LiveInstances()
-        self._lock = threading.Lock()
-        _tracers.add(self)
+        self._lock = renewed_lock(self)
         self._warned: set[tuple[str, str]] = set()
         self._violations = 0
         self._unregistered = 0
@@ -378,11 +361,6 @@ class Tracer:
         if not fast_accepts(fast_result, result):
             violations += self.check(inst, span_type, "result", result)
         return violations
-
-    def unlock_in_child(self) -> None:
-        """After a fork: fresh locks, since another thread of the parent may have held one."""
-        self._lock = threading.Lock()
-        self._instances.unlock_in_child()
 
     def _flag(self, span_type: str, side: str, errors: list[tuple[str, str]]) -> None:
         with self._lock:

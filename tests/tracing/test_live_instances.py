@@ -1,16 +1,10 @@
-"""The live-instance index finds what runs and forgets what ended; a fork never hangs on a lock."""
+"""The tracer's index of live instances: it finds what still runs and forgets what has ended."""
 
 from __future__ import annotations
 
 import gc
-import os
-import signal
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 from tracing_helpers import Stored
 
 from prefactor._errors import PrefactorTerminatedError
@@ -91,46 +85,3 @@ def test_instances_added_from_several_threads_are_all_found(stored: Stored) -> N
     for worker in workers:
         worker.join(30)
     assert all(tracer.instance(inst.id) is inst for row in made for inst in row)
-
-
-def _forked_while_held(lock: Any, in_child: Callable[[], object]) -> None:
-    """Fork while ``lock`` is held (as if by another thread of the parent), run ``in_child``."""
-    with lock:
-        pid = os.fork()
-        if pid == 0:  # the child: must not hang on the lock it inherited held
-            code = 1
-            try:
-                in_child()
-                code = 0
-            finally:
-                os._exit(code)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.02)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the child hung on a lock held at the fork")
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
-def test_a_child_forked_while_the_index_was_locked_still_opens_instances(stored: Stored) -> None:
-    tracer = stored.tracer
-    _forked_while_held(
-        tracer._instances._lock, lambda: tracer.new_instance(agent_version={"name": "child"})
-    )
-
-
-def test_a_child_forked_while_the_tracer_was_flagging_still_flags_violations(
-    stored: Stored,
-) -> None:
-    tracer = stored.tracer
-
-    def flag() -> None:
-        tracer._flag("tool:step", "params", [("$.n", "'x' is not of type 'integer'")])
-        assert tracer.stats()["schema_violations"] == 1
-
-    _forked_while_held(tracer._lock, flag)
