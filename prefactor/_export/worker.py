@@ -398,7 +398,7 @@ class ExportWorker:
             lane.busy = True
             self._in_flight_batches += 1
             self.in_flight += len(batch.records)
-            task = asyncio.get_running_loop().create_task(self._deliver(key, lane, batch))
+            task = asyncio.get_running_loop().create_task(self._deliver(lane, batch))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         lanes = self._lanes
@@ -478,11 +478,11 @@ class ExportWorker:
         if not lane.records and lane.retry is None and self._lanes.get(lane.key) is lane:
             del self._lanes[lane.key]
 
-    async def _deliver(self, key: str, lane: _Lane, batch: Batch) -> None:
+    async def _deliver(self, lane: _Lane, batch: Batch) -> None:
         finished = True
         try:
             if self._spooling():
-                keys = {key, *(rider.key for rider in lane.riders)}
+                keys = {lane.key, *(rider.key for rider in lane.riders)}
                 for state, records in list(batch.owed.items()):
                     if not state.spooled_instances.isdisjoint(keys):
                         self._ledger.divert(batch, state, records)  # behind its earlier records

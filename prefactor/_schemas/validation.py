@@ -67,11 +67,11 @@ __all__ = [
 ]
 
 MAX_SCHEMA_DEPTH = 64
+"""How many levels of objects and arrays a schema document may nest."""
 MAX_REASON_LENGTH = 300
 """Characters of a violation's reason kept: its start and its end, which says what failed."""
 MAX_VIOLATIONS = 100
 """Violations listed per payload; a last entry at ``$`` says that more were left out."""
-"""How many levels of objects and arrays a schema document may nest."""
 
 # python-jsonschema runs these in more than linear time: the regex keywords with
 # Python's backtracking `re` (``^(a+)+$`` against 40 characters takes hours), and
@@ -340,20 +340,22 @@ class CompiledSchema:
         return self._explain(instance)
 
     def _explain(self, instance: Any) -> list[tuple[str, str]]:
-        found = False
+        found = more = False
         kept: list[tuple[str, str]] = []
         for err in self._slow.iter_errors(instance):
             found = True
             if _exempt(err):
                 continue
             if len(kept) == MAX_VIOLATIONS:
-                kept.sort()
-                kept.append(("$", f"more violations not listed (the first {MAX_VIOLATIONS} are)"))
-                return kept
+                more = True
+                break
             kept.append((format_path(err.absolute_path), _bounded(err.message)))
         if not found:  # the engines disagree: still say that it failed
             return [("$", "does not match the schema")]
-        return sorted(kept)
+        kept.sort()
+        if more:
+            kept.append(("$", f"more violations not listed (the first {MAX_VIOLATIONS} are)"))
+        return kept
 
 
 def _bounded(reason: str) -> str:
