@@ -65,26 +65,30 @@ def _iso_seconds(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-# The latest second formatted: a span's two timestamps, and most of a batch's, share it.
-_last_second: tuple[int, str] = (-1, "")
-# "000" .. "999": the microseconds as two table lookups, about half the cost of "%06d".
+# The latest millisecond formatted, up to its last digit: a span's two timestamps, and
+# most of a batch's, share it.
+_last_milli: tuple[int, str] = (-1, "")
+# "000" .. "999": the milliseconds as one table lookup, cheaper than "%03d".
 _THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
+# The microseconds within a millisecond and the offset, "000+00:00" .. "999+00:00".
+_MICROS_TAIL = tuple(f"{digits}+00:00" for digits in _THREE_DIGITS)
 
 
 def iso_from_ns(ns: int) -> str:
     """Format epoch nanoseconds as fixed-width ISO-8601 UTC: ``2026-02-09T00:00:00.000000+00:00``.
 
-    The seconds part is cached (the latest one, then a small memo), so this
-    costs a fraction of ``datetime.isoformat()`` on the export path, and the
-    fixed width is the form servers parse fastest.
+    Everything up to the millisecond is cached (the latest one; its seconds
+    in a small memo), so a call usually costs one division, one lookup and
+    one concatenation: a fraction of ``datetime.isoformat()`` on the export
+    path. The fixed width is the form servers parse fastest.
     """
-    global _last_second  # noqa: PLW0603 (a one-entry cache; a racing thread stores a correct one)
-    seconds, rest = divmod(ns, 1_000_000_000)
-    last = _last_second
-    if last[0] != seconds:
-        last = _last_second = (seconds, _iso_seconds(seconds))
-    micros = rest // 1000
-    return f"{last[1]}.{_THREE_DIGITS[micros // 1000]}{_THREE_DIGITS[micros % 1000]}+00:00"
+    global _last_milli  # noqa: PLW0603 (a one-entry cache; a racing thread stores a correct one)
+    milli, rest = divmod(ns, 1_000_000)
+    last = _last_milli
+    if last[0] != milli:
+        seconds, digits = divmod(milli, 1000)
+        last = _last_milli = (milli, f"{_iso_seconds(seconds)}.{_THREE_DIGITS[digits]}")
+    return last[1] + _MICROS_TAIL[rest // 1000]
 
 
 def create_key(span_id: str) -> str:

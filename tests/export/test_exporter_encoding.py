@@ -152,3 +152,17 @@ def test_a_wire_timestamp_is_the_instant_to_the_microsecond_in_iso_form(ns: int)
     seconds, rest = divmod(ns, 1_000_000_000)
     instant = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
     assert iso_from_ns(ns) == instant.isoformat(timespec="microseconds")
+
+
+def test_wire_timestamps_in_a_row_are_each_their_own_instant_across_milliseconds() -> None:
+    # One reading after another, as a batch formats them: the same millisecond, the next
+    # one, the next second, and back to an earlier millisecond.
+    base = 1_764_000_000_999_000_000
+    readings = [base, base + 1_000, base + 999_999, base + 1_000_000, base + 1_000_001_000, base]
+
+    def expected(ns: int) -> str:
+        seconds, rest = divmod(ns, 1_000_000_000)
+        instant = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+        return instant.isoformat(timespec="microseconds")
+
+    assert [iso_from_ns(ns) for ns in readings] == [expected(ns) for ns in readings]
