@@ -69,6 +69,8 @@ JSON = dict[str, Any]
 # Asks a bulk answer for each item's outcome only (RFC 7240), not an echo of every span.
 _PREFER_MINIMAL = {"Prefer": "return=minimal"}
 _SUCCESS: Mapping[str, Any] = MappingProxyType({"status": "success"})
+# A plain success as a server that honours return=minimal answers it (prefactor serve does).
+_MINIMAL_SUCCESS = {"status": "success"}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -485,7 +487,7 @@ class PrefactorApiClient:
         # Each output is replaced in place (the keys stay, so iterating meanwhile is safe).
         outcomes: dict[str, Mapping[str, Any]] = outputs
         for key, output in outputs.items():
-            if (
+            if output == _MINIMAL_SUCCESS or (  # one comparison in C for a minimal answer's
                 type(output) is dict
                 and output.get("status") == "success"
                 and output.get("control") is None
