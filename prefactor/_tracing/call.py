@@ -114,6 +114,7 @@ class CallSpan(SpanState):
         self.seq = next(SEQUENCE.counter)
         self.id_ns = now
         self.instance = inst
+        self.instance_id = inst.id
         self.span_type = plan.spec.span_type
         self.owner = None
         self.started = now

@@ -79,6 +79,7 @@ class _ExplicitState(SpanState):
         self.seq = next(SEQUENCE.counter)  # the id, encoded when first read (see SpanState)
         self.id_ns = now
         self.instance = instance
+        self.instance_id = instance.id
         self.span_type = span_type
         self.owner = owner
         self.started = now
