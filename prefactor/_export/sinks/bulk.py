@@ -188,8 +188,9 @@ class BulkSink(ABC, Generic[ItemT]):
 
     Subclasses implement :meth:`_keep` (what to keep of an item once it is
     encoded: the ``ItemT`` their transport sends), :meth:`_bulk` (one bulk
-    request: the ``outputs`` map) and :meth:`_single` (one item through its
-    single endpoint, answered as a bulk output). Both raise
+    request, given the items and their keys: the ``outputs`` map) and
+    :meth:`_single` (one item through its single endpoint, answered as a bulk
+    output). Both raise
     :class:`~prefactor._export.base.TransientExportError` for retryable failures.
     """
 
@@ -205,8 +206,12 @@ class BulkSink(ABC, Generic[ItemT]):
         """What to keep of one item until it is sent: the item, or its JSON encoding."""
 
     @abstractmethod
-    async def _bulk(self, items: list[ItemT]) -> Mapping[str, Output]:
-        """Send one bulk request; return its ``outputs`` (idempotency key -> output)."""
+    async def _bulk(self, items: list[ItemT], keys: list[str]) -> Mapping[str, Output]:
+        """Send one bulk request of ``items`` (whose idempotency keys are ``keys``).
+
+        Returns:
+            its ``outputs`` (idempotency key -> output).
+        """
 
     @abstractmethod
     async def _single(self, item: ItemT) -> Output:
@@ -284,7 +289,7 @@ class BulkSink(ABC, Generic[ItemT]):
     async def _send_run(self, run: _Delivery[ItemT], start: int, end: int) -> int:
         """Send ``items[start:end]`` in one request; return where the next request starts."""
         try:
-            outputs = await self._bulk(run.items[start:end])
+            outputs = await self._bulk(run.items[start:end], run.keys[start:end])
         except BulkUnsupportedError:
             self._bulk_supported = False
             return start

@@ -116,9 +116,9 @@ class HttpSink(BulkSink[bytes]):
     def _keep(self, item: JSONDict, encoded: bytes) -> bytes:
         return encoded
 
-    async def _bulk(self, items: list[bytes]) -> Mapping[str, Output]:
+    async def _bulk(self, items: list[bytes], keys: list[str]) -> Mapping[str, Output]:
         try:
-            outputs = await self._api().bulk_outcomes(items)
+            outputs = await self._api().bulk_outcomes(items, keys)
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:

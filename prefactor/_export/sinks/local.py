@@ -55,8 +55,9 @@ class LocalSink(BulkSink[JSONDict]):
         # sent is set aside here too: the store would refuse it one field at a time.
         return item
 
-    async def _bulk(self, items: list[JSONDict]) -> Mapping[str, Output]:
-        # Runs on the exporter's own loop: the store serialises writers anyway.
+    async def _bulk(self, items: list[JSONDict], keys: list[str]) -> Mapping[str, Output]:
+        # The items name their keys themselves. Runs on the exporter's own loop: the store
+        # serialises writers anyway.
         try:
             answer = self._open().bulk({"items": items}, details=False)
         except ApiProblem as problem:
@@ -70,7 +71,7 @@ class LocalSink(BulkSink[JSONDict]):
 
     async def _single(self, item: JSONDict) -> Output:
         # The store knows every item type, so a one-item bulk is its single endpoint.
-        outputs = await self._bulk([item])
+        outputs = await self._bulk([item], [item["idempotency_key"]])
         output = outputs.get(item["idempotency_key"])
         if output is None:
             raise TransientExportError("the store gave no output for the item")
