@@ -175,7 +175,7 @@ class CallSpan(SpanState):
             self.status,
             self.started,
             params,
-            self.parent_id,
+            SpanState.parent_of(self.parent),  # what parent_id reads, one frame less
             self.finished,
             result,
             violations,

@@ -10,9 +10,9 @@ Each item is built and JSON-encoded once, before anything is sent
 (:func:`wire_form`): an item that cannot be written (its record's
 ``to_bulk_item()`` raises, or the JSON encoder refuses one of its values) is
 set aside then, dropped as ``unencodable``, and the rest of the batch goes on.
-A sink keeps of each item only what its transport needs (:meth:`BulkSink._keep`):
-the encoded bytes over HTTP, so that a batch in flight holds no containers for
-the garbage collector to walk, or the item itself for the embedded store.
+A sink keeps of each item only what its transport needs (its ``keep``): the
+encoded bytes over HTTP, so that a batch in flight holds no containers for the
+garbage collector to walk, or the item itself for the embedded store.
 
 When a transient failure stops a batch part way, the sink raises
 :class:`~prefactor._export.base.TransientExportError` naming the records still
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -186,8 +186,10 @@ class BulkUnsupportedError(PrefactorError):
 class BulkSink(ABC, Generic[ItemT]):
     """A sink that sends batches as bulk requests; subclasses provide the transport.
 
-    Subclasses implement :meth:`_keep` (what to keep of an item once it is
-    encoded: the ``ItemT`` their transport sends), :meth:`_bulk` (one bulk
+    Subclasses say what to keep of an item once it is encoded (``keep``: the
+    ``ItemT`` their transport sends, picked from the pair ``(item, encoded)``,
+    e.g. by :func:`operator.itemgetter`: a C call per item, no frame), and
+    implement :meth:`_bulk` (one bulk
     request, given the items and their keys: the ``outputs`` map) and
     :meth:`_single` (one item through its single endpoint, answered as a bulk
     output). Both raise
@@ -197,13 +199,10 @@ class BulkSink(ABC, Generic[ItemT]):
     # Bulk items name their own instance: one request may carry many instances.
     mixed_batches: ClassVar[bool] = True
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[tuple[JSONDict, bytes]], ItemT]) -> None:
+        self._keep = keep
         self._single_types: set[str] = set()
         self._bulk_supported = True
-
-    @abstractmethod
-    def _keep(self, item: JSONDict, encoded: bytes) -> ItemT:
-        """What to keep of one item until it is sent: the item, or its JSON encoding."""
 
     @abstractmethod
     async def _bulk(self, items: list[ItemT], keys: list[str]) -> Mapping[str, Output]:
@@ -256,10 +255,9 @@ class BulkSink(ABC, Generic[ItemT]):
         for unit in batch.units:
             wire = wire_form(unit, batch, run.dropped)
             if wire is not None:
-                item, encoded = wire
                 run.units.append(unit)
-                run.keys.append(item["idempotency_key"])
-                run.items.append(keep(item, encoded))
+                run.keys.append(wire[0]["idempotency_key"])
+                run.items.append(keep(wire))
         return run
 
     async def _send_from(self, run: _Delivery[ItemT], start: int) -> int:

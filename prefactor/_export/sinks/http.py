@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 import httpx
@@ -89,7 +90,7 @@ class HttpSink(BulkSink[bytes]):
         transport: httpx.AsyncBaseTransport | None = None,
         sdk_header_entry: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(itemgetter(1))  # each item's JSON encoding
         self._config = config.model_copy(update={"max_retries": 0})
         self._transport = transport
         self._sdk_header = sdk_header(sdk_header_entry)
@@ -112,9 +113,6 @@ class HttpSink(BulkSink[bytes]):
         )
         self._pid = os.getpid()
         return self._client
-
-    def _keep(self, item: JSONDict, encoded: bytes) -> bytes:
-        return encoded
 
     async def _bulk(self, items: list[bytes], keys: list[str]) -> Mapping[str, Output]:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Mapping
+from operator import itemgetter
 from pathlib import Path
 
 from prefactor._export.base import TransientExportError
@@ -31,7 +32,9 @@ class LocalSink(BulkSink[JSONDict]):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
+        # The item itself. Encoded all the same (by the bulk sink), so that a value the API
+        # could not be sent is set aside here too: the store would refuse it one field at a time.
+        super().__init__(itemgetter(0))
         self._path = Path(path)
         self._store: Store | None = None
         self._pid = 0
@@ -49,11 +52,6 @@ class LocalSink(BulkSink[JSONDict]):
         self._store = Store(self._path)
         self._pid = os.getpid()
         return self._store
-
-    def _keep(self, item: JSONDict, encoded: bytes) -> JSONDict:
-        # Encoded all the same (by the bulk sink), so that a value the API could not be
-        # sent is set aside here too: the store would refuse it one field at a time.
-        return item
 
     async def _bulk(self, items: list[JSONDict], keys: list[str]) -> Mapping[str, Output]:
         # The items name their keys themselves. Runs on the exporter's own loop: the store
