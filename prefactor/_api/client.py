@@ -287,12 +287,11 @@ class PrefactorApiClient:
         self,
         method: str,
         path: str,
-        body: JSON | bytes | None = None,
+        body: JSON | None = None,
         params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
     ) -> JSON:
         """:meth:`_respond`, the answer parsed: a JSON object."""
-        return _json_object(await self._respond(method, path, body, params, headers), method, path)
+        return _json_object(await self._respond(method, path, body, params), method, path)
 
     @staticmethod
     def _parse(model: type[M], data: JSON, path: str) -> M:
