@@ -6,6 +6,7 @@ The decisions they implement are listed in :mod:`prefactor.server.store`.
 from __future__ import annotations
 
 import contextlib
+import operator
 from typing import Any
 
 import orjson
@@ -53,6 +54,8 @@ _CHANGING = tuple((column, _COLUMN_INDEX[column], first) for column, first in _N
 _STATUS, _INSERTED_AT, _UPDATED_AT = (
     _COLUMN_INDEX[c] for c in ("status", "inserted_at", "updated_at")
 )
+# An instance row (in the order of INSTANCE_COLUMNS) from its columns by name.
+_ROW_OF = operator.itemgetter(*_COLUMN_INDEX)
 _SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
 
 
@@ -317,8 +320,8 @@ class InstanceRules(StoreBase):
                 "updated_at": now,
                 "schema_version_id": schema_version_id,
             }
-            # In the order of INSTANCE_COLUMNS; inserted when the transaction commits.
-            inserted = tuple(columns[column] for column in _COLUMN_INDEX)
+            # Inserted when the transaction commits.
+            inserted: tuple[Any, ...] = _ROW_OF(columns)
             self._work.insert_instance(inserted)
             return self._memo(inserted)
 
