@@ -171,21 +171,21 @@ def test_a_full_replay_of_a_minimal_root_call_answers_each_step_as_it_was(store:
     assert steps[2] == now
 
 
+def _on_database(target: str, backend: str, sql: str, *params: str) -> Any:
+    """Run one statement (``?`` placeholders) on the store's database itself; its first row."""
+    if backend == "sqlite":
+        with sqlite3.connect(target) as conn:
+            return conn.execute(sql, params).fetchone()
+    with psycopg.connect(target, autocommit=True) as pg:
+        cursor = pg.execute(sql.replace("?", "%s"), params)
+        return cursor.fetchone() if cursor.description else None
+
+
 def _store_whole_answer(target: str, backend: str, scope: str, key: str, answer: Any) -> None:
     """Store ``answer`` under a key as releases before the memo did: the whole answer's JSON."""
     text = orjson.dumps(answer).decode()
-    if backend == "sqlite":
-        with sqlite3.connect(target) as conn:
-            conn.execute(
-                "UPDATE idempotency SET response = ? WHERE scope = ? AND key = ?",
-                (text, scope, key),
-            )
-    else:
-        with psycopg.connect(target, autocommit=True) as pg:
-            pg.execute(
-                "UPDATE idempotency SET response = %s WHERE scope = %s AND key = %s",
-                (text, scope, key),
-            )
+    sql = "UPDATE idempotency SET response = ? WHERE scope = ? AND key = ?"
+    _on_database(target, backend, sql, text, scope, key)
 
 
 @pytest.fixture
@@ -246,10 +246,6 @@ def test_an_instance_operation_stores_less_than_half_of_its_answer(
 ) -> None:
     store = file_store
     answer = store.register_instance({"agent_id": "a", "idempotency_key": "size-1"})
-    if backend == "sqlite":
-        with sqlite3.connect(db_target) as conn:
-            row = conn.execute("SELECT response FROM idempotency WHERE key = 'size-1'").fetchone()
-    else:
-        with psycopg.connect(db_target) as pg:
-            row = pg.execute("SELECT response FROM idempotency WHERE key = 'size-1'").fetchone()
-    assert len(row[0]) < len(orjson.dumps(answer)) / 2
+    sql = "SELECT response FROM idempotency WHERE key = ?"
+    (stored,) = _on_database(db_target, backend, sql, "size-1")
+    assert len(stored) < len(orjson.dumps(answer)) / 2
