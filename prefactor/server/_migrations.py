@@ -134,6 +134,16 @@ _V4_QUALITY_VIOLATIONS = (
     "ALTER TABLE instances ADD COLUMN quality_violations TEXT NOT NULL DEFAULT '{}'",
 )
 
+# A span created with the key derived from its id (what the SDK sends) keeps that key's
+# fingerprint and memo in its own row: on SQLite, whose writers take turns, the span's id
+# is then the key's only record, one B-tree fewer to write per span. PostgreSQL's servers
+# write concurrently, and only the idempotency table's unique key keeps a key to one
+# request there, so its rows leave the columns empty.
+_V5_SPAN_CREATE_RECORD = (
+    "ALTER TABLE spans ADD COLUMN create_digest TEXT",
+    "ALTER TABLE spans ADD COLUMN create_memo TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the layout of release 0.1.0", sqlite=_v1(""), postgresql=_v1(_PG_ROWID)),
     Migration(
@@ -153,6 +163,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "instances.quality_violations: the flags of quality payloads that break their schema",
         sqlite=_V4_QUALITY_VIOLATIONS,
         postgresql=_V4_QUALITY_VIOLATIONS,
+    ),
+    Migration(
+        5,
+        "spans.create_digest and create_memo: a span create's key recorded in its row",
+        sqlite=_V5_SPAN_CREATE_RECORD,
+        postgresql=_V5_SPAN_CREATE_RECORD,
     ),
 )
 STORE_VERSION = MIGRATIONS[-1].version

@@ -98,8 +98,11 @@ Decisions where the wire contract is silent (its open questions):
   stays consistent); ``FULL`` would fsync on every commit, costing more than
   the inserts of a bulk request.
 * **Versions.** The layout is versioned (``_migrations``); opening an older
-  database upgrades it (version 3 adds ``instances.quality_violations``), a
-  newer one raises :class:`StoreVersionError`.
+  database upgrades it (version 4 added ``instances.quality_violations``,
+  version 5 a span's ``create_digest`` and ``create_memo``: on SQLite a span
+  created under the key derived from its id, ``{id}-create``, records that key
+  in its own row instead of an idempotency row), a newer one raises
+  :class:`StoreVersionError`.
 """
 
 from __future__ import annotations

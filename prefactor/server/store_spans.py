@@ -14,6 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 from prefactor._api.models import FinishSpanRequest, SpanDetailsForCreate, normalize_timestamp
 from prefactor._ids import generate_pfid, is_pfid
+from prefactor._records import create_key
 from prefactor._schemas.validation import CompiledSchema
 from prefactor.server.store_base import JSON, StoreBase, not_found
 from prefactor.server.store_common import (
@@ -271,6 +272,8 @@ class _SpanBatch:
             raise ApiProblem(422, "validation_error", "id must be a PFID", {"id": ["not a PFID"]})
         key = top_key if top_key is not None else req.idempotency_key
         digest = ""
+        # Whether the span's own row records its key (see _V5_SPAN_CREATE_RECORD).
+        in_row = False
         if key is not None:
             body = (
                 {k: v for k, v in details.items() if k != "idempotency_key"}
@@ -281,6 +284,10 @@ class _SpanBatch:
             replay = self.replays.get(key)
             if replay is None and key not in self.checked_keys:
                 replay = self.unit.stored("agent_spans/create", key)
+            if replay is None and req.id is not None and key == create_key(req.id):
+                if req.id in self.known:
+                    replay = self._recorded_in_row(req.id)
+                in_row = self.unit.serial
             if replay is not None:
                 if replay[0] != digest:
                     raise idempotency_conflict(key)
@@ -320,6 +327,21 @@ class _SpanBatch:
             finished = req.finished_at or now
         title = stype.title if stype is not None else req.schema_name
         summary = render_template(stype.template, payload) if stype is not None else None
+        control = inst.control
+        memo: str | None = None
+        if key is not None:
+            # Not the whole answer: the span row holds everything that cannot change, so
+            # the memo keeps only what a later finish may overwrite (a third of the bytes).
+            memo = dumps(
+                {
+                    "span_id": span_id,
+                    "status": req.status,
+                    "violations": len(violations) if violations else None,
+                    "control": control,
+                }
+            )
+            if not in_row:
+                self.unit.stage_idempotency("agent_spans/create", key, digest, memo)
         self.span_rows.append(
             (
                 span_id,
@@ -336,10 +358,11 @@ class _SpanBatch:
                 finished,
                 now,
                 now,
+                digest if in_row else None,
+                memo if in_row else None,
             )
         )
         self.known[span_id] = req.agent_instance_id
-        control = inst.control
         details_out: JSON | None = None
         if self.details:
             details_out = {
@@ -361,18 +384,15 @@ class _SpanBatch:
                 "account_id": inst.account_id,
                 "agent_id": inst.agent_id,
             }
-        response = _respond(details_out, control)
-        if key is not None:
-            # Not the whole answer: the span row holds everything that cannot change, so
-            # the memo keeps only what a later finish may overwrite (a third of the bytes).
-            memo = {
-                "span_id": span_id,
-                "status": req.status,
-                "violations": len(violations) if violations else None,
-                "control": control,
-            }
-            self.unit.stage_idempotency("agent_spans/create", key, digest, dumps(memo))
-        return response
+        return _respond(details_out, control)
+
+    def _recorded_in_row(self, span_id: str) -> tuple[str, str] | None:
+        """The ``(fingerprint, memo)`` of the key a span's row records, if it records one."""
+        self.unit.flush()
+        row = self.store._conn.execute(
+            "SELECT create_digest, create_memo FROM spans WHERE id = ?", (span_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (row[0], row[1])
 
     def _replayed(self, memo: JSON) -> JSON:
         """The answer a span create gave, rebuilt from its row and its memo."""

@@ -39,7 +39,7 @@ __all__ = ["SPAN_INSERT_COLUMNS", "SpanCounts", "UnitOfWork", "select_in"]
 SPAN_INSERT_COLUMNS = (
     "id, agent_instance_id, parent_span_id, schema_name, schema_title, summary,"
     " status, payload, result_payload, schema_violations, started_at, finished_at,"
-    " inserted_at, updated_at"
+    " inserted_at, updated_at, create_digest, create_memo"
 )
 
 SpanCounts = dict[str, int]
