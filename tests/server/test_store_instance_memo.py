@@ -6,8 +6,10 @@ the answer from it; answers stored whole (by earlier releases) replay as stored.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -249,3 +251,42 @@ def test_an_instance_operation_stores_less_than_half_of_its_answer(
     sql = "SELECT response FROM idempotency WHERE key = ?"
     (stored,) = _on_database(db_target, backend, sql, "size-1")
     assert len(stored) < len(orjson.dumps(answer)) / 2
+
+
+RELEASE_FILE = Path(__file__).resolve().parents[1] / "data" / "store-0.1.0.db"
+
+
+@pytest.mark.parametrize(
+    ("scope", "key", "body"),
+    [
+        pytest.param(
+            "agent_instances/start",
+            "start-run-complete",
+            {"timestamp": "2026-02-09T10:00:00Z"},
+            id="start",
+        ),
+        pytest.param(
+            "agent_instances/record_quality",
+            "quality-run-complete",
+            {"name": "accuracy", "payload": {"score": 0.9}},
+            id="record_quality",
+        ),
+    ],
+)
+def test_a_release_0_1_0_file_replays_an_instance_key_with_the_answer_it_stored(
+    tmp_path: Path, scope: str, key: str, body: dict[str, Any]
+) -> None:
+    copy = tmp_path / "traces.db"
+    shutil.copyfile(RELEASE_FILE, copy)
+    with sqlite3.connect(copy) as conn:
+        (response,) = conn.execute(
+            "SELECT response FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+        ).fetchone()
+    stored = orjson.loads(response)
+    store = Store(copy)  # upgraded to the current layout as it opens
+    try:
+        item = {"_type": scope, "idempotency_key": key, **body}
+        item["agent_instance_id"] = stored["details"]["id"]
+        assert store.bulk({"items": [item]})["outputs"][key] == stored
+    finally:
+        store.close()
