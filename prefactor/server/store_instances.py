@@ -40,8 +40,8 @@ __all__ = ["InstanceRules", "schema_content", "without_key"]
 
 _COLUMN_INDEX = StoreBase.INSTANCE_COLUMN_INDEX
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
-# The columns an operation may change after registering, with the values a new instance
-# has (its updated_at starts as its inserted_at); a memo keeps those that differ.
+# Besides status and updated_at (first equal to inserted_at), the columns an operation may
+# change after registering, with a new instance's values; a memo keeps those that differ.
 _NEW_STATE = {
     "started_at": None,
     "finished_at": None,
