@@ -28,7 +28,7 @@ def write_items(store: Store, items: list[dict[str, Any]]) -> tuple[int, str]:
         if not batch:
             break
         try:
-            outputs = store.bulk({"items": batch})["outputs"]
+            outputs = store.bulk({"items": batch}, details=False)["outputs"]
         except ApiProblem as problem:  # the request as a whole: nothing was written
             logger.warning("OTLP ingest: the store refused %d items: %s", len(batch), problem)
             rejected += sum(1 for item in batch if item["_type"] == "agent_spans/create")

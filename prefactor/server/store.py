@@ -259,7 +259,7 @@ class Store(SpanRules, InstanceRules, ViewerReads):
                 # No savepoint: an item is refused before it writes anything, if at all.
                 item = items[index]
                 try:
-                    answer = self._bulk_item(item)
+                    answer = self._bulk_item(item, details)
                     outputs[item["idempotency_key"]] = answer if details else minimal_answer(answer)
                     stopped = False
                 except ApiProblem as problem:
@@ -319,11 +319,11 @@ class Store(SpanRules, InstanceRules, ViewerReads):
             return True
         return False
 
-    def _bulk_item(self, item: JSON) -> JSON:
+    def _bulk_item(self, item: JSON, details: bool) -> JSON:
         kind = item["_type"]
         params = {k: v for k, v in item.items() if k != "_type"}
         if kind == "agent_instances/register":
-            return self._register(params)
+            return self._register(params, details)
         path_key = "agent_span_id" if kind == "agent_spans/finish" else "agent_instance_id"
         target = params.pop(path_key, None)
         if kind not in _BULK_PATH_TYPES:
@@ -340,8 +340,8 @@ class Store(SpanRules, InstanceRules, ViewerReads):
         if kind == "agent_spans/finish":
             return self._finish_span(target, params)
         if kind == "agent_instances/record_quality":
-            return self._record_quality(target, params)
-        return self._transition(kind, target, params)
+            return self._record_quality(target, params, details)
+        return self._transition(kind, target, params, details)
 
 
 _BULK_PATH_TYPES = frozenset(

@@ -179,6 +179,15 @@ class StoreBase:
     def _idempotent(
         self, scope: str, key: str | None, target: str | None, body: JSON, op: Callable[[], JSON]
     ) -> JSON:
+        """``op()`` once per ``key`` in ``scope``: what it returned then, on every replay.
+
+        What ``op`` returns is stored under the key as it is: an answer, or a memo
+        from which the caller builds the answer (an instance operation's).
+
+        Raises:
+            ApiProblem: what ``op`` raised, or ``idempotency_conflict`` when the key
+                was used with another request.
+        """
         if key is None:
             return op()
         digest = fingerprint(scope, target, body)

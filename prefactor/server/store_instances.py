@@ -6,6 +6,7 @@ The decisions they implement are listed in :mod:`prefactor.server.store`.
 from __future__ import annotations
 
 import contextlib
+import operator
 from typing import Any
 
 import orjson
@@ -39,6 +40,23 @@ __all__ = ["InstanceRules", "schema_content", "without_key"]
 
 _COLUMN_INDEX = StoreBase.INSTANCE_COLUMN_INDEX
 TERMINAL = frozenset({"complete", "failed", "cancelled", "terminated"})
+# Besides status and updated_at (first equal to inserted_at), the columns an operation may
+# change after registering, with a new instance's values; a memo keeps those that differ.
+_NEW_STATE = {
+    "started_at": None,
+    "finished_at": None,
+    "termination_reason": None,
+    "quality_payloads": "{}",
+    "quality_summaries": "{}",
+    "quality_violations": "{}",
+}
+_CHANGING = tuple((column, _COLUMN_INDEX[column], first) for column, first in _NEW_STATE.items())
+_STATUS, _INSERTED_AT, _UPDATED_AT = (
+    _COLUMN_INDEX[c] for c in ("status", "inserted_at", "updated_at")
+)
+# An instance row (in the order of INSTANCE_COLUMNS) from its columns by name.
+_ROW_OF = operator.itemgetter(*_COLUMN_INDEX)
+_SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
 
 
 def without_key(body: JSON) -> JSON:
@@ -73,9 +91,12 @@ def _quality_violations(
 class InstanceRules(StoreBase):
     """Instance endpoints on top of :class:`StoreBase`."""
 
-    def _instance_details(self, row: tuple[Any, ...]) -> JSON:
-        counts = dict.fromkeys(("pending", "active", "complete", "failed", "cancelled"), 0)
-        counts.update(self._span_counts(row[0]))
+    def _instance_details(
+        self, row: tuple[Any, ...], span_counts: dict[str, int] | None = None
+    ) -> JSON:
+        """An instance's details; ``span_counts`` by status (absent: none), read if not given."""
+        counts = dict.fromkeys(_SPAN_STATUSES, 0)
+        counts.update(self._span_counts(row[0]) if span_counts is None else span_counts)
         finished = counts["complete"] + counts["failed"] + counts["cancelled"]
         return {
             "type": "agent_instance",
@@ -127,8 +148,50 @@ class InstanceRules(StoreBase):
             "details": self._instance_details(self._instance_row(instance_id)),
         }
 
-    def _change_instance(self, row: tuple[Any, ...], changes: JSON) -> JSON:
-        """Set columns of an instance row; the answer, with the row as it is now."""
+    def _memo(self, row: tuple[Any, ...]) -> JSON:
+        """What an operation's answer about the instance ``row`` says that may change later.
+
+        Stored under the operation's idempotency key instead of the whole answer
+        (a fifth of the bytes): the instance's id and status, the columns that
+        differ from a new instance's, and its span counts (statuses it has spans in).
+        :meth:`_answer` rebuilds the answer from it and the columns that never change.
+        """
+        memo: JSON = {"id": row[0], "status": row[_STATUS]}
+        for column, index, first in _CHANGING:
+            if row[index] != first:
+                memo[column] = row[index]
+        if row[_UPDATED_AT] != row[_INSERTED_AT]:
+            memo["updated_at"] = row[_UPDATED_AT]
+        counts = {status: n for status, n in self._span_counts(row[0]).items() if n}
+        if counts:
+            memo["span_counts"] = counts
+        return memo
+
+    def _answer(self, memo: JSON, details: bool) -> JSON:
+        """The answer an instance operation gave, from its :meth:`_memo`.
+
+        Args:
+            memo: the operation's memo, or the whole answer an earlier release stored
+                (it has ``details``), which is answered as it is.
+            details: whether the answer carries the instance's ``details`` (else it is
+                the minimal one).
+        """
+        if not details:
+            return {"status": "success"}
+        if "details" in memo:
+            return memo
+        row = list(self._instance_row(memo["id"]))
+        row[_STATUS] = memo["status"]
+        for column, index, first in _CHANGING:
+            row[index] = memo.get(column, first)
+        row[_UPDATED_AT] = memo.get("updated_at", row[_INSERTED_AT])
+        return {
+            "status": "success",
+            "details": self._instance_details(tuple(row), memo.get("span_counts", {})),
+        }
+
+    def _change_instance(self, row: tuple[Any, ...], changes: JSON) -> tuple[Any, ...]:
+        """Set columns of an instance row; the row as it is now."""
         unit = self._work
         changed = list(row)
         for column, value in changes.items():
@@ -141,7 +204,7 @@ class InstanceRules(StoreBase):
                 (*changes.values(), row[0]),
             )
             unit.remember(new)
-        return {"status": "success", "details": self._instance_details(new)}
+        return new
 
     def _register_request(
         self, body: JSON
@@ -180,7 +243,7 @@ class InstanceRules(StoreBase):
         except SchemaProblems as exc:
             raise ApiProblem(422, "validation_error", str(exc), dict(exc.errors)) from None
 
-    def _register(self, body: JSON) -> JSON:
+    def _register(self, body: JSON, details: bool = True) -> JSON:
         req, schema_set, content = self._register_request(body)
 
         def op() -> JSON:
@@ -242,33 +305,30 @@ class InstanceRules(StoreBase):
                     self._learn(("schema_version", agent_id, new_ident), (new_id, content))
                     self._schema_sets[new_id] = schema_set
                 schema_version_id = new_id
-            # In the order of INSTANCE_COLUMNS; inserted when the transaction commits.
-            inserted = (
-                instance_id,
-                self.account_id,
-                agent_id,
-                version_id,
-                environment_id,
-                deployment_id,
-                "pending",
-                req.purpose or "live",
-                req.external_identifier,
-                None,  # started_at
-                None,  # finished_at
-                None,  # termination_reason
-                "{}",  # quality_payloads
-                "{}",  # quality_summaries
-                now,  # inserted_at
-                now,  # updated_at
-                schema_version_id,
-                "{}",  # quality_violations
-            )
+            columns: JSON = {
+                **_NEW_STATE,
+                "id": instance_id,
+                "account_id": self.account_id,
+                "agent_id": agent_id,
+                "agent_version_id": version_id,
+                "environment_id": environment_id,
+                "agent_deployment_id": deployment_id,
+                "status": "pending",
+                "purpose": req.purpose or "live",
+                "external_identifier": req.external_identifier,
+                "inserted_at": now,
+                "updated_at": now,
+                "schema_version_id": schema_version_id,
+            }
+            # Inserted when the transaction commits.
+            inserted: tuple[Any, ...] = _ROW_OF(columns)
             self._work.insert_instance(inserted)
-            return {"status": "success", "details": self._instance_details(inserted)}
+            return self._memo(inserted)
 
-        return self._idempotent(
+        memo = self._idempotent(
             "agent_instances/register", req.idempotency_key, None, without_key(body), op
         )
+        return self._answer(memo, details)
 
     def _instance_exists(self, instance_id: str) -> bool:
         unit = self._unit
@@ -349,7 +409,7 @@ class InstanceRules(StoreBase):
             return row[0], None
         return generate_pfid(), ident
 
-    def _transition(self, scope: str, instance_id: str, body: JSON) -> JSON:
+    def _transition(self, scope: str, instance_id: str, body: JSON, details: bool = True) -> JSON:
         req: StartInstanceRequest | FinishInstanceRequest | TerminateInstanceRequest
         if scope == "agent_instances/start":
             req = parse(StartInstanceRequest, body)
@@ -365,35 +425,33 @@ class InstanceRules(StoreBase):
                 # Already started or finished: a no-op, since a client that sends start
                 # and finish concurrently (prefactor-core does) may deliver start last.
                 if status != "pending":
-                    return self._instance_response(instance_id)
-                return self._change_instance(
-                    row,
-                    {"status": "active", "started_at": req.timestamp or now, "updated_at": now},
-                )
-            if status in TERMINAL:
+                    return self._memo(row)
+                changes: JSON = {
+                    "status": "active",
+                    "started_at": req.timestamp or now,
+                    "updated_at": now,
+                }
+            elif status in TERMINAL:
                 raise ApiProblem(409, "conflict", f"agent instance is already {status}")
-            if isinstance(req, FinishInstanceRequest):
-                return self._change_instance(
-                    row,
-                    {
-                        "status": req.status or "complete",
-                        "finished_at": req.timestamp or now,
-                        "updated_at": now,
-                    },
-                )
-            return self._change_instance(
-                row,
-                {
+            elif isinstance(req, FinishInstanceRequest):
+                changes = {
+                    "status": req.status or "complete",
+                    "finished_at": req.timestamp or now,
+                    "updated_at": now,
+                }
+            else:
+                changes = {
                     "status": "terminated",
                     "termination_reason": req.reason,
                     "finished_at": now,
                     "updated_at": now,
-                },
-            )
+                }
+            return self._memo(self._change_instance(row, changes))
 
-        return self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
+        memo = self._idempotent(scope, req.idempotency_key, instance_id, without_key(body), op)
+        return self._answer(memo, details)
 
-    def _record_quality(self, instance_id: str, body: JSON) -> JSON:
+    def _record_quality(self, instance_id: str, body: JSON, details: bool = True) -> JSON:
         req = parse(RecordQualityRequest, body)
 
         def op() -> JSON:
@@ -413,7 +471,7 @@ class InstanceRules(StoreBase):
                 summary = render_template(quality.template if quality else None, req.payload)
                 if summary is not None:
                     summaries[req.name] = summary
-            return self._change_instance(
+            changed = self._change_instance(
                 row,
                 {
                     "quality_payloads": dumps(payloads),
@@ -422,11 +480,13 @@ class InstanceRules(StoreBase):
                     "updated_at": now_iso(),
                 },
             )
+            return self._memo(changed)
 
-        return self._idempotent(
+        memo = self._idempotent(
             "agent_instances/record_quality",
             req.idempotency_key,
             instance_id,
             without_key(body),
             op,
         )
+        return self._answer(memo, details)

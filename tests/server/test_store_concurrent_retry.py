@@ -114,3 +114,33 @@ def test_root_calls_whose_instances_another_server_inserted_first_replay(pg_url:
     finally:
         first.close()
         second.close()
+
+
+def test_an_instance_finish_refused_across_a_commit_replays_the_finish_answer(
+    pg_url: str,
+) -> None:
+    # The commit lands after the key was read absent, before the finish locks the instance:
+    # it finds the instance finished, and answers the stored finish as the retry it is.
+    db = in_schema(pg_url, "retry_finish")
+    first, second = Store(db), Store(db)
+    try:
+        iid = first.register_instance(BODY)["details"]["id"]
+        first.start_instance(iid, {})
+        item = {
+            "_type": "agent_instances/finish",
+            "idempotency_key": "finish-race-1",
+            "agent_instance_id": iid,
+            "status": "failed",
+        }
+        body = {"items": [item]}
+        answers: list[Any] = []
+        second.set_trace_callback(
+            _commit_before("FOR UPDATE", lambda: answers.append(first.bulk(body)))
+        )
+        retried = second.bulk(body)
+        assert answers, "the finish did not lock its instance"
+        assert retried == answers[0]
+        assert retried["outputs"]["finish-race-1"]["details"]["status"] == "failed"
+    finally:
+        first.close()
+        second.close()
