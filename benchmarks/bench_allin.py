@@ -196,16 +196,16 @@ def _stored(db: str, agent_id: str) -> tuple[int, int]:
         store.close()
 
 
-def _prefactor(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
+Run = Callable[[int], object]
+
+
+def _prefactor(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
     import prefactor
 
-    agent_id = f"bench-{backend}-{shape}-{os.getpid()}"
     if backend == "http":
-        prefactor.configure(api_url=where["serve"], api_token=TOKEN, agent_id=agent_id)
-        db = where["serve_db"]
+        prefactor.configure(api_url=where["serve"], api_token=TOKEN, agent_id=where["agent_id"])
     else:
-        db = where["db"]
-        prefactor.configure(db_path=db, agent_id=agent_id)
+        prefactor.configure(db_path=where["db"], agent_id=where["agent_id"])
     traced_work = prefactor.traced(work)
 
     @prefactor.agent
@@ -219,16 +219,7 @@ def _prefactor(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[
         if not prefactor.flush(300):
             raise RuntimeError("flush timed out")
 
-    out = _measure(run_agent if shape == "nested" else run_roots, flush, n)
-    dropped = prefactor.stats()["dropped"]
-    prefactor.shutdown()
-    instances, spans = _stored(db, agent_id)
-    if shape == "nested":  # each run: its agent span and its calls
-        out["expected"], out["stored"] = n + WARM_UP + 2, spans
-    else:
-        out["expected"], out["stored"] = 2 * (n + WARM_UP), instances + spans
-    out["dropped"] = sum(dropped.values())
-    return out
+    return (run_agent if shape == "nested" else run_roots), flush
 
 
 def _spans_received(url: str) -> int:
@@ -237,7 +228,7 @@ def _spans_received(url: str) -> int:
     return int(httpx.get(url).text)
 
 
-def _otel(shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
+def _otel(shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -245,9 +236,7 @@ def _otel(shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
     provider = TracerProvider()
     exporter = OTLPSpanExporter(endpoint=f"{where['otlp']}/v1/traces")
     # A queue that holds the whole run: nothing may be dropped (ours holds 100,000).
-    provider.add_span_processor(
-        BatchSpanProcessor(exporter, max_queue_size=max(2048, 2 * n + WARM_UP))
-    )
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=int(where["queue"])))
     tracer = provider.get_tracer("bench")
     otel_work = tracer.start_as_current_span("work")(work)
 
@@ -262,20 +251,65 @@ def _otel(shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
         if not provider.force_flush(300_000):
             raise RuntimeError("force_flush timed out")
 
-    before = _spans_received(where["otlp"])
-    out = _measure(run_agent if shape == "nested" else run_roots, flush, n)
-    provider.shutdown()
-    out["stored"] = _spans_received(where["otlp"]) - before
-    out["expected"] = n + WARM_UP + (2 if shape == "nested" else 0)
-    out["dropped"] = 0
-    return out
+    return (run_agent if shape == "nested" else run_roots), flush
+
+
+def build(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
+    """One variant, configured in this process: its ``run(calls)`` and its ``flush()``.
+
+    ``where`` names the helpers (see :func:`helpers`), the embedded store's
+    ``db``, the ``agent_id`` to trace as and, for OpenTelemetry, the span
+    ``queue`` size that holds the whole run.
+    """
+    if backend == "otel":
+        return _otel(shape, where)
+    return _prefactor(backend, shape, where)
+
+
+def dropped(backend: str) -> int:
+    """What this process's variant dropped; shuts prefactor down (OpenTelemetry drops nothing)."""
+    if backend == "otel":
+        return 0
+    import prefactor
+
+    lost: int = sum(prefactor.stats()["dropped"].values())
+    prefactor.shutdown()
+    return lost
+
+
+def received(backend: str, where: dict[str, str]) -> int:
+    """How many spans the OTLP receiver has counted so far (0 for prefactor's variants)."""
+    return _spans_received(where["otlp"]) if backend == "otel" else 0
+
+
+def verify(
+    backend: str, shape: str, calls: int, runs: int, where: dict[str, str], before: int
+) -> dict[str, int]:
+    """What should have arrived and what did, for ``calls`` calls made in ``runs`` runs.
+
+    A nested run adds its agent span; a root call is also its instance. For
+    OpenTelemetry, ``before`` is what the receiver had counted beforehand.
+    """
+    if backend == "otel":
+        expected = calls + (runs if shape == "nested" else 0)
+        return {"expected": expected, "stored": received(backend, where) - before}
+    db = where["serve_db"] if backend == "http" else where["db"]
+    instances, spans = _stored(db, where["agent_id"])
+    if shape == "nested":
+        return {"expected": calls + runs, "stored": spans}
+    return {"expected": 2 * calls, "stored": instances + spans}
 
 
 def sample(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[str, float]:
-    """One sample in this process (the child's side)."""
-    if backend == "otel":
-        return _otel(shape, n, where)
-    return _prefactor(backend, shape, n, where)
+    """One sample in this process (the child's side): measured, then verified."""
+    where = {**where, "agent_id": f"bench-{backend}-{shape}-{os.getpid()}"}
+    where["queue"] = str(max(2048, 2 * n + WARM_UP))
+    before = received(backend, where)
+    run, flush = build(backend, shape, where)
+    out: dict[str, float] = dict(_measure(run, flush, n))
+    out["dropped"] = dropped(backend)
+    out.update(verify(backend, shape, n + WARM_UP, 2, where, before))
+    return out
 
 
 def _child(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[str, float]:

@@ -127,6 +127,26 @@ def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_callgrind_allin_counts_verified_runs_of_each_backend_against_opentelemetry() -> None:
+    variants = ("nested-http", "root-embedded", "nested-otel")
+    out = _run("callgrind_allin.py", "--variants", *variants, "--small", "10", "--large", "30")
+    assert "instructions per call, every thread of the process (20 calls: 30 less 10;" in out
+    counts = {}
+    for variant in variants:
+        found = re.search(rf"^{variant}\s+([\d,]+)$", out, re.M)
+        assert found, out
+        counts[variant] = int(found.group(1).replace(",", ""))
+    # A span costs thousands of instructions in every backend: a zero or a negative
+    # difference would mean the two runs were not what the script thinks they were.
+    assert all(count > 10_000 for count in counts.values()), out
+    found = re.search(r"^nested-http / nested-otel \(\S+\): (\d+\.\d\d)$", out, re.M)
+    assert found, out
+    assert float(found.group(1)) == pytest.approx(
+        counts["nested-http"] / counts["nested-otel"], abs=0.006
+    )
+
+
+@pytest.mark.timeout(300)
 def test_bench_import_times_prefactor_beside_opentelemetry_and_another_tree() -> None:
     out = _run("bench_import.py", "--runs", "1", "--against", str(ROOT))
     assert "medians of 1 fresh interpreters each, bytecode cached, rounds alternating" in out
