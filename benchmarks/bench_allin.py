@@ -48,13 +48,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 TOKEN = "bench-token-0123456789"  # bench_pipeline.Served's
 BACKENDS = ("http", "embedded", "otel")
@@ -76,10 +78,15 @@ def call(fn: Callable[..., object], calls: int) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    """Takes OTLP/HTTP protobuf trace requests, counts their spans, answers 200."""
+    """Takes OTLP/HTTP protobuf trace requests, counts their spans, answers 200.
+
+    Spans are counted by their resource's ``service.name``, so that senders
+    running at once are told apart; ``GET /<service.name>`` answers the count.
+    """
 
     protocol_version = "HTTP/1.1"  # keep-alive, as a collector would
-    spans = 0
+    spans: ClassVar[Counter[str]] = Counter()
+    lock = threading.Lock()
 
     def do_POST(self) -> None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -88,15 +95,21 @@ class _Receiver(BaseHTTPRequestHandler):
 
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         request = ExportTraceServiceRequest.FromString(body)
-        _Receiver.spans += sum(
-            len(scope.spans)
-            for resource in request.resource_spans
-            for scope in resource.scope_spans
-        )
+        for resource in request.resource_spans:
+            names = [
+                a.value.string_value
+                for a in resource.resource.attributes
+                if a.key == "service.name"
+            ]
+            count = sum(len(scope.spans) for scope in resource.scope_spans)
+            with _Receiver.lock:
+                _Receiver.spans[names[0] if names else ""] += count
         self._answer(b"")
 
     def do_GET(self) -> None:
-        self._answer(str(_Receiver.spans).encode())
+        with _Receiver.lock:
+            count = _Receiver.spans[self.path.lstrip("/")]
+        self._answer(str(count).encode())
 
     def _answer(self, body: bytes) -> None:
         self.send_response(200)
@@ -222,18 +235,14 @@ def _prefactor(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Ca
     return (run_agent if shape == "nested" else run_roots), flush
 
 
-def _spans_received(url: str) -> int:
-    import httpx
-
-    return int(httpx.get(url).text)
-
-
 def _otel(shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider()
+    # The receiver counts spans by service name: this run's agent id.
+    provider = TracerProvider(resource=Resource.create({"service.name": where["agent_id"]}))
     exporter = OTLPSpanExporter(endpoint=f"{where['otlp']}/v1/traces")
     # A queue that holds the whole run: nothing may be dropped (ours holds 100,000).
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=int(where["queue"])))
@@ -277,22 +286,19 @@ def dropped(backend: str) -> int:
     return lost
 
 
-def received(backend: str, where: dict[str, str]) -> int:
-    """How many spans the OTLP receiver has counted so far (0 for prefactor's variants)."""
-    return _spans_received(where["otlp"]) if backend == "otel" else 0
-
-
 def verify(
-    backend: str, shape: str, calls: int, runs: int, where: dict[str, str], before: int
+    backend: str, shape: str, calls: int, runs: int, where: dict[str, str]
 ) -> dict[str, int]:
     """What should have arrived and what did, for ``calls`` calls made in ``runs`` runs.
 
-    A nested run adds its agent span; a root call is also its instance. For
-    OpenTelemetry, ``before`` is what the receiver had counted beforehand.
+    A nested run adds its agent span; a root call is also its instance. Read
+    back from the store, or from the receiver's count for the run's agent id.
     """
     if backend == "otel":
-        expected = calls + (runs if shape == "nested" else 0)
-        return {"expected": expected, "stored": received(backend, where) - before}
+        import httpx
+
+        stored = int(httpx.get(f"{where['otlp']}/{where['agent_id']}").text)
+        return {"expected": calls + (runs if shape == "nested" else 0), "stored": stored}
     db = where["serve_db"] if backend == "http" else where["db"]
     instances, spans = _stored(db, where["agent_id"])
     if shape == "nested":
@@ -304,11 +310,10 @@ def sample(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[str,
     """One sample in this process (the child's side): measured, then verified."""
     where = {**where, "agent_id": f"bench-{backend}-{shape}-{os.getpid()}"}
     where["queue"] = str(max(2048, 2 * n + WARM_UP))
-    before = received(backend, where)
     run, flush = build(backend, shape, where)
     out: dict[str, float] = dict(_measure(run, flush, n))
     out["dropped"] = dropped(backend)
-    out.update(verify(backend, shape, n + WARM_UP, 2, where, before))
+    out.update(verify(backend, shape, n + WARM_UP, 2, where))
     return out
 
 
