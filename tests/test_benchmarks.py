@@ -127,6 +127,18 @@ def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_callgrind_traced_counts_the_calling_threads_instructions_per_call() -> None:
+    sizes = ("--small", "20", "--large", "60", "--runs", "1")
+    out = _run("callgrind_traced.py", "--variants", "sync-lenient", *sizes)
+    assert "instructions per call, calling thread only (40 calls, median of 1)" in out
+    found = re.search(r"^sync-lenient\s+([\d,]+)$", out, re.M)
+    assert found, out
+    # A traced call runs thousands of instructions; a zero or a negative difference would
+    # mean the two runs were not the lengths the script thinks they were.
+    assert int(found.group(1).replace(",", "")) > 2_000, out
+
+
+@pytest.mark.timeout(300)
 def test_callgrind_allin_counts_verified_runs_of_each_backend_against_opentelemetry() -> None:
     variants = ("nested-http", "root-embedded", "nested-otel")
     out = _run("callgrind_allin.py", "--variants", *variants, "--small", "10", "--large", "30")
