@@ -127,6 +127,17 @@ def test_bench_allin_verifies_every_variant_against_opentelemetry() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_bench_capture_times_every_case_against_a_baseline() -> None:
+    baseline = ROOT / "prefactor" / "_tracing" / "capture.py"
+    out = _run("bench_capture.py", "--quick", "--baseline", str(baseline))
+    assert re.search(r"^case\s+this\s+baseline\s+this/baseline$", out, re.M), out
+    cases = ("params", "flat dict", "result str", "messages", "list 1M", "set 1M", "keys 1M")
+    for case in cases:
+        row = rf"^{case}\s+[\d,]+ ns\s+[\d,]+ ns\s+\d+\.\d\d$"
+        assert re.search(row, out, re.M), out
+
+
+@pytest.mark.timeout(300)
 def test_callgrind_traced_counts_the_calling_threads_instructions_per_call() -> None:
     sizes = ("--small", "20", "--large", "60", "--runs", "1")
     out = _run("callgrind_traced.py", "--variants", "sync-lenient", *sizes)
