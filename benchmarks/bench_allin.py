@@ -210,9 +210,10 @@ def _stored(db: str, agent_id: str) -> tuple[int, int]:
 
 
 Run = Callable[[int], object]
+Variant = tuple[Run, Callable[[], object], Callable[[], int]]
 
 
-def _prefactor(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
+def _prefactor(backend: str, shape: str, where: dict[str, str]) -> Variant:
     import prefactor
 
     if backend == "http":
@@ -232,10 +233,15 @@ def _prefactor(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Ca
         if not prefactor.flush(300):
             raise RuntimeError("flush timed out")
 
-    return (run_agent if shape == "nested" else run_roots), flush
+    def close() -> int:
+        lost: int = sum(prefactor.stats()["dropped"].values())
+        prefactor.shutdown()
+        return lost
+
+    return (run_agent if shape == "nested" else run_roots), flush, close
 
 
-def _otel(shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
+def _otel(shape: str, where: dict[str, str]) -> Variant:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -260,11 +266,17 @@ def _otel(shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]
         if not provider.force_flush(300_000):
             raise RuntimeError("force_flush timed out")
 
-    return (run_agent if shape == "nested" else run_roots), flush
+    def close() -> int:
+        provider.shutdown()
+        return 0  # its queue holds the whole run: a span lost would show in the count
+
+    return (run_agent if shape == "nested" else run_roots), flush, close
 
 
-def build(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Callable[[], object]]:
-    """One variant, configured in this process: its ``run(calls)`` and its ``flush()``.
+def build(backend: str, shape: str, where: dict[str, str]) -> Variant:
+    """One variant, configured in this process: its ``run(calls)``, ``flush()`` and ``close()``.
+
+    ``close()`` shuts the tracer down and answers how many records it dropped.
 
     ``where`` names the helpers (see :func:`helpers`), the embedded store's
     ``db``, the ``agent_id`` to trace as and, for OpenTelemetry, the span
@@ -273,17 +285,6 @@ def build(backend: str, shape: str, where: dict[str, str]) -> tuple[Run, Callabl
     if backend == "otel":
         return _otel(shape, where)
     return _prefactor(backend, shape, where)
-
-
-def dropped(backend: str) -> int:
-    """What this process's variant dropped; shuts prefactor down (OpenTelemetry drops nothing)."""
-    if backend == "otel":
-        return 0
-    import prefactor
-
-    lost: int = sum(prefactor.stats()["dropped"].values())
-    prefactor.shutdown()
-    return lost
 
 
 def verify(
@@ -310,9 +311,9 @@ def sample(backend: str, shape: str, n: int, where: dict[str, str]) -> dict[str,
     """One sample in this process (the child's side): measured, then verified."""
     where = {**where, "agent_id": f"bench-{backend}-{shape}-{os.getpid()}"}
     where["queue"] = str(max(2048, 2 * n + WARM_UP))
-    run, flush = build(backend, shape, where)
+    run, flush, close = build(backend, shape, where)
     out: dict[str, float] = dict(_measure(run, flush, n))
-    out["dropped"] = dropped(backend)
+    out["dropped"] = close()
     out.update(verify(backend, shape, n + WARM_UP, 2, where))
     return out
 

@@ -47,12 +47,12 @@ VARIANTS = [
 def run_child(variant: str, calls: int, where: dict[str, str]) -> None:
     """The measured process: warm up, make ``calls`` calls, flush, shut down (no checks here)."""
     shape, backend = variant.split("-")
-    run, flush = bench_allin.build(backend, shape, where)
+    run, flush, close = bench_allin.build(backend, shape, where)
     run(bench_allin.WARM_UP)
     flush()
     run(calls)
     flush()
-    lost = bench_allin.dropped(backend)
+    lost = close()
     if lost:
         raise SystemExit(f"{variant}: {lost} records dropped")
 
