@@ -28,16 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import statistics
-import subprocess
-import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bench_allin  # beside this script: its folder is the first entry of sys.path
+from callgrind_traced import callgrind_total, per_call
 
 VARIANTS = [
     f"{shape}-{backend}" for shape in bench_allin.SHAPES for backend in bench_allin.BACKENDS
@@ -62,34 +57,12 @@ def _instructions(tree: Path, variant: str, calls: int, where: dict[str, str], t
     shape, backend = variant.split("-")
     where = {**where, "agent_id": f"cg-{variant}-{tag}", "queue": str(2 * calls + 4096)}
     where["db"] = str(Path(where["tmp"], f"embedded-{variant}-{tag}.db"))
-    with tempfile.TemporaryDirectory() as out:
-        result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}/cg.out",
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--child",
-                variant,
-                str(calls),
-                json.dumps(where),
-            ],
-            # Out of the tree's folder: the working directory would shadow PYTHONPATH.
-            env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
-            cwd=out,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{variant} in {tree} failed:\n{result.stdout}{result.stderr}")
-        found = re.search(r"^(?:summary|totals): (\d+)", Path(out, "cg.out").read_text(), re.M)
-        assert found is not None, "no totals in callgrind's output"
+    child = [str(Path(__file__).resolve()), "--child", variant, str(calls), json.dumps(where)]
+    total = callgrind_total(tree, child)
     arrived = bench_allin.verify(backend, shape, calls + bench_allin.WARM_UP, 2, where)
     if arrived["stored"] != arrived["expected"]:
         raise RuntimeError(f"{variant} in {tree} lost spans: {arrived}")
-    return int(found.group(1))
+    return total
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,23 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, bench_allin.helpers(Path(tmp)) as helpers:
         where = {**helpers, "tmp": tmp}
 
-        def per_call(tree: Path, variant: str) -> float:
-            counts: list[float] = []
-            for run in range(args.runs):
-                tags = [f"{trees.index(tree)}-{run}-{size}" for size in (args.small, args.large)]
-                with ThreadPoolExecutor(2) as pool:  # the two runs of a pair: one per core
-                    small, large = pool.map(
-                        _instructions,
-                        (tree, tree),
-                        (variant, variant),
-                        (args.small, args.large),
-                        (where, where),
-                        tags,
-                    )
-                counts.append((large - small) / calls)
-            return statistics.median(counts)
+        def instructions(tree: Path, variant: str) -> float:
+            def count(size: int, run: int) -> int:
+                tag = f"{trees.index(tree)}-{run}-{size}"
+                return _instructions(tree, variant, size, where, tag)
 
-        table = {(tree, v): per_call(tree, v) for tree in trees for v in args.variants}
+            return per_call(count, args.small, args.large, args.runs)
+
+        table = {(tree, v): instructions(tree, v) for tree in trees for v in args.variants}
     print(
         f"instructions per call, every thread of the process ({calls:,} calls:"
         f" {args.large:,} less {args.small:,}; median of {args.runs})"

@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -112,30 +112,54 @@ def run_loop(variant: str, calls: int) -> None:
     tracer.close(60)
 
 
-def _instructions(tree: Path, variant: str, calls: int) -> int:
-    """Instructions the main thread ran for a loop of ``calls`` calls."""
+def callgrind_total(tree: Path, args: Sequence[str], *, main_thread_only: bool = False) -> int:
+    """Instructions callgrind counts for ``python args...``, importing ``tree`` first.
+
+    The hash seed is fixed; the run happens in an empty folder, because a
+    working directory holding a ``prefactor`` package would shadow
+    ``PYTHONPATH``. ``main_thread_only`` counts the main thread alone, else
+    every thread of the process.
+
+    Raises:
+        RuntimeError: the run failed (with what it printed).
+    """
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
+        threads = ["--separate-threads=yes"] if main_thread_only else []
+        result = subprocess.run(
             [
                 "valgrind",
                 "--tool=callgrind",
-                "--separate-threads=yes",
+                *threads,
                 f"--callgrind-out-file={out}/cg.out",
                 sys.executable,
-                __file__,
-                "--loop",
-                variant,
-                str(calls),
+                *args,
             ],
             env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
             cwd=out,
-            check=True,
             capture_output=True,
+            text=True,
+            check=False,
         )
-        main_thread = Path(out, "cg.out-01").read_text()
-        found = re.search(r"^(?:summary|totals): (\d+)", main_thread, re.M)
+        if result.returncode != 0:
+            raise RuntimeError(f"{args} with {tree} failed:\n{result.stdout}{result.stderr}")
+        counted = Path(out, "cg.out-01" if main_thread_only else "cg.out").read_text()
+        found = re.search(r"^(?:summary|totals): (\d+)", counted, re.M)
         assert found is not None, "no totals in callgrind's output"
         return int(found.group(1))
+
+
+def per_call(count: Callable[[int, int], int], small: int, large: int, runs: int) -> float:
+    """Median over ``runs`` of ``(count(large, run) - count(small, run)) / (large - small)``.
+
+    The two runs of a pair go side by side, one per core: instruction counts
+    do not depend on what else the machine does.
+    """
+    counts: list[float] = []
+    for run in range(runs):
+        with ThreadPoolExecutor(2) as pool:
+            shorter, longer = pool.map(count, (small, large), (run, run))
+        counts.append((longer - shorter) / (large - small))
+    return statistics.median(counts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,18 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"instructions per call, calling thread only ({calls:,} calls, median of {args.runs})")
     print(f"{'variant':<15}" + "".join(f"{tree.name[-14:]:>16}" for tree in trees))
 
-    def per_call(tree: Path, variant: str) -> float:
-        counts: list[float] = []
-        for _ in range(args.runs):
-            with ThreadPoolExecutor(2) as pool:  # the two runs of a pair: one per core
-                small, large = pool.map(
-                    _instructions, (tree, tree), (variant, variant), (args.small, args.large)
-                )
-            counts.append((large - small) / calls)
-        return statistics.median(counts)
+    def instructions(tree: Path, variant: str) -> float:
+        def count(calls: int, _run: int) -> int:
+            loop = [__file__, "--loop", variant, str(calls)]
+            return callgrind_total(tree, loop, main_thread_only=True)
+
+        return per_call(count, args.small, args.large, args.runs)
 
     for variant in args.variants:
-        counts = [per_call(tree, variant) for tree in trees]
+        counts = [instructions(tree, variant) for tree in trees]
         ratios = "".join(f"  x{c / counts[0]:.3f}" for c in counts[1:])
         print(f"{variant:<15}" + "".join(f"{c:>16,.0f}" for c in counts) + ratios)
 
