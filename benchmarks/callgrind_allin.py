@@ -21,7 +21,9 @@ source trees (``--trees``, each imported through ``PYTHONPATH``), and
     git archive main | tar -x -C /tmp/main-tree
     python benchmarks/callgrind_allin.py --trees /tmp/main-tree . --variants nested-http
 
-Variants: ``{nested,root}-{http,embedded,otel}`` (see ``bench_allin.py``).
+Variants: ``{nested,root}-{http,embedded,inline,otel}`` (see ``bench_allin.py``).
+Valgrind follows no child process: the embedded store's writer process is not
+counted, as ``prefactor serve`` is not; ``inline`` counts the store's work too.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         for tree in trees:
             otel = table[tree, f"{shape}-otel"]
-            for backend in ("http", "embedded"):
+            for backend in ("http", "embedded", "inline"):
                 if f"{shape}-{backend}" in args.variants:
                     ours = table[tree, f"{shape}-{backend}"]
                     print(f"{shape}-{backend} / {shape}-otel ({tree.name}): {ours / otel:.2f}")

@@ -11,6 +11,7 @@ variable                             option                                  whe
 ``PREFACTOR_AGENT_ID``               ``PrefactorCoreConfig.agent_id``        see ``agent_id``
 ``PREFACTOR_ENVIRONMENT_ID``         ``PrefactorCoreConfig.environment_id``  none
 ``PREFACTOR_DB``                     ``PrefactorCoreConfig.db_path``         .prefactor/traces.db
+``PREFACTOR_EMBEDDED_WRITER``        ``PrefactorCoreConfig.embedded_writer`` process
 ``PREFACTOR_STRICT``                 ``PrefactorCoreConfig.strict``          off
 ``PREFACTOR_RAISE_INTERNAL_ERRORS``  (the SDK's own tests)                   off
 ``PREFACTOR_OTLP``                   ``PrefactorCoreConfig.otlp``            off
@@ -230,6 +231,10 @@ class PrefactorCoreConfig(Options):
             :class:`prefactor.SchemaRegistry`.
         db_path: the embedded store's file (``PREFACTOR_DB``, else
             ``./.prefactor/traces.db``).
+        embedded_writer: where the embedded store applies batches
+            (``PREFACTOR_EMBEDDED_WRITER``): ``"process"`` (the default), a
+            writer process of its own, off the agent's GIL; ``"inline"``, the
+            exporter's thread (see :class:`prefactor.LocalSink`).
         strict: raise :class:`prefactor.SchemaValidationError` on a schema
             violation (``PREFACTOR_STRICT``), instead of sending the span
             flagged.
@@ -260,6 +265,7 @@ class PrefactorCoreConfig(Options):
     )
     schema_registry: Any = None
     db_path: Path | None = None
+    embedded_writer: Literal["process", "inline"] | None = None
     strict: OptionalFlag = None
     validation: Flag = True
     sink: Annotated[
@@ -278,6 +284,11 @@ class PrefactorCoreConfig(Options):
         """``db_path``, else ``PREFACTOR_DB``, else ``./.prefactor/traces.db``."""
         found: Path | None = self._resolved("db_path")
         return found if found is not None else DEFAULT_DB_PATH
+
+    def resolved_embedded_writer(self) -> Literal["process", "inline"]:
+        """``embedded_writer``, else ``PREFACTOR_EMBEDDED_WRITER``, else ``"process"``."""
+        found: Literal["process", "inline"] | None = self._resolved("embedded_writer")
+        return found if found is not None else "process"
 
     def resolved_strict(self) -> bool:
         """``strict``, else ``PREFACTOR_STRICT``, else off."""
@@ -333,6 +344,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("PREFACTOR_AGENT_ID", PrefactorCoreConfig, "agent_id", DEFAULT_AGENT_ID),
     EnvVar("PREFACTOR_ENVIRONMENT_ID", PrefactorCoreConfig, "environment_id", "none"),
     EnvVar("PREFACTOR_DB", PrefactorCoreConfig, "db_path", str(DEFAULT_DB_PATH)),
+    EnvVar("PREFACTOR_EMBEDDED_WRITER", PrefactorCoreConfig, "embedded_writer", "process"),
     EnvVar("PREFACTOR_STRICT", PrefactorCoreConfig, "strict", "off"),
     EnvVar("PREFACTOR_OTLP", PrefactorCoreConfig, "otlp", "off"),
     EnvVar.switch("PREFACTOR_RAISE_INTERNAL_ERRORS", "off"),

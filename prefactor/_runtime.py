@@ -50,7 +50,7 @@ def build_sink(
     else:
         from prefactor._export.sinks.local import LocalSink
 
-        sink = LocalSink(config.resolved_db_path())
+        sink = LocalSink(config.resolved_db_path(), writer=config.resolved_embedded_writer())
     if config.resolved_otlp():
         otlp = _otlp_sink()
         if otlp is not None:
@@ -122,6 +122,7 @@ def configure(
     strict: bool | None = None,
     validation: bool = True,
     db_path: str | Path | None = None,
+    embedded_writer: Literal["process", "inline"] | None = None,
     sink: Sink | None = None,
     sinks: Sequence[Sink] | None = None,
     registry: SchemaRegistry | None = None,
@@ -146,6 +147,9 @@ def configure(
         strict: raise on schema violations (tests want this).
         validation: check payloads against schemas at all (default on).
         db_path: the embedded store's file.
+        embedded_writer: ``"process"`` (the default) applies the embedded
+            store's batches in a writer process of its own, ``"inline"`` in the
+            exporter's thread (``PREFACTOR_EMBEDDED_WRITER``).
         sink: send records here instead (e.g. a ``MemorySink``).
         sinks: send every record to each of these sinks instead (fan-out, e.g.
             an ``HttpSink`` and an OTLP sink); not together with ``sink``.
@@ -179,6 +183,7 @@ def configure(
         queue_config=queue if queue is not None else QueueConfig(),
         schema_registry=registry,
         db_path=db_path,
+        embedded_writer=embedded_writer,
         strict=strict,
         validation=validation,
         sink=tuple(sinks) if sinks is not None else sink,

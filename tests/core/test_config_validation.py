@@ -101,7 +101,8 @@ def build(factory: Callable[[], Any]) -> str:
         pytest.param(
             lambda: PrefactorCoreConfig(verbose=True),
             "PrefactorCoreConfig has no option 'verbose' (options: http_config, queue_config, "
-            "schema_registry, db_path, strict, validation, sink, agent_id, environment_id, otlp)",
+            "schema_registry, db_path, embedded_writer, strict, validation, sink, agent_id, "
+            "environment_id, otlp)",
             id="core-unknown",
         ),
     ],

@@ -72,10 +72,13 @@ def test_importing_the_decorators_loads_no_dependency_nor_the_runtime() -> None:
     assert loaded & set(HEAVY) == set()
 
 
-def test_a_call_on_the_embedded_store_loads_the_store_but_not_httpx(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("writer", "store_loaded"), [("process", False), ("inline", True)])
+def test_a_call_on_the_embedded_store_loads_httpx_never_and_the_store_only_inline(
+    tmp_path: Path, writer: str, store_loaded: bool
+) -> None:
     code = f"""
 import prefactor
-prefactor.configure(db_path={str(tmp_path / "traces.db")!r})
+prefactor.configure(db_path={str(tmp_path / "traces.db")!r}, embedded_writer={writer!r})
 
 @prefactor.traced
 def double(x: int) -> int:
@@ -85,7 +88,7 @@ assert double(2) == 4
 assert prefactor.shutdown(10)
 """
     loaded = _loaded_after(code)
-    assert "prefactor.server.store" in loaded
+    assert ("prefactor.server.store" in loaded) is store_loaded
     assert "httpx" not in loaded
 
 

@@ -1,4 +1,7 @@
-"""LocalSink applies batches to a real SQLite file through the server's store."""
+"""LocalSink applies batches to a real SQLite file through the server's store.
+
+Every test runs with both writers: a writer process (the default) and inline.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,22 @@ import dataclasses
 import time
 from pathlib import Path
 
+import pytest
 from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
 
 from prefactor._config import QueueConfig
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import LocalSink
+from prefactor._export.sinks.local import Writer
 from prefactor._ids import generate_pfid
 from prefactor._records import CreateSpan, FinishSpan, Record
 from prefactor.server.store import Store
 
+pytestmark = pytest.mark.parametrize("writer", ["process", "inline"])
 
-def deliver(path: Path, records: list[Record]) -> Exporter:
-    exporter = Exporter(LocalSink(path), QueueConfig(batch_size=50))
+
+def deliver(path: Path, records: list[Record], writer: Writer) -> Exporter:
+    exporter = Exporter(LocalSink(path, writer=writer), QueueConfig(batch_size=50))
     for record in records:
         exporter.submit(record)
     assert exporter.flush(10)
@@ -25,7 +32,9 @@ def deliver(path: Path, records: list[Record]) -> Exporter:
     return exporter
 
 
-def test_local_sink_creates_the_file_and_stores_spans_with_their_parents(tmp_path: Path) -> None:
+def test_local_sink_creates_the_file_and_stores_spans_with_their_parents(
+    tmp_path: Path, writer: Writer
+) -> None:
     path = tmp_path / "nested" / "dir" / "traces.db"
     instance = generate_pfid()
     root_create, root_finish = span_pair(instance)
@@ -38,7 +47,7 @@ def test_local_sink_creates_the_file_and_stores_spans_with_their_parents(tmp_pat
         root_finish,
         instance_closing(instance),
     ]
-    exporter = deliver(path, records)
+    exporter = deliver(path, records, writer)
     store = Store(path)
     assert stored_spans(store, instance) == {
         root_create.span_id: (None, "complete"),
@@ -51,12 +60,13 @@ def test_local_sink_creates_the_file_and_stores_spans_with_their_parents(tmp_pat
 
 def test_a_refused_item_is_rejected_and_the_items_after_it_are_still_applied(
     tmp_path: Path,
+    writer: Writer,
 ) -> None:
     instance = generate_pfid()
     orphan_create, orphan_finish = span_pair(instance, parent_span_id=generate_pfid())
     good_create, good_finish = span_pair(instance)
     records = [*instance_opening(instance), orphan_create, orphan_finish, good_create, good_finish]
-    exporter = deliver(tmp_path / "t.db", records)
+    exporter = deliver(tmp_path / "t.db", records, writer)
     stats = exporter.stats()
     assert (stats.sent, stats.rejected) == (4, 2)
     store = Store(tmp_path / "t.db")
@@ -64,35 +74,41 @@ def test_a_refused_item_is_rejected_and_the_items_after_it_are_still_applied(
     store.close()
 
 
-def test_finishing_an_instance_the_server_already_ended_counts_as_sent(tmp_path: Path) -> None:
+def test_finishing_an_instance_the_server_already_ended_counts_as_sent(
+    tmp_path: Path, writer: Writer
+) -> None:
     instance = generate_pfid()
-    deliver(tmp_path / "t.db", instance_opening(instance))
+    deliver(tmp_path / "t.db", instance_opening(instance), writer)
     store = Store(tmp_path / "t.db")
     store.terminate_instance(instance, {"reason": "budget"})
     store.close()
-    exporter = deliver(tmp_path / "t.db", [instance_closing(instance)])
+    exporter = deliver(tmp_path / "t.db", [instance_closing(instance)], writer)
     stats = exporter.stats()
     assert (stats.sent, stats.rejected) == (1, 0)
 
 
-def test_finishing_a_span_created_finished_counts_as_sent(tmp_path: Path) -> None:
+def test_finishing_a_span_created_finished_counts_as_sent(tmp_path: Path, writer: Writer) -> None:
     instance = generate_pfid()
     create, finish = span_pair(instance)
     finished_create = dataclasses.replace(create, status="complete", finished_at_ns=time.time_ns())
-    exporter = deliver(tmp_path / "t.db", [*instance_opening(instance), finished_create, finish])
+    exporter = deliver(
+        tmp_path / "t.db", [*instance_opening(instance), finished_create, finish], writer
+    )
     stats = exporter.stats()
     assert (stats.sent, stats.rejected) == (4, 0)
 
 
-def test_a_span_of_a_terminated_instance_reports_the_termination(tmp_path: Path) -> None:
+def test_a_span_of_a_terminated_instance_reports_the_termination(
+    tmp_path: Path, writer: Writer
+) -> None:
     instance = generate_pfid()
-    deliver(tmp_path / "t.db", instance_opening(instance))
+    deliver(tmp_path / "t.db", instance_opening(instance), writer)
     store = Store(tmp_path / "t.db")
     store.terminate_instance(instance, {"reason": "over budget"})
     store.close()
     calls: list[tuple[str, str | None]] = []
     exporter = Exporter(
-        LocalSink(tmp_path / "t.db"), on_terminate=lambda i, r: calls.append((i, r))
+        LocalSink(tmp_path / "t.db", writer=writer), on_terminate=lambda i, r: calls.append((i, r))
     )
     for record in span_pair(instance):
         exporter.submit(record)
@@ -101,11 +117,11 @@ def test_a_span_of_a_terminated_instance_reports_the_termination(tmp_path: Path)
     exporter.close()
 
 
-def test_a_replayed_batch_changes_nothing(tmp_path: Path) -> None:
+def test_a_replayed_batch_changes_nothing(tmp_path: Path, writer: Writer) -> None:
     instance = generate_pfid()
     records: list[Record] = [*instance_opening(instance), *span_pair(instance)]
-    deliver(tmp_path / "t.db", records)
-    exporter = deliver(tmp_path / "t.db", records)
+    deliver(tmp_path / "t.db", records, writer)
+    exporter = deliver(tmp_path / "t.db", records, writer)
     assert (exporter.stats().sent, exporter.stats().rejected) == (4, 0)
     store = Store(tmp_path / "t.db")
     create = records[2]
@@ -114,10 +130,12 @@ def test_a_replayed_batch_changes_nothing(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_span_finished_in_a_later_batch_is_finished_by_its_own_item(tmp_path: Path) -> None:
+def test_a_span_finished_in_a_later_batch_is_finished_by_its_own_item(
+    tmp_path: Path, writer: Writer
+) -> None:
     instance = generate_pfid()
     create, finish = span_pair(instance)
-    exporter = Exporter(LocalSink(tmp_path / "t.db"))
+    exporter = Exporter(LocalSink(tmp_path / "t.db", writer=writer))
     for record in [*instance_opening(instance), create]:
         exporter.submit(record)
     assert exporter.flush(10)
