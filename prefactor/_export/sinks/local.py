@@ -25,8 +25,8 @@ The writer is a helper, never a requirement:
   does not even keep the parent's pipe to it open, which would keep that
   writer waiting for input after the parent closed its end.
 
-Frames on the pipe are a 4-byte big-endian length and a JSON body: the bulk
-request one way, an answer the other (see :func:`apply`).
+The writer's side, and the frames on the pipe, are in
+:mod:`prefactor.server.writer`.
 """
 
 from __future__ import annotations
@@ -35,21 +35,21 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from prefactor._errors import PrefactorError
 from prefactor._export.base import TransientExportError
 from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output
-from prefactor._records import JSONDict
+from prefactor.server import writer as store_writer
+from prefactor.server.writer import HEADER
 
 if TYPE_CHECKING:
     from prefactor.server.store import Store
@@ -68,41 +68,19 @@ _inherited: list[object] = []
 # A plain success, shared by every output of a batch that had only those (the
 # bulk sink settles the rest of them by identity).
 _SUCCESS: Output = MappingProxyType({"status": "success"})
-_MINIMAL_SUCCESS = {"status": "success"}
 # Writers are given up after this many have died under one sink.
 _WRITER_DEATHS = 3
-_HEADER = 4
 # Seconds a new writer has to import the store and open it (about 0.2 s on a small machine).
 _READY_TIMEOUT = 30.0
 
 
-def apply(store: Callable[[], Store], request: JSONDict) -> list[Any]:
-    """Apply one bulk ``request`` to the store ``store()`` opens or gives: the answer.
-
-    The answer is one both sides of the pipe read:
-    ``["all"]`` when every item plainly succeeded (their outputs are implied),
-    ``["outputs", {...}]`` otherwise; ``["problem", status, code, message,
-    errors]`` when the request was refused as a whole, ``["transient",
-    message]`` when SQLite could not write it now (locked by another process,
-    disk full...).
-    """
-    import sqlite3
-
-    from prefactor.server.store import ApiProblem
-
-    try:
-        outputs: dict[str, Any] = store().bulk(request, details=False)["outputs"]
-    except ApiProblem as problem:
-        return ["problem", problem.status, problem.code, problem.message, problem.errors]
-    except sqlite3.OperationalError as exc:
-        return ["transient", f"SQLite: {exc}"]
-    if all(output == _MINIMAL_SUCCESS for output in outputs.values()):
-        return ["all"]
-    return ["outputs", outputs]
-
-
 def outcome(answer: Sequence[Any], keys: Sequence[str]) -> Mapping[str, Output]:
-    """The outputs an :func:`apply` answer stands for; raises what a refusal means."""
+    """The outputs a :func:`~prefactor.server.writer.apply` answer stands for.
+
+    Raises:
+        BulkRequestError: the request was refused as a whole.
+        TransientExportError: it could not be written now.
+    """
     kind = answer[0]
     if kind == "all":
         return dict.fromkeys(keys, _SUCCESS)
@@ -164,7 +142,10 @@ class _WriterProcess:
         # The writer imports this very package, wherever it came from (an install, a
         # checkout on sys.path), ahead of anything in its working directory.
         root = str(Path(__file__).resolve().parents[3])
-        code = f"import sys; sys.path.insert(0, {root!r}); from {__name__} import main; main()"
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            f"from {store_writer.__name__} import main; main()"
+        )
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -198,7 +179,7 @@ class _WriterProcess:
         stdin = self.process.stdin
         assert stdin is not None
         try:
-            stdin.write(len(body).to_bytes(_HEADER, "big"))
+            stdin.write(len(body).to_bytes(HEADER, "big"))
             stdin.write(body)
             await stdin.drain()
         except (OSError, RuntimeError) as exc:  # the pipe closed under us
@@ -214,7 +195,7 @@ class _WriterProcess:
         stdout = self.process.stdout
         assert stdout is not None
         try:
-            head = await stdout.readexactly(_HEADER)
+            head = await stdout.readexactly(HEADER)
             answer: list[Any] = orjson.loads(await stdout.readexactly(int.from_bytes(head, "big")))
         except (asyncio.IncompleteReadError, OSError) as exc:
             raise _WriterGone(f"its output ended ({exc})") from None
@@ -326,7 +307,7 @@ class LocalSink(BulkSink[Any]):
         if items and type(items[0]) is bytes:  # a writer was given up: decode what it was sent
             items = [orjson.loads(item) for item in items]
         # Runs on the exporter's own loop: the store serialises writers anyway.
-        return outcome(apply(self._open, {"items": items}), keys)
+        return outcome(store_writer.apply(self._open, {"items": items}), keys)
 
     async def _via_writer(self, items: list[bytes]) -> list[Any] | None:
         """The writer's answer to ``items``; ``None`` once the writer was given up.
@@ -402,32 +383,3 @@ class LocalSink(BulkSink[Any]):
     def __repr__(self) -> str:
         kind = "" if self._writer_kind == "process" else f", writer={self._writer_kind!r}"
         return f"LocalSink({str(self._path)!r}{kind})"
-
-
-def _frame(out: BinaryIO, answer: list[Any]) -> None:
-    data = orjson.dumps(answer)
-    out.write(len(data).to_bytes(_HEADER, "big") + data)
-    out.flush()
-
-
-def main() -> None:
-    """The writer process: open the store named by ``argv[1]``, apply framed requests until EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The pipe gets a descriptor of its own; anything printed goes to stderr instead.
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    source = sys.stdin.buffer
-    from prefactor.server.store import Store
-
-    try:
-        store = Store(sys.argv[1])
-    except Exception as exc:  # the parent applies batches inline, and reports it from there
-        _frame(out, ["failed", f"{type(exc).__name__}: {exc}"])
-        return
-    try:
-        _frame(out, ["ready"])
-        while len(head := source.read(_HEADER)) == _HEADER:
-            body = source.read(int.from_bytes(head, "big"))
-            _frame(out, apply(lambda: store, orjson.loads(body)))
-    finally:
-        store.close()
