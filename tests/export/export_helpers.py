@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -144,3 +146,10 @@ def stored_spans(store: Any, instance_id: str) -> dict[str, tuple[str | None, st
         if len(page["summaries"]) < 10_000:
             return out
         offset += 10_000
+
+
+def fork() -> int:
+    """``os.fork()``, without the warning Python 3.12+ gives for forking with threads running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()

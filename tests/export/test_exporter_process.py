@@ -7,11 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
-from export_helpers import instance_opening, span_pair, stored_spans
+from export_helpers import fork, instance_opening, span_pair, stored_spans
 from http_helpers import api_config, serve_process
 
 from prefactor._config import QueueConfig
@@ -53,9 +52,7 @@ def test_a_forked_child_exports_its_own_records_and_not_the_parents(tmp_path: Pa
     for record in parent_spans:
         exporter.submit(record)  # still queued when the fork happens
     child_spans: list[Record] = [*instance_opening(child_instance), *span_pair(child_instance)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
+    pid = fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
@@ -136,9 +133,7 @@ def test_a_forked_child_sends_through_its_own_http_client(tmp_path: Path) -> Non
             exporter.submit(record)
         assert exporter.flush(10)  # the parent's client now holds a pooled connection
         child_spans: list[Record] = [*instance_opening(child_instance), *span_pair(child_instance)]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-            pid = os.fork()
+        pid = fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from pathlib import Path
 
 import pytest
-from export_helpers import instance_closing, instance_opening, span_pair, stored_spans
+from export_helpers import fork, instance_closing, instance_opening, span_pair, stored_spans
 
 from prefactor._config import QueueConfig
 from prefactor._export.base import TransientExportError
@@ -204,65 +203,23 @@ def test_the_writer_ignores_ctrl_c_so_the_agent_can_still_flush(tmp_path: Path) 
     assert exporter.close()
 
 
-def test_the_writer_exits_when_its_agent_is_killed(tmp_path: Path) -> None:
+def _run_agent(db: Path, agent_id: str, then: str) -> subprocess.CompletedProcess[str]:
+    """An agent process on the embedded store at ``db``: one traced call, then ``then``."""
     script = textwrap.dedent(
         f"""
-        import os, signal
+        import os, signal, sys
         import prefactor
 
-        prefactor.configure(db_path={str(tmp_path / "t.db")!r}, agent_id="killed")
-
-        @prefactor.traced
-        def step(x: int) -> int:
-            return x + 1
-
-        step(1)
-        assert prefactor.flush(10)
-        children = set()
-        for task in os.listdir(f"/proc/{{os.getpid()}}/task"):
-            with open(f"/proc/{{os.getpid()}}/task/{{task}}/children") as f:
-                children.update(f.read().split())
-        print(" ".join(sorted(children)), flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    (pid,) = (int(p) for p in result.stdout.split())
-    _wait_gone(pid)
-    store = Store(tmp_path / "t.db")
-    try:
-        page = store.list_instances(agent_id="killed", offset=0, page_size=10)
-        assert len(page["summaries"]) == 1
-    finally:
-        store.close()
-
-
-def test_an_agent_process_on_the_embedded_store_never_opens_it_itself(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        f"""
-        import sys
-        import prefactor
-
-        prefactor.configure(db_path={str(tmp_path / "t.db")!r}, agent_id="lean")
+        prefactor.configure(db_path={str(db)!r}, agent_id={agent_id!r})
 
         @prefactor.traced
         def step(x: int) -> int:
             return x + 1
 
         assert step(1) == 2
-        assert prefactor.shutdown(10)
-        print("prefactor.server.store" in sys.modules)
         """
-    )
-    result = subprocess.run(
+    ) + textwrap.dedent(then)
+    return subprocess.run(
         [sys.executable, "-c", script],
         check=False,
         capture_output=True,
@@ -270,14 +227,44 @@ def test_an_agent_process_on_the_embedded_store_never_opens_it_itself(tmp_path: 
         cwd=ROOT,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False"]
-    store = Store(tmp_path / "t.db")
+
+
+def _instances_of(db: Path, agent_id: str) -> list[str]:
+    """The statuses of ``agent_id``'s instances in the store at ``db``, read back."""
+    store = Store(db)
     try:
-        page = store.list_instances(agent_id="lean", offset=0, page_size=10)
-        assert [s["status"] for s in page["summaries"]] == ["complete"]
+        page = store.list_instances(agent_id=agent_id, offset=0, page_size=10)
     finally:
         store.close()
+    return [summary["status"] for summary in page["summaries"]]
+
+
+def test_the_writer_exits_when_its_agent_is_killed(tmp_path: Path) -> None:
+    then = """
+        assert prefactor.flush(10)
+        children = set()
+        for task in os.listdir(f"/proc/{os.getpid()}/task"):
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                children.update(f.read().split())
+        print(" ".join(sorted(children)), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    result = _run_agent(tmp_path / "t.db", "killed", then)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    (pid,) = (int(p) for p in result.stdout.split())
+    _wait_gone(pid)
+    assert _instances_of(tmp_path / "t.db", "killed") == ["complete"]
+
+
+def test_an_agent_process_on_the_embedded_store_never_opens_it_itself(tmp_path: Path) -> None:
+    then = """
+        assert prefactor.shutdown(10)
+        print("prefactor.server.store" in sys.modules)
+        """
+    result = _run_agent(tmp_path / "t.db", "lean", then)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
+    assert _instances_of(tmp_path / "t.db", "lean") == ["complete"]
 
 
 def test_a_forked_child_lets_go_of_its_parents_writer(tmp_path: Path) -> None:
@@ -294,9 +281,7 @@ def test_a_forked_child_lets_go_of_its_parents_writer(tmp_path: Path) -> None:
     assert len(pipes) == 2
     release_read, release_write = os.pipe()
     report_read, report_write = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
+    pid = fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
