@@ -46,6 +46,7 @@ from prefactor._schemas.forms import (
     INT_MAX,
     INT_MIN,
     JSON,
+    NONFINITE,
     encodable,
     float_form,
     int_form,
@@ -327,9 +328,10 @@ class Capturer:
     def _string(self, text: str, walk: _Walk) -> str:
         limit = min(self.max_string_length, max(walk.budget, 0))
         cut = len(text) > limit
-        if cut:  # unless it was cut before: capturing a capture changes nothing
+        if cut:  # unless it was cut before, or is a float's own form ("-Infinity", which
+            # the float's schema accepts whole): capturing a capture changes nothing
             start = marked_head(text)
-            cut = start is None or start > limit
+            cut = (start is None or start > limit) and text not in NONFINITE
         if cut and limit == 0:
             walk.budget = -1
             return BUDGET_MARKER

@@ -36,6 +36,13 @@ def test_string_at_the_cap_is_kept_whole() -> None:
     assert Capturer(max_string_length=5).capture("abcde") == "abcde"
 
 
+def test_a_non_finite_floats_form_is_never_truncated_so_capturing_it_again_keeps_it() -> None:
+    capturer = Capturer(max_string_length=4)
+    captured = capturer.capture_mapping({"x": float("-inf"), "y": [float("inf")]})
+    assert captured == {"x": "-Infinity", "y": ["Infinity"]}
+    assert capturer.capture_mapping(captured) == captured  # the lenient path captures twice
+
+
 def test_long_string_inside_mapping_is_truncated() -> None:
     captured = Capturer(max_string_length=3).capture_mapping({"q": "abcdef"})
     assert captured == {"q": "abc…[truncated 3 chars]"}

@@ -129,3 +129,29 @@ def test_no_secret_reaches_the_database_file(db: Path) -> None:
     raw = b"".join(p.read_bytes() for p in db.parent.iterdir() if p.name.startswith(db.name))
     for secret in (b"hunter2", b"s3cr3t-pwd", b"314159", b"tok-abc", b"pa55"):
         assert secret not in raw
+
+
+@tool
+def scale(factor: float, factors: list[float]) -> float:
+    return factor
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
+def test_infinite_floats_under_a_tiny_string_cap_are_stored_whole_and_valid(
+    tmp_path: Path, strict: bool
+) -> None:
+    path = tmp_path / "traces.db"
+    prefactor.configure(
+        db_path=path,
+        strict=strict,
+        agent_id="capture-test",
+        capturer=prefactor.Capturer(max_string_length=4),
+    )
+    try:
+        assert scale(float("-inf"), [float("inf"), 1.5]) == float("-inf")
+        span = stored(path, "tool:scale")
+    finally:
+        runtime.shutdown()
+    assert span["payload"] == {"factor": "-Infinity", "factors": ["Infinity", 1.5]}
+    assert span["result_payload"] == {"value": "-Infinity"}
+    assert (span["status"], span["schema_violations"]) == ("complete", None)
