@@ -6,15 +6,24 @@ PostgreSQL (``pg_helpers`` says where that PostgreSQL comes from).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 from pg_helpers import drop_run_schemas, empty_tables, in_schema, postgres_url
 
 from prefactor._export._internal import set_raise_internal_errors
+
+# Property tests draw the same examples in every run of the suite, so that a red run means
+# a change broke something, not that a new example turned up. HYPOTHESIS_PROFILE=explore
+# draws new ones each run: do that when changing what the properties cover.
+settings.register_profile("suite", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture
