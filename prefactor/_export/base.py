@@ -126,6 +126,10 @@ class Sink(Protocol):
     A sink must survive ``os.fork()``: a client or connection made in the parent
     is re-created lazily in the child. Its ``repr`` names the destination (a
     URL, a file) and never a secret: the exporter's loss report quotes it.
+
+    A sink may also have an ``async def prepare()``, which the worker starts
+    in the background as it starts (before the first batch is due): the
+    embedded store's sink starts its writer process there.
     """
 
     async def export(self, batch: Sequence[Record]) -> ExportResult:

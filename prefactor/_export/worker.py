@@ -32,7 +32,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import MappingProxyType
 
 from prefactor._config import QueueConfig
@@ -281,6 +281,7 @@ class ExportWorker:
         self._wake = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
         self._push_spooled(tasks)
+        self._prepare_sinks(tasks)
         while not self._stopping:
             self.wake_pending = False
             self._wake.clear()
@@ -530,6 +531,22 @@ class ExportWorker:
             self._ledger.internal_error(exc, f"the sink {state.name}")
             self._ledger.lose(batch, state, records, DropReason.INTERNAL_ERROR)
         return None
+
+    def _prepare_sinks(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Let each sink with a ``prepare()`` coroutine get ready in the background (optional)."""
+        loop = asyncio.get_running_loop()
+        for state in self._sinks:
+            prepare = getattr(state.sink, "prepare", None)
+            if prepare is not None:
+                task = loop.create_task(self._prepare(state.name, prepare))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    async def _prepare(self, name: str, prepare: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await prepare()
+        except Exception as exc:
+            self._ledger.internal_error(exc, f"preparing the sink {name}")
 
     def _push_spooled(self, tasks: set[asyncio.Task[None]]) -> None:
         """Send what earlier runs spooled for these sinks, in the background."""

@@ -319,3 +319,44 @@ def test_a_forked_child_lets_go_of_its_parents_writer(tmp_path: Path) -> None:
     finally:
         store.close()
     assert set(statuses) == {parent, child}
+
+
+def _writers_running() -> set[int]:
+    """The writer processes this process started that are still running."""
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        children = Path(f"/proc/{os.getpid()}/task/{task}/children").read_text().split()
+        for pid in map(int, children):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"prefactor.server.writer" in command and not _gone(pid):
+                found.add(pid)
+    return found
+
+
+def test_the_writer_starts_with_the_exporter_before_any_batch_is_due(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "t.db")
+    exporter = Exporter(sink, QueueConfig(flush_interval=30))
+    instance = generate_pfid()
+    exporter.submit(instance_opening(instance)[0])
+    deadline = time.monotonic() + 20
+    while sink._writer is None:  # no batch is due for 30 s: only prepare() starts it
+        assert time.monotonic() < deadline, "the writer did not start ahead of the first batch"
+        time.sleep(0.01)
+    assert exporter.stats().sent == 0
+    assert exporter.close()
+    assert _instances_of(tmp_path / "t.db", "agent-test") == ["pending"]
+
+
+def test_a_first_batch_sent_while_the_writer_starts_waits_for_that_writer(tmp_path: Path) -> None:
+    before = _writers_running()
+    sink = LocalSink(tmp_path / "t.db")
+    exporter = Exporter(sink)
+    instance = generate_pfid()
+    for record in instance_opening(instance):
+        exporter.submit(record)
+    assert exporter.flush(10)  # at once: the batch and prepare() both want a writer
+    assert _writers_running() - before == {_writer_pid(sink)}
+    assert exporter.close()
