@@ -132,7 +132,7 @@ def test_no_secret_reaches_the_database_file(db: Path) -> None:
 
 
 @tool
-def scale(factor: float, factors: list[float]) -> float:
+def scale_capture(factor: float, factors: list[float]) -> float:
     return factor
 
 
@@ -148,8 +148,8 @@ def test_infinite_floats_under_a_tiny_string_cap_are_stored_whole_and_valid(
         capturer=prefactor.Capturer(max_string_length=4),
     )
     try:
-        assert scale(float("-inf"), [float("inf"), 1.5]) == float("-inf")
-        span = stored(path, "tool:scale")
+        assert scale_capture(float("-inf"), [float("inf"), 1.5]) == float("-inf")
+        span = stored(path, "tool:scale_capture")
     finally:
         runtime.shutdown()
     assert span["payload"] == {"factor": "-Infinity", "factors": ["Infinity", 1.5]}
