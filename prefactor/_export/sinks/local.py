@@ -1,19 +1,19 @@
 """The embedded destination: batches applied to a SQLite file through the server's own store.
 
-By default the store runs in a **writer process** this sink starts as the
-exporter starts (:meth:`LocalSink.prepare`), so that its start overlaps the
-agent's first calls: a Python process of the same interpreter that owns the SQLite
-connection and applies each batch, so the store's rules, its JSON and its
-SQLite writes do not share the agent's GIL. The agent's exporter encodes each
-batch once, as for HTTP, and sends it down a pipe; the writer answers with
-each item's outcome. With ``writer="inline"`` the exporter's own thread
-applies batches instead, as earlier releases did.
+By default the store runs in a **writer process**: a Python process of the
+same interpreter that owns the SQLite connection and applies each batch, so
+the store's rules, its JSON and its SQLite writes do not share the agent's
+GIL. The sink starts it as the exporter starts (:meth:`LocalSink.prepare`),
+so that its start overlaps the agent's first calls. The agent's exporter
+encodes each batch once, as for HTTP, and sends it down a pipe; the writer
+answers with each item's outcome. With ``writer="inline"`` the exporter's
+own thread applies batches instead, as earlier releases did.
 
 The writer is a helper, never a requirement:
 
-* it starts with the exporter, and if it cannot start at all (no ``sys.executable``, no
-  subprocess support, the process exits before it is ready), the sink logs a
-  warning once and applies batches inline from then on;
+* if it cannot start at all (no ``sys.executable``, no subprocess support,
+  the process exits before it is ready), the sink logs a warning once and
+  applies batches inline from then on;
 * if it dies while a batch is in flight, that batch fails as a transient
   error and the exporter retries it (idempotency keys make a batch applied
   just before the crash a harmless replay); the next batch starts a new
