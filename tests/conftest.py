@@ -26,6 +26,25 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
+# The embedded store's writer process takes about 0.15 s of CPU to start, in every test that
+# makes a tracer on the embedded store: hundreds of them, which would add a minute or more
+# to the suite. Tests run the store inline (the same store and rules, in the exporter's
+# thread) unless they are about the default: the core tests (which start from no
+# configuration at all), the end-to-end suites, the examples, the README, and the tests of
+# the writer and of LocalSink, which run both.
+_WRITER_DEFAULT = {"core", "integration", "examples"}
+_WRITER_DEFAULT_FILES = {"test_readme.py", "test_local_writer.py", "test_local_sink.py"}
+
+
+@pytest.fixture(autouse=True)
+def _embedded_store_inline(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(str(request.node.path))
+    if path.name in _WRITER_DEFAULT_FILES or path.parent.name in _WRITER_DEFAULT:
+        return
+    if "PREFACTOR_EMBEDDED_WRITER" not in os.environ:
+        monkeypatch.setenv("PREFACTOR_EMBEDDED_WRITER", "inline")
+
+
 @pytest.fixture
 def internal_errors_raise() -> Iterator[None]:
     """Errors the SDK swallows for users fail our own test (use it with ``usefixtures``)."""
