@@ -19,12 +19,14 @@ exporter resolves off the caller's path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias, TypeVar, cast, dataclass_transform
 
 __all__ = [
+    "PLAIN_SUCCESS",
     "CreateSpan",
     "FinishInstance",
     "FinishSpan",
@@ -34,6 +36,7 @@ __all__ = [
     "RegisterInstance",
     "StartInstance",
     "Violation",
+    "bulk_body",
     "create_key",
     "iso_from_ns",
     "span_create_item",
@@ -42,6 +45,21 @@ __all__ = [
 FinishStatus: TypeAlias = Literal["complete", "failed", "cancelled"]
 SpanCreateStatus: TypeAlias = Literal["active", "pending", "complete", "failed", "cancelled"]
 JSONDict: TypeAlias = dict[str, Any]
+
+PLAIN_SUCCESS: Mapping[str, Any] = MappingProxyType({"status": "success"})
+"""A bulk item's output when it plainly succeeded, without ``control``: one shared object,
+so that the bulk sink settles a run of them by identity."""
+
+
+def bulk_body(items: Sequence[bytes]) -> bytes:
+    """The bulk request ``{"items": [...]}`` of items already JSON-encoded, in one allocation.
+
+    The envelope's two ends go onto the first and last items before the join.
+    """
+    ends = list(items) or [b""]
+    ends[0] = b'{"items":[' + ends[0]
+    ends[-1] += b"]}"
+    return b",".join(ends)
 
 
 _C = TypeVar("_C", bound=type)

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
@@ -59,6 +59,7 @@ from prefactor._errors import (
     PrefactorRetryExhaustedError,
     PrefactorValidationError,
 )
+from prefactor._records import PLAIN_SUCCESS, bulk_body
 from prefactor._sdk import API_CLIENT_HEADER
 
 __all__ = ["PrefactorApiClient", "parse_retry_after"]
@@ -68,9 +69,6 @@ M = TypeVar("M", bound=BaseModel)
 JSON = dict[str, Any]
 # Asks a bulk answer for each item's outcome only (RFC 7240), not an echo of every span.
 _PREFER_MINIMAL = {"Prefer": "return=minimal"}
-_SUCCESS: Mapping[str, Any] = MappingProxyType({"status": "success"})
-# A plain success as a server that honours return=minimal answers it (prefactor serve does).
-_MINIMAL_SUCCESS = {"status": "success"}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -514,11 +512,7 @@ class PrefactorApiClient:
             PrefactorResponseContractError: the answer is not the contract's shape.
         """
         path = "/api/v1/bulk"
-        # One allocation of the whole body: the envelope's ends go onto the first and last items.
-        ends = list(items) or [b""]
-        ends[0] = b'{"items":[' + ends[0]
-        ends[-1] += b"]}"
-        body = b",".join(ends)
+        body = bulk_body(items)
         response = await self._respond(
             "POST", path, body, headers=_PREFER_MINIMAL, url=self._bulk_url
         )
@@ -527,7 +521,7 @@ class PrefactorApiClient:
             and response.headers.get("preference-applied") == "return=minimal"
             and response.content == _all_plain(keys)
         ):
-            return dict.fromkeys(keys, _SUCCESS)  # the usual answer: nothing to parse or check
+            return dict.fromkeys(keys, PLAIN_SUCCESS)  # the usual answer: nothing to parse or check
         data = _json_object(response, "POST", path)
         outputs = data.get("outputs")
         if data.get("status") != "success" or not isinstance(outputs, dict):
@@ -536,12 +530,12 @@ class PrefactorApiClient:
         # Each output is replaced in place (the keys stay, so iterating meanwhile is safe).
         outcomes: dict[str, Mapping[str, Any]] = outputs
         for key, output in outputs.items():
-            if output == _MINIMAL_SUCCESS or (  # one comparison in C for a minimal answer's
+            if output == PLAIN_SUCCESS or (  # one comparison in C for a minimal answer's
                 type(output) is dict
                 and output.get("status") == "success"
                 and output.get("control") is None
             ):
-                outcomes[key] = _SUCCESS  # the common case: no model, no copy
+                outcomes[key] = PLAIN_SUCCESS  # the common case: no model, no copy
             else:
                 checked = self._parse(BulkOutput, output, path)
                 outcomes[key] = checked.model_dump(

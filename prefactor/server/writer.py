@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from prefactor._records import PLAIN_SUCCESS
+
 if TYPE_CHECKING:
     from prefactor.server.store import Store
 
@@ -28,8 +30,6 @@ __all__ = ["HEADER", "apply", "main"]
 
 HEADER = 4
 """Bytes of a frame's length."""
-
-_MINIMAL_SUCCESS = {"status": "success"}
 
 
 def apply(store: Callable[[], Store], request: dict[str, Any]) -> list[Any]:
@@ -52,7 +52,7 @@ def apply(store: Callable[[], Store], request: dict[str, Any]) -> list[Any]:
         return ["problem", problem.status, problem.code, problem.message, problem.errors]
     except sqlite3.OperationalError as exc:
         return ["transient", f"SQLite: {exc}"]
-    if all(output == _MINIMAL_SUCCESS for output in outputs.values()):
+    if all(output == PLAIN_SUCCESS for output in outputs.values()):
         return ["all"]
     return ["outputs", outputs]
 

@@ -41,7 +41,6 @@ import weakref
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -49,6 +48,7 @@ import orjson
 from prefactor._errors import PrefactorError
 from prefactor._export.base import TransientExportError
 from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output
+from prefactor._records import PLAIN_SUCCESS, bulk_body
 from prefactor.server import writer as store_writer
 from prefactor.server.writer import HEADER
 
@@ -66,9 +66,6 @@ Writer = Literal["process", "inline"]
 # and makes its own.
 _inherited: list[object] = []
 
-# A plain success, shared by every output of a batch that had only those (the
-# bulk sink settles the rest of them by identity).
-_SUCCESS: Output = MappingProxyType({"status": "success"})
 # Writers are given up after this many have died under one sink.
 _WRITER_DEATHS = 3
 # Seconds a new writer has to import the store and open it (about 0.2 s on a small machine).
@@ -84,7 +81,7 @@ def outcome(answer: Sequence[Any], keys: Sequence[str]) -> Mapping[str, Output]:
     """
     kind = answer[0]
     if kind == "all":
-        return dict.fromkeys(keys, _SUCCESS)
+        return dict.fromkeys(keys, PLAIN_SUCCESS)
     if kind == "outputs":
         outputs: Mapping[str, Output] = answer[1]
         return outputs
@@ -320,11 +317,8 @@ class LocalSink(BulkSink[Any]):
         writer = await self._started_writer()
         if writer is None:
             return None
-        ends = list(items) or [b""]
-        ends[0] = b'{"items":[' + ends[0]
-        ends[-1] += b"]}"
         try:
-            answer = await writer.request(b",".join(ends))
+            answer = await writer.request(bulk_body(items))
         except _WriterGone as exc:
             self._writer = None
             writer.abandon()
@@ -353,11 +347,9 @@ class LocalSink(BulkSink[Any]):
 
     async def _started_writer(self) -> _WriterProcess | None:
         """This process's writer, started if need be; ``None`` once writers were given up."""
-        writer = self._writer
-        if writer is not None and writer.pid != os.getpid():
-            _inherited.append(writer)
-            self._writer = None
         pid = os.getpid()
+        if self._writer is not None and self._writer.pid != pid:
+            self._writer = None  # the parent's: the fork hook keeps it referenced
         if self._start_lock is None or self._start_lock[0] != pid:
             self._start_lock = (pid, asyncio.Lock())  # a lock belongs to one process's loop
         async with self._start_lock[1]:  # prepare() and a first batch start one writer
