@@ -175,18 +175,18 @@ def _measure(run: Callable[[int], object], flush: Callable[[], object], n: int) 
             collections[info["generation"]] += 1
 
     gc.callbacks.append(collected)
-    helpers = _children_cpu()
+    children = _children_cpu()
     cpu, own = time.process_time_ns(), time.thread_time_ns()
     run(n)
     called = time.thread_time_ns()
     flush()
     done = time.process_time_ns()
-    helped = _children_cpu() - helpers
+    children = _children_cpu() - children
     gc.callbacks.remove(collected)
     out = {
         "allin": (done - cpu) / n / 1000,
         "caller": (called - own) / n / 1000,
-        "helpers": helped / n * 1e6,
+        "writer": children / n * 1e6,
     }
     for generation, count in enumerate(collections):
         out[f"gc{generation}"] = count * 1000 / n
@@ -405,8 +405,8 @@ def main(argv: list[str] | None = None) -> None:
             stored = int(results[backend, shape][-1]["stored"])
             writer = ""
             if backend == "embedded":  # the writer process's CPU, and the ratio counting it
-                helped = median(backend, shape, "helpers")
-                writer = f"{helped:>11.2f}{(allin + helped) / otel_allin:>9.2f}"
+                cpu = median(backend, shape, "writer")
+                writer = f"{cpu:>11.2f}{(allin + cpu) / otel_allin:>9.2f}"
             print(
                 f"{shape + ' ' + backend:<18}{allin:>10.2f}{allin / otel_allin:>11.2f}"
                 f"{caller:>11.2f}{caller / otel_caller:>11.2f}{writer:>20}  {stored:,} verified"
