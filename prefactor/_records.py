@@ -19,7 +19,7 @@ exporter resolves off the caller's path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -36,7 +36,6 @@ __all__ = [
     "RegisterInstance",
     "StartInstance",
     "Violation",
-    "bulk_body",
     "create_key",
     "iso_from_ns",
     "span_create_item",
@@ -49,17 +48,6 @@ JSONDict: TypeAlias = dict[str, Any]
 PLAIN_SUCCESS: Mapping[str, Any] = MappingProxyType({"status": "success"})
 """A bulk item's output when it plainly succeeded, without ``control``: one shared object,
 so that the bulk sink settles a run of them by identity."""
-
-
-def bulk_body(items: Sequence[bytes]) -> bytes:
-    """The bulk request ``{"items": [...]}`` of items already JSON-encoded, in one allocation.
-
-    The envelope's two ends go onto the first and last items before the join.
-    """
-    ends = list(items) or [b""]
-    ends[0] = b'{"items":[' + ends[0]
-    ends[-1] += b"]}"
-    return b",".join(ends)
 
 
 _C = TypeVar("_C", bound=type)

@@ -59,7 +59,7 @@ from prefactor._errors import (
     PrefactorRetryExhaustedError,
     PrefactorValidationError,
 )
-from prefactor._records import PLAIN_SUCCESS, bulk_body
+from prefactor._records import PLAIN_SUCCESS
 from prefactor._sdk import API_CLIENT_HEADER
 
 __all__ = ["PrefactorApiClient", "parse_retry_after"]
@@ -487,12 +487,12 @@ class PrefactorApiClient:
         return self._parse(BulkResponse, await self._request("POST", path, {"items": items}), path)
 
     async def bulk_outcomes(
-        self, items: Sequence[bytes], keys: Sequence[str] | None = None
+        self, body: bytes, keys: Sequence[str] | None = None
     ) -> dict[str, Mapping[str, Any]]:
-        """``POST /api/v1/bulk`` of items already JSON-encoded, for each one's outcome only.
+        """``POST /api/v1/bulk`` of a body already JSON-encoded, for each item's outcome only.
 
-        The exporter encodes each item once, as it builds it, and keeps only
-        the bytes; the request's body is those bytes joined.
+        ``body`` is the request, ``{"items": [...]}``: the exporter encodes each
+        batch once, in one call, and keeps only those bytes while it waits.
 
         Asks for ``Prefer: return=minimal`` (RFC 7240): a server that honours it
         (``prefactor serve`` does) answers each successful item with its
@@ -512,7 +512,6 @@ class PrefactorApiClient:
             PrefactorResponseContractError: the answer is not the contract's shape.
         """
         path = "/api/v1/bulk"
-        body = bulk_body(items)
         response = await self._respond(
             "POST", path, body, headers=_PREFER_MINIMAL, url=self._bulk_url
         )

@@ -6,13 +6,16 @@ are not. A :class:`BulkSink` records the failed item as rejected and sends the
 rest again, so one bad item costs one extra request, never the batch, and no
 retry: retries are for transient failures only.
 
-Each item is built and JSON-encoded once, before anything is sent
-(:func:`wire_form`): an item that cannot be written (its record's
-``to_bulk_item()`` raises, or the JSON encoder refuses one of its values) is
-set aside then, dropped as ``unencodable``, and the rest of the batch goes on.
-A sink keeps of each item only what its transport needs (its ``keep``): the
-encoded bytes over HTTP, so that a batch in flight holds no containers for the
-garbage collector to walk, or the item itself for the embedded store.
+Each item is built once, and the batch is JSON-encoded once, as one request
+body (:func:`bulk_body`), before anything is sent: one encoder call and one
+buffer per batch, not per item. An item that cannot be written (its
+record's ``to_bulk_item()`` raises, or the JSON encoder refuses one of its
+values) is set aside then, dropped as ``unencodable``, and the rest of the
+batch goes on. While the batch waits for its answer, the sink holds only that
+body (bytes, which the garbage collector does not track) and the items'
+keys; the items are decoded from the body again only when part of the batch
+has to be sent on its own (after an item was refused, or through a single
+endpoint).
 
 When a transient failure stops a batch part way, the sink raises
 :class:`~prefactor._export.base.TransientExportError` naming the records still
@@ -26,9 +29,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
 import orjson
 
@@ -49,11 +52,10 @@ __all__ = [
     "BulkSink",
     "BulkUnsupportedError",
     "Coalesced",
+    "bulk_body",
     "coalesce",
     "wire_form",
 ]
-
-ItemT = TypeVar("ItemT")
 
 Output = Mapping[str, Any]
 
@@ -112,48 +114,91 @@ def coalesce(batch: Sequence[Record]) -> Coalesced:
     return Coalesced(units, merged)
 
 
-def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
-    """The wire item of ``unit`` (one of ``batch``'s) and its JSON encoding, made once.
+def bulk_body(items: Sequence[JSONDict]) -> bytes:
+    """The bulk request ``{"items": [...]}``: every item encoded in one call, into one buffer.
 
-    Returns:
-        ``None`` when the item cannot be written: the records it carries are
-        then added to ``dropped`` (``unencodable``; with the error when
-        building the item raised, which is a bug of the SDK's).
+    Raises:
+        orjson.JSONEncodeError: an item holds a value JSON cannot carry.
+    """
+    return orjson.dumps({"items": items})
+
+
+def _built(unit: Record, batch: Coalesced, dropped: list[Drop]) -> JSONDict | None:
+    """The wire item of ``unit``; ``None``, its records added to ``dropped``, when building raised.
+
+    A record whose ``to_bulk_item()`` raises is a bug of the SDK's: the drop
+    carries the error.
     """
     try:
-        item = unit.to_bulk_item()
+        return unit.to_bulk_item()
     except Exception as exc:
         dropped.extend(unwritable(record, exc) for record in batch.origin(unit))
         return None
+
+
+def _encoded(unit: Record, item: JSONDict, batch: Coalesced, dropped: list[Drop]) -> bytes | None:
+    """``item`` (``unit``'s) JSON-encoded; ``None``, its records dropped, if it cannot be."""
     try:
-        return item, orjson.dumps(item)
+        return orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
         reason, message = DropReason.UNENCODABLE, str(exc)
         dropped.extend(Drop(record, reason, message) for record in batch.origin(unit))
         return None
 
 
-@dataclass(slots=True)
-class _Delivery(Generic[ItemT]):
-    """One batch on its way: the items still to send and what has been learnt so far.
+def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
+    """The wire item of ``unit`` (one of ``batch``'s) and its JSON encoding, for the spool.
 
-    ``units``, ``keys`` (each item's idempotency key) and ``items`` (what the
-    sink keeps of each) run side by side. Units leave them only when refused
-    before the rest is sent again; everything before the current position has
-    been settled. ``batch`` tells which records a unit carries.
+    Returns:
+        ``None`` when the item cannot be written: the records it carries are
+        then added to ``dropped`` (``unencodable``; with the error when
+        building the item raised, which is a bug of the SDK's).
+    """
+    item = _built(unit, batch, dropped)
+    if item is None:
+        return None
+    encoded = _encoded(unit, item, batch, dropped)
+    return None if encoded is None else (item, encoded)
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """One batch on its way: what is still to send and what has been learnt so far.
+
+    ``units`` and ``keys`` (each item's idempotency key) run side by side.
+    ``body`` is the request of every unit, encoded once; ``items`` is ``None``
+    until a request must carry only part of them, and then the items decoded
+    from ``body``, side by side with the units from then on. Units leave them
+    only when refused before the rest is sent again; everything before the
+    current position has been settled. ``batch`` tells which records a unit
+    carries.
     """
 
     batch: Coalesced
     units: list[Record] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    items: list[ItemT] = field(default_factory=list)
+    body: bytes = b'{"items":[]}'
+    items: list[JSONDict] | None = None
     rejected: list[Rejection] = field(default_factory=list)
     dropped: list[Drop] = field(default_factory=list)
     terminations: dict[str, str | None] = field(default_factory=dict)
 
+    def decoded(self) -> list[JSONDict]:
+        """The items still to send, one per unit (decoded from the body the first time)."""
+        if self.items is None:
+            self.items = orjson.loads(self.body)["items"]
+        return self.items
+
+    def request(self, start: int, end: int) -> bytes:
+        """The body of a request carrying items ``start`` to ``end``."""
+        if self.items is None and start == 0 and end == len(self.units):
+            return self.body  # the usual request: the whole batch, as it was encoded
+        return bulk_body(self.decoded()[start:end])
+
     def remove(self, index: int) -> None:
         """Take the unit at ``index`` out of what is still to send."""
-        del self.units[index], self.keys[index], self.items[index]
+        items = self.decoded()
+        del self.units[index], self.keys[index], items[index]
 
     def result(self) -> ExportResult:
         return ExportResult(
@@ -183,37 +228,32 @@ class BulkUnsupportedError(PrefactorError):
     """The destination has no bulk endpoint (404 or 405): use the single endpoints."""
 
 
-class BulkSink(ABC, Generic[ItemT]):
+class BulkSink(ABC):
     """A sink that sends batches as bulk requests; subclasses provide the transport.
 
-    Subclasses say what to keep of an item once it is encoded (``keep``: the
-    ``ItemT`` their transport sends, picked from the pair ``(item, encoded)``,
-    e.g. by :func:`operator.itemgetter`: a C call per item, no frame), and
-    implement :meth:`_bulk` (one bulk
-    request, given the items and their keys: the ``outputs`` map) and
-    :meth:`_single` (one item through its single endpoint, answered as a bulk
-    output). Both raise
+    Subclasses implement :meth:`_bulk` (one bulk request, given its body and
+    its items' keys: the ``outputs`` map) and :meth:`_single` (one item
+    through its single endpoint, answered as a bulk output). Both raise
     :class:`~prefactor._export.base.TransientExportError` for retryable failures.
     """
 
     # Bulk items name their own instance: one request may carry many instances.
     mixed_batches: ClassVar[bool] = True
 
-    def __init__(self, keep: Callable[[tuple[JSONDict, bytes]], ItemT]) -> None:
-        self._keep = keep
+    def __init__(self) -> None:
         self._single_types: set[str] = set()
         self._bulk_supported = True
 
     @abstractmethod
-    async def _bulk(self, items: list[ItemT], keys: list[str]) -> Mapping[str, Output]:
-        """Send one bulk request of ``items`` (whose idempotency keys are ``keys``).
+    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
+        """Send one bulk request: ``body`` (:func:`bulk_body`), whose items' keys are ``keys``.
 
         Returns:
             its ``outputs`` (idempotency key -> output).
         """
 
     @abstractmethod
-    async def _single(self, item: ItemT) -> Output:
+    async def _single(self, item: JSONDict) -> Output:
         """Send one item through its single endpoint; answer like a bulk output."""
 
     @property
@@ -248,27 +288,41 @@ class BulkSink(ABC, Generic[ItemT]):
             ) from None
         return run.result()
 
-    def _delivery(self, batch: Coalesced) -> _Delivery[ItemT]:
-        """The delivery of ``batch``, each unit encoded once; those that cannot be are set aside."""
-        run: _Delivery[ItemT] = _Delivery(batch)
-        keep = self._keep
+    def _delivery(self, batch: Coalesced) -> _Delivery:
+        """The delivery of ``batch``: each unit's item built, all of them encoded in one body.
+
+        Items that cannot be built or encoded are set aside.
+        """
+        run = _Delivery(batch)
+        items: list[JSONDict] = []
         for unit in batch.units:
-            wire = wire_form(unit, batch, run.dropped)
-            if wire is not None:
+            item = _built(unit, batch, run.dropped)
+            if item is not None:
                 run.units.append(unit)
-                run.keys.append(wire[0]["idempotency_key"])
-                run.items.append(keep(wire))
+                run.keys.append(item["idempotency_key"])
+                items.append(item)
+        try:
+            run.body = bulk_body(items)
+        except orjson.JSONEncodeError:  # rare: find the items JSON cannot carry, encode the rest
+            kept = [
+                index
+                for index, (unit, item) in enumerate(zip(run.units, items, strict=True))
+                if _encoded(unit, item, batch, run.dropped) is not None
+            ]
+            run.units = [run.units[index] for index in kept]
+            run.keys = [run.keys[index] for index in kept]
+            run.body = bulk_body([items[index] for index in kept])
         return run
 
-    async def _send_from(self, run: _Delivery[ItemT], start: int) -> int:
+    async def _send_from(self, run: _Delivery, start: int) -> int:
         """Send the next request (or single item) from ``start``; where the next one starts."""
         if not self._bulk_supported or run.units[start].kind in self._single_types:
-            output = await self._single(run.items[start])
+            output = await self._single(run.decoded()[start])
             self._settle(run, start, output, single=True)
             return start + 1
         return await self._send_run(run, start, self._request_end(run, start))
 
-    def _request_end(self, run: _Delivery[ItemT], start: int) -> int:
+    def _request_end(self, run: _Delivery, start: int) -> int:
         """End of the next bulk request: before a single-endpoint type or a repeated key."""
         if not self._single_types:  # the usual case: the rest, unless a key repeats
             rest = run.keys[start:]
@@ -284,10 +338,10 @@ class BulkSink(ABC, Generic[ItemT]):
             end += 1
         return end
 
-    async def _send_run(self, run: _Delivery[ItemT], start: int, end: int) -> int:
+    async def _send_run(self, run: _Delivery, start: int, end: int) -> int:
         """Send ``items[start:end]`` in one request; return where the next request starts."""
         try:
-            outputs = await self._bulk(run.items[start:end], run.keys[start:end])
+            outputs = await self._bulk(run.request(start, end), run.keys[start:end])
         except BulkUnsupportedError:
             self._bulk_supported = False
             return start
@@ -330,7 +384,7 @@ class BulkSink(ABC, Generic[ItemT]):
                 plain = output
         return end
 
-    def _settle(self, run: _Delivery[ItemT], index: int, output: Output, *, single: bool) -> object:
+    def _settle(self, run: _Delivery, index: int, output: Output, *, single: bool) -> object:
         """Account for one item's output.
 
         Returns:
@@ -355,6 +409,6 @@ class BulkSink(ABC, Generic[ItemT]):
         return _STOPPED
 
     @staticmethod
-    def _reject(run: _Delivery[ItemT], index: int, code: str, message: str) -> None:
+    def _reject(run: _Delivery, index: int, code: str, message: str) -> None:
         origin = run.batch.origin(run.units[index])
         run.rejected.extend(Rejection(record, code, message) for record in origin)

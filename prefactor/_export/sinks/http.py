@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from operator import itemgetter
 from typing import Any
 
 import httpx
-import orjson
 
 from prefactor._api.client import PrefactorApiClient
 from prefactor._api.models import SpanResponse
@@ -68,11 +66,11 @@ def _span_output(response: SpanResponse) -> Output:
     }
 
 
-class HttpSink(BulkSink[bytes]):
+class HttpSink(BulkSink):
     """Delivers batches to the Prefactor API (or ``prefactor serve``).
 
-    Items wait to be sent as their JSON encoding (bytes, which the garbage
-    collector does not track), joined into each request's body as they are.
+    Each batch waits to be sent as its request's body, encoded once (bytes,
+    which the garbage collector does not track).
 
     Args:
         config: the API's address, token and timeouts (its retry fields are
@@ -90,7 +88,7 @@ class HttpSink(BulkSink[bytes]):
         transport: httpx.AsyncBaseTransport | None = None,
         sdk_header_entry: str | None = None,
     ) -> None:
-        super().__init__(itemgetter(1))  # each item's JSON encoding
+        super().__init__()
         self._config = config.model_copy(update={"max_retries": 0})
         self._transport = transport
         self._sdk_header = sdk_header(sdk_header_entry)
@@ -114,9 +112,9 @@ class HttpSink(BulkSink[bytes]):
         self._pid = os.getpid()
         return self._client
 
-    async def _bulk(self, items: list[bytes], keys: list[str]) -> Mapping[str, Output]:
+    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
         try:
-            outputs = await self._api().bulk_outcomes(items, keys)
+            outputs = await self._api().bulk_outcomes(body, keys)
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:
@@ -131,11 +129,10 @@ class HttpSink(BulkSink[bytes]):
             raise BulkRequestError(0, "client_error", str(exc)) from None
         return outputs
 
-    async def _single(self, item: bytes) -> Output:
-        decoded: JSONDict = orjson.loads(item)  # rare: only where bulk is not supported
-        kind = decoded["_type"]
+    async def _single(self, item: JSONDict) -> Output:
+        kind = item["_type"]
         try:
-            return await self._call_single(kind, decoded)
+            return await self._call_single(kind, item)
         except httpx.TransportError as exc:
             raise _transient(exc) from None
         except PrefactorHttpError as exc:

@@ -39,7 +39,6 @@ import os
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,8 +46,8 @@ import orjson
 
 from prefactor._errors import PrefactorError
 from prefactor._export.base import TransientExportError
-from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output
-from prefactor._records import PLAIN_SUCCESS, bulk_body
+from prefactor._export.sinks.bulk import BulkRequestError, BulkSink, Output, bulk_body
+from prefactor._records import PLAIN_SUCCESS, JSONDict
 from prefactor.server import writer as store_writer
 from prefactor.server.writer import HEADER
 
@@ -245,7 +244,7 @@ def _detach_in_child() -> None:
 os.register_at_fork(after_in_child=_detach_in_child)
 
 
-class LocalSink(BulkSink[Any]):
+class LocalSink(BulkSink):
     """Applies each batch with :meth:`Store.bulk` on a local SQLite file.
 
     The store is the one ``prefactor serve`` uses, so the same rules apply as
@@ -262,10 +261,10 @@ class LocalSink(BulkSink[Any]):
     def __init__(self, path: str | os.PathLike[str], *, writer: Writer = "process") -> None:
         if writer not in ("process", "inline"):
             raise ValueError(f"writer must be 'process' or 'inline', not {writer!r}")
-        # Each item is encoded all the same (by the bulk sink), so that a value the API
+        # Each batch is encoded all the same (by the bulk sink), so that a value the API
         # could not carry is set aside here too: the store would refuse it one field at a
-        # time. A writer process is sent those bytes; the inline store takes the item.
-        super().__init__(itemgetter(1) if writer == "process" else itemgetter(0))
+        # time. A writer process is sent those bytes; the inline store decodes them.
+        super().__init__()
         self._path = Path(path)
         self._writer_kind: Writer = writer
         self._inline = writer == "inline"
@@ -297,19 +296,17 @@ class LocalSink(BulkSink[Any]):
         self._pid = os.getpid()
         return self._store
 
-    async def _bulk(self, items: list[Any], keys: list[str]) -> Mapping[str, Output]:
+    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
         # The items name their keys themselves.
         if not self._inline:
-            answer = await self._via_writer(items)
+            answer = await self._via_writer(body)
             if answer is not None:
                 return outcome(answer, keys)
-        if items and type(items[0]) is bytes:  # a writer was given up: decode what it was sent
-            items = [orjson.loads(item) for item in items]
         # Runs on the exporter's own loop: the store serialises writers anyway.
-        return outcome(store_writer.apply(self._open, {"items": items}), keys)
+        return outcome(store_writer.apply(self._open, orjson.loads(body)), keys)
 
-    async def _via_writer(self, items: list[bytes]) -> list[Any] | None:
-        """The writer's answer to ``items``; ``None`` once the writer was given up.
+    async def _via_writer(self, body: bytes) -> list[Any] | None:
+        """The writer's answer to the request ``body``; ``None`` once the writer was given up.
 
         Raises:
             TransientExportError: the writer died with the batch in flight.
@@ -318,7 +315,7 @@ class LocalSink(BulkSink[Any]):
         if writer is None:
             return None
         try:
-            answer = await writer.request(bulk_body(items))
+            answer = await writer.request(body)
         except _WriterGone as exc:
             self._writer = None
             writer.abandon()
@@ -382,12 +379,10 @@ class LocalSink(BulkSink[Any]):
             why,
         )
 
-    async def _single(self, item: Any) -> Output:
+    async def _single(self, item: JSONDict) -> Output:
         # The store knows every item type, so a one-item bulk is its single endpoint.
-        key = (
-            item["idempotency_key"] if type(item) is dict else orjson.loads(item)["idempotency_key"]
-        )
-        outputs = await self._bulk([item], [key])
+        key = item["idempotency_key"]
+        outputs = await self._bulk(bulk_body([item]), [key])
         output = outputs.get(key)
         if output is None:
             raise TransientExportError("the store gave no output for the item")
