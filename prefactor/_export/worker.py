@@ -80,8 +80,10 @@ class _Lane:
 
     def __init__(self, key: str, since: float) -> None:
         self.key = key  # the instance's id
-        self.records: collections.deque[Record] = collections.deque()
-        self.seqs: collections.deque[int] = collections.deque()
+        # Lists, not deques: an empty list allocates nothing, a deque a block of 64 slots,
+        # and batches are taken off the front as slices (see _take).
+        self.records: list[Record] = []
+        self.seqs: list[int] = []
         self.since = since  # when the oldest waiting record arrived (roughly)
         self.busy = False
         self.retry: Batch | None = None
@@ -469,9 +471,11 @@ class ExportWorker:
 
     def _release_riders(self, lane: _Lane) -> None:
         """Free the lanes that rode in ``lane``'s settled batch (dropping those left empty)."""
-        for rider in lane.riders:
+        lanes = self._lanes
+        for rider in lane.riders:  # _forget_if_idle's test, inline: once per root call
             rider.busy = False
-            self._forget_if_idle(rider)
+            if not rider.records and rider.retry is None and lanes.get(rider.key) is rider:
+                del lanes[rider.key]
         lane.riders = ()
 
     def _forget_if_idle(self, lane: _Lane) -> None:
@@ -640,8 +644,8 @@ class ExportWorker:
                     self._ledger.lose(lane.retry, state, records, DropReason.SHUTDOWN)
                 self._finish(lane.retry)
             if lane.records:  # never handed to a sink: each sink loses (or spools) them
-                records = list(lane.records)
-                batch = Batch(records, list(lane.seqs), dict.fromkeys(self._sinks, records))
+                records = lane.records
+                batch = Batch(records, lane.seqs, dict.fromkeys(self._sinks, records))
                 for state in self._sinks:
                     self._ledger.lose(batch, state, records, DropReason.SHUTDOWN)
                 self._finish(batch)
@@ -667,6 +671,6 @@ def _take(lane: _Lane, count: int, records: list[Record], seqs: list[int]) -> No
         lane.records.clear()
         lane.seqs.clear()
         return
-    pop, pop_seq = lane.records.popleft, lane.seqs.popleft
-    records.extend([pop() for _ in range(count)])
-    seqs.extend([pop_seq() for _ in range(count)])
+    records.extend(lane.records[:count])
+    seqs.extend(lane.seqs[:count])
+    del lane.records[:count], lane.seqs[:count]
