@@ -36,9 +36,11 @@ __all__ = [
     "RegisterInstance",
     "StartInstance",
     "Violation",
+    "bulk_form",
     "create_key",
     "iso_from_ns",
     "span_create_item",
+    "wire_items",
 ]
 
 FinishStatus: TypeAlias = Literal["complete", "failed", "cancelled"]
@@ -377,6 +379,14 @@ class Record(Protocol):
     The dataclasses above are records; so is the span of a ``@traced`` call once
     it has finished (:class:`prefactor._tracing.call.CallSpan`), which is
     queued as it is rather than copied into a :class:`CreateSpan`.
+
+    A record may stand for several wire items: one that has a
+    ``to_bulk_items()`` method makes them with it (see :func:`wire_items`);
+    its ``kind`` and ``idempotency_key`` then name it in logs, not each item.
+    The root span of a ``@traced`` call outside any span is one such record
+    when nothing else of its instance was sent before it: it carries its
+    instance's registration, start and finish too
+    (:class:`prefactor._tracing.call.RootCall`). It still counts as one record.
     """
 
     @property
@@ -391,3 +401,15 @@ class Record(Protocol):
     def idempotency_key(self) -> str: ...
 
     def to_bulk_item(self) -> JSONDict: ...
+
+
+def bulk_form(record: Record) -> JSONDict | list[JSONDict]:
+    """``record``'s wire item, or the list of its items when it carries several (in order)."""
+    many = getattr(record, "to_bulk_items", None)
+    return record.to_bulk_item() if many is None else list(many())
+
+
+def wire_items(record: Record) -> list[JSONDict]:
+    """The wire items ``record`` stands for, in order (see :func:`bulk_form`)."""
+    form = bulk_form(record)
+    return [form] if isinstance(form, dict) else list(form)

@@ -70,11 +70,15 @@ class SpooledItem:
     kind: str
     instance_id: str
     idempotency_key: str
-    item: JSONDict
+    item: JSONDict | list[JSONDict]
     records: int
 
     def to_bulk_item(self) -> JSONDict:
-        return self.item
+        return self.item if isinstance(self.item, dict) else self.item[0]
+
+    def to_bulk_items(self) -> list[JSONDict]:
+        """Its wire items: one, or the several a record carried (spooled as their list)."""
+        return [self.item] if isinstance(self.item, dict) else self.item
 
 
 class Spool:
@@ -128,9 +132,9 @@ class Spool:
             wire = wire_form(unit, batch, dropped)
             if wire is None:
                 continue
-            item, blob = wire
+            key, blob = wire
             origin = batch.origin(unit)
-            key, count = item["idempotency_key"], len(origin)
+            count = len(origin)
             rows.append((destination, unit.instance_id, unit.kind, key, blob, count, now))
             kept.extend(origin)
         if rows:

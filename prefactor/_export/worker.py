@@ -416,8 +416,8 @@ class ExportWorker:
         """The lane's next batch, topped up with other idle lanes' records when sinks mix them.
 
         One request (one store transaction) then carries many short instances
-        instead of one each: a lane of a ``@traced`` root call holds only four
-        records. Each lane's records stay in order and together.
+        instead of one each: a lane of a ``@traced`` root call holds one
+        record (its four items). Each lane's records stay in order and together.
         """
         room = self._batch_size
         taken: list[Record] = []
@@ -450,7 +450,7 @@ class ExportWorker:
     def _pooled(self, enough: int) -> int:
         """How many records wait in lanes free to send (not busy, not waiting for a retry).
 
-        Counting stops at ``enough``: a root call's lane holds four records, and
+        Counting stops at ``enough``: a root call's lane holds one record, and
         thousands of lanes may wait; a batch's worth is all :meth:`_dispatch` asks.
         """
         pooled = 0
@@ -665,7 +665,7 @@ class ExportWorker:
 
 def _take(lane: _Lane, count: int, records: list[Record], seqs: list[int]) -> None:
     """Move up to ``count`` of the lane's oldest records (and their numbers) to the lists."""
-    if count >= len(lane.records):  # the whole lane (a root call's four records, say)
+    if count >= len(lane.records):  # the whole lane (a root call's one record, say)
         records.extend(lane.records)
         seqs.extend(lane.seqs)
         lane.records.clear()

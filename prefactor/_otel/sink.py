@@ -35,7 +35,7 @@ from prefactor._export.sinks.base import (
 from prefactor._otel.config import OtlpConfig
 from prefactor._otel.encode import encode_request, resource_attributes
 from prefactor._otel.spans import InstanceTrack, OtelSpan
-from prefactor._records import Record
+from prefactor._records import Record, wire_items
 from prefactor._redaction import redact_credentials
 from prefactor._version import __version__
 
@@ -150,7 +150,8 @@ class OtlpSink:
         dropped: list[Drop] = []
         for record in batch:
             try:
-                spans.extend(track.feed(record.to_bulk_item()))
+                for item in wire_items(record):
+                    spans.extend(track.feed(item))
             except Exception as exc:  # one record that cannot be read costs only itself
                 dropped.append(unwritable(record, exc))
         rejected: tuple[Rejection, ...] = ()

@@ -26,7 +26,7 @@ from typing import Any
 
 from prefactor._errors import PrefactorTerminatedError, SchemaValidationError
 from prefactor._ids import SEQUENCE
-from prefactor._records import FinishStatus, Violation, span_create_item
+from prefactor._records import FinishInstance, FinishStatus, Violation, span_create_item
 from prefactor._tracing.capture import ATOMIC
 from prefactor._tracing.context import CURRENT_SPAN
 from prefactor._tracing.guard import DELIBERATE, contain
@@ -41,9 +41,8 @@ from prefactor._tracing.state import (
     emit_pending,
     error_result,
 )
-from prefactor._tracing.tracer import Tracer
 
-__all__ = ["CallSpan", "begin"]
+__all__ = ["CallSpan", "RootCall", "begin"]
 
 _get_span = CURRENT_SPAN.get
 
@@ -96,7 +95,16 @@ class CallSpan(SpanState):
     return value that cannot change.
     """
 
-    __slots__ = ("args", "bound", "kwargs", "own", "params_checked", "plan", "result_ready")
+    __slots__ = (
+        "args",
+        "bound",
+        "carries",
+        "kwargs",
+        "own",
+        "params_checked",
+        "plan",
+        "result_ready",
+    )
 
     def __init__(  # noqa: PLR0917 (built once per call: positional is cheapest)
         self,
@@ -129,6 +137,7 @@ class CallSpan(SpanState):
         self.kwargs = kwargs
         self.params_checked = False
         self.result_ready = False
+        self.carries = False  # see RootCall
 
     # --- what the record reads, in the exporter's thread ------------------------------------
 
@@ -246,6 +255,43 @@ class CallSpan(SpanState):
         inst.tracer.finish_instance(inst, status)
 
 
+class RootCall(CallSpan):
+    """The span of a ``@traced`` call outside any span, the root of an instance of its own.
+
+    Its instance is not sent when the call starts
+    (:meth:`~prefactor._tracing.tracer.Tracer.deferred_instance`). If nothing
+    else of it was sent by the time the call ends (no span was opened inside
+    it), this span carries the instance: it is queued as one record whose
+    wire items are the instance's registration and start, the span's create
+    in its final state and the instance's finish (``complete``, or ``failed``
+    for a span that did not complete), with the idempotency keys the four
+    separate records would have. Otherwise it is an ordinary span.
+    """
+
+    __slots__ = ()
+
+    def carry_instance(self) -> bool:
+        inst = self.instance
+        claim = inst.deferred
+        if not (claim and claim.pop("register", False)):
+            return False
+        inst.deferred = None
+        inst.finished = True  # its finish goes with this span
+        self.carries = True
+        return True
+
+    def to_bulk_items(self) -> list[dict[str, Any]]:
+        """Its wire items: the span's create, with its instance's around it when it carries it."""
+        item = self.to_bulk_item()
+        if not self.carries:
+            return [item]
+        inst = self.instance
+        register, start = inst.tracer.opening(inst)
+        status: FinishStatus = "complete" if self.status == "complete" else "failed"
+        finish = FinishInstance(inst.id, status, self.finished)
+        return [register.to_bulk_item(), start.to_bulk_item(), item, finish.to_bulk_item()]
+
+
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -263,6 +309,7 @@ def begin(
         SchemaValidationError: strict mode, and the params break their schema.
     """
     fresh: InstanceState | None = None
+    span_class = CallSpan
     try:
         parent = _get_span()
         if parent is not None:
@@ -274,7 +321,11 @@ def begin(
         if plan.generation != tracer.generation:
             plan = spec.compile(tracer)
         if parent is None:
-            inst = fresh = _new_instance(spec, tracer)
+            if spec.new_instance is not None:  # an @agent's: registered and started now
+                inst = fresh = spec.new_instance(tracer)
+            else:
+                inst = fresh = tracer.deferred_instance()
+                span_class = RootCall
         elif inst.terminated:
             raise PrefactorTerminatedError(inst.termination_reason)
         elif parent.pending:
@@ -287,7 +338,7 @@ def begin(
                 if fresh is not None:  # the call does not happen: nor does its instance
                     fresh.tracer.finish_instance(fresh, "failed")
                 raise
-            span = CallSpan(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
+            span = span_class(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
             span.params = params
             span.params_checked = True
             span.violations = violations
@@ -297,11 +348,11 @@ def begin(
                 break
         else:
             if not kwargs:  # the shared empty mapping: the call's own dict is not kept alive
-                return CallSpan(plan, inst, parent, parent is None, bound, args, _NO_KWARGS)
+                return span_class(plan, inst, parent, parent is None, bound, args, _NO_KWARGS)
             if all(type(v) in ATOMIC for v in kwargs.values()):
-                return CallSpan(plan, inst, parent, parent is None, bound, args, kwargs)
+                return span_class(plan, inst, parent, parent is None, bound, args, kwargs)
         # An argument could change after the call: capture now, check later.
-        span = CallSpan(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
+        span = span_class(plan, inst, parent, parent is None, bound, (), _NO_KWARGS)
         span.params = plan.params_now(bound, args, kwargs)
         return span
     except DELIBERATE:
@@ -311,15 +362,6 @@ def begin(
             _abandon(fresh)
         contain(exc, "open a span", spec.span_type)
         return None
-
-
-def _new_instance(spec: Spec, tracer: Tracer) -> InstanceState:
-    """The instance a call outside any span is the root of: the spec's agent's, or the tracer's."""
-    if spec.new_instance is not None:
-        return spec.new_instance(tracer)
-    inst = tracer.new_instance(agent_version=tracer.unversioned)
-    tracer.start_instance(inst)
-    return inst
 
 
 def _abandon(inst: InstanceState) -> None:

@@ -22,6 +22,7 @@ thread.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefactor._ids import pfid_at
@@ -49,19 +50,31 @@ class InstanceState:
     ``terminated`` and ``termination_reason`` are set from the exporter's
     thread when the platform answers with ``control.terminate``; they only ever
     go from unset to set, so readers need no lock.
+
+    The instance of a ``@traced`` call outside any span is not sent when it
+    is made (:meth:`~prefactor._tracing.tracer.Tracer.deferred_instance`):
+    ``deferred`` is the claim ``{"register": True}`` on sending it, with
+    ``version`` (its schema version) and ``opened_at`` (its start). Whoever
+    pops the key first sends it: the root span, carrying it when it is the
+    first thing of the instance sent (:class:`~prefactor._tracing.call.RootCall`),
+    or :meth:`~prefactor._tracing.tracer.Tracer.announce`, ahead of anything
+    else. ``deferred`` is ``None`` once it is sent, and for every other instance.
     """
 
     __slots__ = (
         "__weakref__",
         "agent_id",
+        "deferred",
         "finished",
         "id",
+        "opened_at",
         "partition",
         "registry",
         "started",
         "terminated",
         "termination_reason",
         "tracer",
+        "version",
     )
 
     def __init__(
@@ -82,6 +95,9 @@ class InstanceState:
         self.finished = False
         self.terminated = False
         self.termination_reason: str | None = None
+        self.deferred: dict[str, bool] | None = None
+        self.version: Mapping[str, Any] | None = None
+        self.opened_at = 0
 
     def __repr__(self) -> str:
         return f"<InstanceState {self.id} agent={self.agent_id!r}>"
@@ -205,6 +221,14 @@ class SpanState:
         """The params payload of this span's create (a subclass may build it late)."""
         return self.params
 
+    def carry_instance(self) -> bool:
+        """Claim the instance's deferred registration, to be sent with this span's create.
+
+        Only the root span of a ``@traced`` call does
+        (:class:`~prefactor._tracing.call.RootCall`); any other span never.
+        """
+        return False
+
     def payload_of(self, result: Any) -> Any:
         """The result payload that ``result``, as given to :func:`emit_finish`, stands for.
 
@@ -292,6 +316,8 @@ def emit_pending(state: SpanState) -> None:
         return  # sent already, maybe by another thread
     state.pending = None  # claimed: the empty dict need not live as long as the span
     inst = state.instance
+    if inst.deferred is not None:  # the instance goes first
+        inst.tracer.announce(inst)
     inst.tracer.submit(
         CreateSpan(
             state.id,
@@ -325,8 +351,12 @@ def emit_finish(
         if violations:
             state.violations += violations
         state.finished = now
+        if inst.deferred is not None and not state.carry_instance():
+            inst.tracer.announce(inst)  # the instance goes first
         inst.tracer.submit(state)
     else:
+        if inst.deferred is not None:
+            inst.tracer.announce(inst)
         inst.tracer.submit(
             FinishSpan(state.id, inst.id, status, now, state.payload_of(result), violations)
         )

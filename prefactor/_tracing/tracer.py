@@ -260,6 +260,44 @@ class Tracer:
         )
         return inst
 
+    def deferred_instance(self) -> InstanceState:
+        """The instance of a ``@traced`` call outside any span: made and started, not sent yet.
+
+        Registered as :meth:`new_instance` would register it with the agent
+        version ``unversioned`` and this tracer's schemas, but later: together
+        with its root span when that is the first thing of it sent (one
+        record; see :class:`~prefactor._tracing.call.RootCall`), else by
+        :meth:`announce`, ahead of whatever is.
+        """
+        agent = self.agent_id
+        partition = partition_for(agent)
+        now = time.time_ns()
+        inst = InstanceState(self, generate_pfid(partition, now), agent, partition, self.registry)
+        inst.version = self.schema_version()
+        inst.opened_at = now
+        inst.started = True  # its start is sent with its registration
+        inst.deferred = {"register": True}
+        self._instances.add(inst)
+        return inst
+
+    def opening(self, inst: InstanceState) -> tuple[RegisterInstance, StartInstance]:
+        """The records that register and start a deferred instance (:meth:`deferred_instance`)."""
+        return (
+            RegisterInstance(
+                inst.id, inst.agent_id, self.unversioned, inst.version, self.environment_id
+            ),
+            StartInstance(inst.id, inst.opened_at),
+        )
+
+    def announce(self, inst: InstanceState) -> None:
+        """Queue a deferred instance's registration and start now, unless already claimed."""
+        claim = inst.deferred
+        if not (claim and claim.pop("register", False)):
+            return  # sent, or being sent by another thread
+        inst.deferred = None
+        for record in self.opening(inst):
+            self.submit(record)
+
     def instance(self, instance_id: str) -> InstanceState:
         """The live instance with this id; an unknown id gets a detached, unvalidated state."""
         inst = self._instances.get(instance_id)
@@ -286,6 +324,8 @@ class Tracer:
         """Queue the instance's finish (a second call is a no-op)."""
         if inst.finished:
             return
+        if inst.deferred is not None:
+            self.announce(inst)
         inst.finished = True
         self.submit(FinishInstance(inst.id, status, timestamp_ns or time.time_ns()))
 
@@ -294,6 +334,8 @@ class Tracer:
     ) -> None:
         """Queue a quality payload for the instance (``None`` removes it)."""
         captured = None if payload is None else self._capturer.capture_mapping(payload)
+        if inst.deferred is not None:
+            self.announce(inst)
         self.submit(RecordQuality(inst.id, name, captured, generate_pfid(inst.partition)))
 
     def terminate(self, instance_id: str, reason: str | None) -> None:
@@ -383,7 +425,10 @@ class Tracer:
     # --- plumbing -------------------------------------------------------------------------
 
     def emit(self, record: Record) -> None:
-        """Hand one record to the exporter."""
+        """Hand one record to the exporter (its instance's deferred registration first)."""
+        inst = self._instances.get(record.instance_id)
+        if inst is not None and inst.deferred is not None:
+            self.announce(inst)
         self.submit(record)
 
     def stats(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from prefactor._export.base import (
     unwritable,
 )
 from prefactor._export.stats import DropReason
-from prefactor._records import CreateSpan, FinishSpan, JSONDict, Record
+from prefactor._records import CreateSpan, FinishSpan, JSONDict, Record, bulk_form
 
 __all__ = [
     "BulkRequestError",
@@ -123,55 +123,66 @@ def bulk_body(items: Sequence[JSONDict]) -> bytes:
     return orjson.dumps({"items": items})
 
 
-def _built(unit: Record, batch: Coalesced, dropped: list[Drop]) -> JSONDict | None:
-    """The wire item of ``unit``; ``None``, its records added to ``dropped``, when building raised.
+def _built(unit: Record, batch: Coalesced, dropped: list[Drop]) -> JSONDict | list[JSONDict] | None:
+    """The wire item of ``unit``, or its items (:func:`bulk_form`); ``None`` when that raised.
 
-    A record whose ``to_bulk_item()`` raises is a bug of the SDK's: the drop
-    carries the error.
+    Its records are then added to ``dropped``: a record whose wire form
+    raises is a bug of the SDK's, and the drop carries the error.
     """
     try:
-        return unit.to_bulk_item()
+        return bulk_form(unit)
     except Exception as exc:
         dropped.extend(unwritable(record, exc) for record in batch.origin(unit))
         return None
 
 
-def _encoded(unit: Record, item: JSONDict, batch: Coalesced, dropped: list[Drop]) -> bytes | None:
-    """``item`` (``unit``'s) JSON-encoded; ``None``, its records dropped, if it cannot be."""
+def _encodable(
+    unit: Record, items: Sequence[JSONDict], batch: Coalesced, dropped: list[Drop]
+) -> bool:
+    """Whether each of ``unit``'s ``items`` can be JSON-encoded; if not, its records are dropped."""
     try:
-        return orjson.dumps(item)
+        for item in items:
+            orjson.dumps(item)
     except orjson.JSONEncodeError as exc:
         reason, message = DropReason.UNENCODABLE, str(exc)
         dropped.extend(Drop(record, reason, message) for record in batch.origin(unit))
-        return None
+        return False
+    return True
 
 
-def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[JSONDict, bytes] | None:
-    """The wire item of ``unit`` (one of ``batch``'s) and its JSON encoding, for the spool.
+def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[str, bytes] | None:
+    """For the spool: the idempotency key and JSON encoding of ``unit``'s wire item.
+
+    A record that carries several items (see :class:`~prefactor._records.Record`)
+    is encoded as the list of them, under its first item's key.
 
     Returns:
         ``None`` when the item cannot be written: the records it carries are
         then added to ``dropped`` (``unencodable``; with the error when
         building the item raised, which is a bug of the SDK's).
     """
-    item = _built(unit, batch, dropped)
-    if item is None:
+    form = _built(unit, batch, dropped)
+    if form is None:
         return None
-    encoded = _encoded(unit, item, batch, dropped)
-    return None if encoded is None else (item, encoded)
+    items = [form] if isinstance(form, dict) else form
+    if not _encodable(unit, items, batch, dropped):
+        return None
+    return items[0]["idempotency_key"], orjson.dumps(form)
 
 
 @dataclass(slots=True)
 class _Delivery:
     """One batch on its way: what is still to send and what has been learnt so far.
 
-    ``units`` and ``keys`` (each item's idempotency key) run side by side.
-    ``body`` is the request of every unit, encoded once; ``items`` is ``None``
-    until a request must carry only part of them, and then the items decoded
-    from ``body``, side by side with the units from then on. Units leave them
-    only when refused before the rest is sent again; everything before the
-    current position has been settled. ``batch`` tells which records a unit
-    carries.
+    ``keys`` (each item's idempotency key) and ``units`` (the unit each item
+    is of: a unit that carries several items is there once for each) run
+    side by side. ``body`` is the request of every item, encoded once;
+    ``items`` is ``None`` until a request must carry only part of them, and
+    then the items decoded from ``body``, side by side with the keys from
+    then on. Items leave them only when refused before the rest is sent
+    again; everything before the current position has been settled. ``batch``
+    tells which records a unit carries; ``refused`` holds those already
+    refused, so that a record refused for two of its items counts once.
     """
 
     batch: Coalesced
@@ -180,6 +191,7 @@ class _Delivery:
     body: bytes = b'{"items":[]}'
     items: list[JSONDict] | None = None
     rejected: list[Rejection] = field(default_factory=list)
+    refused: set[int] = field(default_factory=set)
     dropped: list[Drop] = field(default_factory=list)
     terminations: dict[str, str | None] = field(default_factory=dict)
 
@@ -196,9 +208,16 @@ class _Delivery:
         return bulk_body(self.decoded()[start:end])
 
     def remove(self, index: int) -> None:
-        """Take the unit at ``index`` out of what is still to send."""
+        """Take the item at ``index`` out of what is still to send."""
         items = self.decoded()
         del self.units[index], self.keys[index], items[index]
+
+    def kind(self, index: int) -> str:
+        """The ``_type`` of the item at ``index`` (a record may carry items of several kinds)."""
+        unit = self.units[index]
+        if getattr(unit, "to_bulk_items", None) is None:
+            return unit.kind
+        return str(self.decoded()[index]["_type"])
 
     def result(self) -> ExportResult:
         return ExportResult(
@@ -289,34 +308,46 @@ class BulkSink(ABC):
         return run.result()
 
     def _delivery(self, batch: Coalesced) -> _Delivery:
-        """The delivery of ``batch``: each unit's item built, all of them encoded in one body.
+        """The delivery of ``batch``: each unit's items built, all of them encoded in one body.
 
-        Items that cannot be built or encoded are set aside.
+        Units whose items cannot be built or encoded are set aside.
         """
         run = _Delivery(batch)
+        units, keys = run.units, run.keys
         items: list[JSONDict] = []
         for unit in batch.units:
-            item = _built(unit, batch, run.dropped)
-            if item is not None:
-                run.units.append(unit)
-                run.keys.append(item["idempotency_key"])
-                items.append(item)
+            made = _built(unit, batch, run.dropped)
+            if isinstance(made, dict):  # the usual record: one item
+                units.append(unit)
+                keys.append(made["idempotency_key"])
+                items.append(made)
+            elif made is not None:
+                for item in made:
+                    units.append(unit)
+                    keys.append(item["idempotency_key"])
+                items.extend(made)
         try:
             run.body = bulk_body(items)
-        except orjson.JSONEncodeError:  # rare: find the items JSON cannot carry, encode the rest
-            kept = [
-                index
-                for index, (unit, item) in enumerate(zip(run.units, items, strict=True))
-                if _encoded(unit, item, batch, run.dropped) is not None
-            ]
-            run.units = [run.units[index] for index in kept]
-            run.keys = [run.keys[index] for index in kept]
+        except orjson.JSONEncodeError:  # rare: find the units JSON cannot carry, encode the rest
+            kept: list[int] = []
+            start = 0
+            while start < len(units):  # a unit's items are side by side
+                end = start + 1
+                while end < len(units) and units[end] is units[start]:
+                    end += 1
+                if _encodable(units[start], items[start:end], batch, run.dropped):
+                    kept.extend(range(start, end))
+                start = end
+            run.units = [units[index] for index in kept]
+            run.keys = [keys[index] for index in kept]
             run.body = bulk_body([items[index] for index in kept])
         return run
 
     async def _send_from(self, run: _Delivery, start: int) -> int:
         """Send the next request (or single item) from ``start``; where the next one starts."""
-        if not self._bulk_supported or run.units[start].kind in self._single_types:
+        if not self._bulk_supported or (
+            self._single_types and run.kind(start) in self._single_types
+        ):
             output = await self._single(run.decoded()[start])
             self._settle(run, start, output, single=True)
             return start + 1
@@ -330,7 +361,7 @@ class BulkSink(ABC):
                 return len(run.keys)
         keys: set[str] = set()
         end = start
-        while end < len(run.units) and run.units[end].kind not in self._single_types:
+        while end < len(run.units) and run.kind(end) not in self._single_types:
             key = run.keys[end]
             if key in keys:
                 break
@@ -391,24 +422,29 @@ class BulkSink(ABC):
             ``_NEXT`` (it succeeded), ``_STOPPED`` (it failed, bulk stopped
             after it) or ``_AGAIN`` (send it again, through its single endpoint).
         """
-        unit = run.units[index]
         if output.get("status") == "success":
             control = output.get("control")
             # None first: most answers carry no control, and an ABC check costs per item.
             if control is not None and isinstance(control, Mapping) and control.get("terminate"):
                 reason = control.get("reason")
-                run.terminations[unit.instance_id] = reason if isinstance(reason, str) else None
+                instance_id = run.units[index].instance_id
+                run.terminations[instance_id] = reason if isinstance(reason, str) else None
             return _NEXT
         code = str(output.get("code", "unknown"))
-        if (unit.kind, code) in _ALREADY_DONE:
+        kind = run.kind(index)
+        if (kind, code) in _ALREADY_DONE:
             return _STOPPED
         if code == "unsupported_type" and not single:
-            self._remember_single(unit.kind)
+            self._remember_single(kind)
             return _AGAIN
         self._reject(run, index, code, str(output.get("message", "")))
         return _STOPPED
 
     @staticmethod
     def _reject(run: _Delivery, index: int, code: str, message: str) -> None:
-        origin = run.batch.origin(run.units[index])
+        unit = run.units[index]
+        if id(unit) in run.refused:  # another of its items was refused first: counted then
+            return
+        run.refused.add(id(unit))
+        origin = run.batch.origin(unit)
         run.rejected.extend(Rejection(record, code, message) for record in origin)

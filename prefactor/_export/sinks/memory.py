@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from prefactor._export.base import OK, Drop, ExportResult, unwritable
-from prefactor._records import Record
+from prefactor._records import Record, wire_items
 
 __all__ = ["MemorySink"]
 
 
 class MemorySink:
-    """Keeps every exported record and its wire item (the ``POST /api/v1/bulk`` item).
+    """Keeps every exported record and its wire items (the ``POST /api/v1/bulk`` items).
 
     Lazy payloads are resolved on export, as a real sink would, so
     ``items`` shows exactly what would have been sent. The accessors copy under
@@ -31,13 +31,13 @@ class MemorySink:
         self._closed = False
 
     async def export(self, batch: Sequence[Record]) -> ExportResult:
-        """Resolve each record's wire item and keep both; set aside a record that has none."""
+        """Resolve each record's wire items and keep them; set aside a record that has none."""
         records: list[Record] = []
         items: list[dict[str, Any]] = []
         dropped: list[Drop] = []
         for record in batch:
             try:
-                items.append(record.to_bulk_item())
+                items.extend(wire_items(record))
             except Exception as exc:
                 dropped.append(unwritable(record, exc))
                 continue
@@ -60,7 +60,11 @@ class MemorySink:
 
     @property
     def items(self) -> list[dict[str, Any]]:
-        """The wire item of every record exported so far (a copy)."""
+        """The wire items of every record exported so far, in order (a copy).
+
+        One per record, except that a record carrying several items (the root
+        span of a ``@traced`` call, with its instance's) gives each of them.
+        """
         with self._lock:
             return list(self._items)
 
