@@ -3,6 +3,7 @@
 Run from the repository root:
 
     python benchmarks/bench_allin.py [--spans 20000] [--roots 3000] [--rounds 5]
+                                     [--shapes nested root] [--backends http embedded ...]
 
 What one sample measures: ``time.process_time()`` (every thread of the
 process) from the first call to the end of ``flush()``, divided by the calls
@@ -366,6 +367,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans", type=int, default=20_000, help="nested calls per sample")
     parser.add_argument("--roots", type=int, default=3_000, help="root calls per sample")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=list(BACKENDS),
+        help="OpenTelemetry is always measured: every ratio is against it",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -374,7 +383,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     sizes = {"nested": args.spans, "root": args.roots}
-    variants = [(backend, shape) for shape in SHAPES for backend in BACKENDS]
+    shapes = [shape for shape in SHAPES if shape in args.shapes]
+    backends = [b for b in BACKENDS if b in args.backends or b == "otel"]
+    variants = [(backend, shape) for shape in shapes for backend in backends]
     results: dict[tuple[str, str], list[dict[str, float]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp, helpers(Path(tmp)) as where:
         for index in range(args.rounds):
@@ -398,9 +409,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{'variant':<18}{'all-in µs':>10}{ratio}{'caller µs':>11}{ratio}"
         f"{'writer µs':>11}{'with it':>9}  spans"
     )
-    for shape in SHAPES:
+    for shape in shapes:
         otel_allin, otel_caller = median("otel", shape, "allin"), median("otel", shape, "caller")
-        for backend in BACKENDS:
+        for backend in backends:
             allin, caller = median(backend, shape, "allin"), median(backend, shape, "caller")
             stored = int(results[backend, shape][-1]["stored"])
             writer = ""
@@ -412,8 +423,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{caller:>11.2f}{caller / otel_caller:>11.2f}{writer:>20}  {stored:,} verified"
             )
     print(f"garbage collections per 1,000 calls (medians): {'gen0':>8}{'gen1':>8}{'gen2':>8}")
-    for shape in SHAPES:
-        for backend in BACKENDS:
+    for shape in shapes:
+        for backend in backends:
             counts = "".join(f"{median(backend, shape, f'gc{g}'):>8.2f}" for g in range(3))
             print(f"{'gc ' + shape + ' ' + backend:<47}{counts}")
     print(
