@@ -176,10 +176,12 @@ class _Delivery:
 
     ``keys`` (each item's idempotency key) and ``units`` (the unit each item
     is of: a unit that carries several items is there once for each) run
-    side by side. ``body`` is the request of every item, encoded once;
-    ``items`` is ``None`` until a request must carry only part of them, and
-    then the items decoded from ``body``, side by side with the keys from
-    then on. Items leave them only when refused before the rest is sent
+    side by side. ``body`` is the request of every item, encoded once, while
+    ``whole`` (no item left before the rest was sent again). ``items`` are
+    the items themselves, side by side with the keys: kept as built for a
+    sink that takes them (:attr:`BulkSink.keeps_items`), else ``None`` until
+    a request must carry only part of them, and then decoded from ``body``.
+    Items leave them only when refused before the rest is sent
     again; everything before the current position has been settled. ``batch``
     tells which records a unit carries; ``refused`` holds those already
     refused, so that a record refused for two of its items counts once.
@@ -189,6 +191,7 @@ class _Delivery:
     units: list[Record] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     body: bytes = b'{"items":[]}'
+    whole: bool = True
     items: list[JSONDict] | None = None
     rejected: list[Rejection] = field(default_factory=list)
     refused: set[int] = field(default_factory=set)
@@ -203,7 +206,7 @@ class _Delivery:
 
     def request(self, start: int, end: int) -> bytes:
         """The body of a request carrying items ``start`` to ``end``."""
-        if self.items is None and start == 0 and end == len(self.units):
+        if self.whole and start == 0 and end == len(self.units):
             return self.body  # the usual request: the whole batch, as it was encoded
         return bulk_body(self.decoded()[start:end])
 
@@ -211,6 +214,7 @@ class _Delivery:
         """Take the item at ``index`` out of what is still to send."""
         items = self.decoded()
         del self.units[index], self.keys[index], items[index]
+        self.whole = False
 
     def kind(self, index: int) -> str:
         """The ``_type`` of the item at ``index`` (a record may carry items of several kinds)."""
@@ -262,10 +266,17 @@ class BulkSink(ABC):
     def __init__(self) -> None:
         self._single_types: set[str] = set()
         self._bulk_supported = True
+        # Whether a batch keeps its items as built while it is sent, for a transport that
+        # takes them rather than their encoding (the inline store): see _bulk.
+        self.keeps_items = False
 
     @abstractmethod
-    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
+    async def _bulk(
+        self, body: bytes, keys: list[str], items: list[JSONDict] | None
+    ) -> Mapping[str, Output]:
         """Send one bulk request: ``body`` (:func:`bulk_body`), whose items' keys are ``keys``.
+
+        ``items`` are the same items, when the batch kept them (``keeps_items``).
 
         Returns:
             its ``outputs`` (idempotency key -> output).
@@ -326,6 +337,8 @@ class BulkSink(ABC):
                     units.append(unit)
                     keys.append(item["idempotency_key"])
                 items.extend(made)
+        if self.keeps_items:
+            run.items = items
         try:
             run.body = bulk_body(items)
         except orjson.JSONEncodeError:  # rare: find the units JSON cannot carry, encode the rest
@@ -340,7 +353,9 @@ class BulkSink(ABC):
                 start = end
             run.units = [units[index] for index in kept]
             run.keys = [keys[index] for index in kept]
-            run.body = bulk_body([items[index] for index in kept])
+            items = [items[index] for index in kept]
+            run.items = items if self.keeps_items else None
+            run.body = bulk_body(items)
         return run
 
     async def _send_from(self, run: _Delivery, start: int) -> int:
@@ -372,7 +387,8 @@ class BulkSink(ABC):
     async def _send_run(self, run: _Delivery, start: int, end: int) -> int:
         """Send ``items[start:end]`` in one request; return where the next request starts."""
         try:
-            outputs = await self._bulk(run.request(start, end), run.keys[start:end])
+            items = None if run.items is None else run.items[start:end]
+            outputs = await self._bulk(run.request(start, end), run.keys[start:end], items)
         except BulkUnsupportedError:
             self._bulk_supported = False
             return start

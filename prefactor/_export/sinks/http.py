@@ -112,7 +112,9 @@ class HttpSink(BulkSink):
         self._pid = os.getpid()
         return self._client
 
-    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
+    async def _bulk(
+        self, body: bytes, keys: list[str], items: list[JSONDict] | None
+    ) -> Mapping[str, Output]:
         try:
             outputs = await self._api().bulk_outcomes(body, keys)
         except httpx.TransportError as exc:

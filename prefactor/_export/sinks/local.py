@@ -263,8 +263,9 @@ class LocalSink(BulkSink):
             raise ValueError(f"writer must be 'process' or 'inline', not {writer!r}")
         # Each batch is encoded all the same (by the bulk sink), so that a value the API
         # could not carry is set aside here too: the store would refuse it one field at a
-        # time. A writer process is sent those bytes; the inline store decodes them.
+        # time. A writer process is sent those bytes; the inline store takes the items.
         super().__init__()
+        self.keeps_items = writer == "inline"
         self._path = Path(path)
         self._writer_kind: Writer = writer
         self._inline = writer == "inline"
@@ -296,14 +297,18 @@ class LocalSink(BulkSink):
         self._pid = os.getpid()
         return self._store
 
-    async def _bulk(self, body: bytes, keys: list[str]) -> Mapping[str, Output]:
+    async def _bulk(
+        self, body: bytes, keys: list[str], items: list[JSONDict] | None
+    ) -> Mapping[str, Output]:
         # The items name their keys themselves.
         if not self._inline:
             answer = await self._via_writer(body)
             if answer is not None:
                 return outcome(answer, keys)
+        if items is None:  # sent to a writer that was given up meanwhile
+            items = orjson.loads(body)["items"]
         # Runs on the exporter's own loop: the store serialises writers anyway.
-        return outcome(store_writer.apply(self._open, orjson.loads(body)), keys)
+        return outcome(store_writer.apply(self._open, {"items": items}), keys)
 
     async def _via_writer(self, body: bytes) -> list[Any] | None:
         """The writer's answer to the request ``body``; ``None`` once the writer was given up.
@@ -373,6 +378,7 @@ class LocalSink(BulkSink):
 
     def _give_up(self, why: str) -> None:
         self._inline = True
+        self.keeps_items = True  # from the next batch on: the store takes the items
         _log.warning(
             "prefactor: the embedded store's writer process is given up: %s; "
             "batches are applied in the agent's process from now on",
@@ -382,7 +388,7 @@ class LocalSink(BulkSink):
     async def _single(self, item: JSONDict) -> Output:
         # The store knows every item type, so a one-item bulk is its single endpoint.
         key = item["idempotency_key"]
-        outputs = await self._bulk(bulk_body([item]), [key])
+        outputs = await self._bulk(bulk_body([item]), [key], [item])
         output = outputs.get(key)
         if output is None:
             raise TransientExportError("the store gave no output for the item")
