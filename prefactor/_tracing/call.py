@@ -246,13 +246,18 @@ class CallSpan(SpanState):
             self.result_ready = True
             emit_finish(self, status, payload)
             if self.own:
-                self._finish_instance("complete" if status == "complete" else "failed")
+                self._finish_instance(instance_status(status))
         except Exception as err:
             contain(err, "finish a span", self.span_type)
 
     def _finish_instance(self, status: FinishStatus) -> None:
         inst = self.instance
         inst.tracer.finish_instance(inst, status)
+
+
+def instance_status(span_status: FinishStatus) -> FinishStatus:
+    """How the instance of a root call ends, given how its span ended (cancelled: failed)."""
+    return "complete" if span_status == "complete" else "failed"
 
 
 class RootCall(CallSpan):
@@ -287,8 +292,7 @@ class RootCall(CallSpan):
             return [item]
         inst = self.instance
         register, start = inst.tracer.opening(inst)
-        status: FinishStatus = "complete" if self.status == "complete" else "failed"
-        finish = FinishInstance(inst.id, status, self.finished)
+        finish = FinishInstance(inst.id, instance_status(self.status), self.finished)
         return [register.to_bulk_item(), start.to_bulk_item(), item, finish.to_bulk_item()]
 
 
