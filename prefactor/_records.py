@@ -39,6 +39,7 @@ __all__ = [
     "bulk_form",
     "create_key",
     "iso_from_ns",
+    "items_of",
     "span_create_item",
     "wire_items",
 ]
@@ -409,7 +410,11 @@ def bulk_form(record: Record) -> JSONDict | list[JSONDict]:
     return record.to_bulk_item() if many is None else list(many())
 
 
+def items_of(form: JSONDict | list[JSONDict]) -> list[JSONDict]:
+    """The items a :func:`bulk_form` stands for, as a list."""
+    return [form] if isinstance(form, dict) else form
+
+
 def wire_items(record: Record) -> list[JSONDict]:
     """The wire items ``record`` stands for, in order (see :func:`bulk_form`)."""
-    form = bulk_form(record)
-    return [form] if isinstance(form, dict) else list(form)
+    return items_of(bulk_form(record))

@@ -277,10 +277,8 @@ class RootCall(CallSpan):
 
     def carry_instance(self) -> bool:
         inst = self.instance
-        claim = inst.deferred
-        if not (claim and claim.pop("register", False)):
+        if not inst.claim_registration():
             return False
-        inst.deferred = None
         inst.finished = True  # its finish goes with this span
         self.carries = True
         return True

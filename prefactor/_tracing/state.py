@@ -99,6 +99,14 @@ class InstanceState:
         self.version: Mapping[str, Any] | None = None
         self.opened_at = 0
 
+    def claim_registration(self) -> bool:
+        """Take the deferred registration to send it; ``False`` when sent or taken already."""
+        claim = self.deferred
+        if not (claim and claim.pop("register", False)):
+            return False
+        self.deferred = None
+        return True
+
     def __repr__(self) -> str:
         return f"<InstanceState {self.id} agent={self.agent_id!r}>"
 

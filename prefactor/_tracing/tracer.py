@@ -291,12 +291,9 @@ class Tracer:
 
     def announce(self, inst: InstanceState) -> None:
         """Queue a deferred instance's registration and start now, unless already claimed."""
-        claim = inst.deferred
-        if not (claim and claim.pop("register", False)):
-            return  # sent, or being sent by another thread
-        inst.deferred = None
-        for record in self.opening(inst):
-            self.submit(record)
+        if inst.claim_registration():  # else sent, or being sent by another thread
+            for record in self.opening(inst):
+                self.submit(record)
 
     def instance(self, instance_id: str) -> InstanceState:
         """The live instance with this id; an unknown id gets a detached, unvalidated state."""
@@ -324,8 +321,7 @@ class Tracer:
         """Queue the instance's finish (a second call is a no-op)."""
         if inst.finished:
             return
-        if inst.deferred is not None:
-            self.announce(inst)
+        self.announce(inst)  # a deferred instance's registration goes first
         inst.finished = True
         self.submit(FinishInstance(inst.id, status, timestamp_ns or time.time_ns()))
 
@@ -334,8 +330,7 @@ class Tracer:
     ) -> None:
         """Queue a quality payload for the instance (``None`` removes it)."""
         captured = None if payload is None else self._capturer.capture_mapping(payload)
-        if inst.deferred is not None:
-            self.announce(inst)
+        self.announce(inst)  # a deferred instance's registration goes first
         self.submit(RecordQuality(inst.id, name, captured, generate_pfid(inst.partition)))
 
     def terminate(self, instance_id: str, reason: str | None) -> None:
@@ -427,7 +422,7 @@ class Tracer:
     def emit(self, record: Record) -> None:
         """Hand one record to the exporter (its instance's deferred registration first)."""
         inst = self._instances.get(record.instance_id)
-        if inst is not None and inst.deferred is not None:
+        if inst is not None:
             self.announce(inst)
         self.submit(record)
 

@@ -45,7 +45,7 @@ from prefactor._export.base import (
     unwritable,
 )
 from prefactor._export.stats import DropReason
-from prefactor._records import CreateSpan, FinishSpan, JSONDict, Record, bulk_form
+from prefactor._records import CreateSpan, FinishSpan, JSONDict, Record, bulk_form, items_of
 
 __all__ = [
     "BulkRequestError",
@@ -164,7 +164,7 @@ def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[str,
     form = _built(unit, batch, dropped)
     if form is None:
         return None
-    items = [form] if isinstance(form, dict) else form
+    items = items_of(form)
     if not _encodable(unit, items, batch, dropped):
         return None
     return items[0]["idempotency_key"], orjson.dumps(form)
@@ -217,10 +217,10 @@ class _Delivery:
         self.whole = False
 
     def kind(self, index: int) -> str:
-        """The ``_type`` of the item at ``index`` (a record may carry items of several kinds)."""
-        unit = self.units[index]
-        if getattr(unit, "to_bulk_items", None) is None:
-            return unit.kind
+        """The ``_type`` of the item at ``index`` (a record may carry items of several kinds).
+
+        Read only on the rare paths (a refusal, single endpoints): the items are decoded then.
+        """
         return str(self.decoded()[index]["_type"])
 
     def result(self) -> ExportResult:
