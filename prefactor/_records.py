@@ -38,9 +38,12 @@ __all__ = [
     "Violation",
     "bulk_form",
     "create_key",
+    "finish_item",
     "iso_from_ns",
     "items_of",
+    "register_item",
     "span_create_item",
+    "start_item",
     "wire_items",
 ]
 
@@ -141,6 +144,52 @@ def _resolve(payload: Payload) -> tuple[JSONDict | None, tuple[Violation, ...]]:
     return dict(payload), ()
 
 
+# An instance operation's idempotency key, from the instance's id: the same on every retry.
+_REGISTER_KEY = "{}-register".format
+_START_KEY = "{}-start".format
+_FINISH_KEY = "{}-finish".format
+
+
+def register_item(instance_id: str, fields: JSONDict) -> JSONDict:
+    """The ``agent_instances/register`` bulk item of ``instance_id``, with its other ``fields``.
+
+    ``fields`` are :meth:`RegisterInstance.fields`. The item holds their
+    values, not copies: the fields of a tracer's root calls are made once
+    and shared by their items (an item, once built, is only read).
+    """
+    return {
+        "_type": RegisterInstance.kind,
+        "idempotency_key": _REGISTER_KEY(instance_id),
+        "id": instance_id,
+        **fields,
+    }
+
+
+def start_item(instance_id: str, timestamp: str) -> JSONDict:
+    """The ``agent_instances/start`` bulk item, at ``timestamp`` (:func:`iso_from_ns`)."""
+    return {
+        "_type": StartInstance.kind,
+        "idempotency_key": _START_KEY(instance_id),
+        "agent_instance_id": instance_id,
+        "timestamp": timestamp,
+    }
+
+
+def finish_item(instance_id: str, status: FinishStatus, timestamp: str) -> JSONDict:
+    """The ``agent_instances/finish`` bulk item, at ``timestamp`` (:func:`iso_from_ns`).
+
+    A root call's instance finishes when its span does: its item takes the
+    span's ``finished_at`` as it is, formatted once.
+    """
+    return {
+        "_type": FinishInstance.kind,
+        "idempotency_key": _FINISH_KEY(instance_id),
+        "agent_instance_id": instance_id,
+        "status": status,
+        "timestamp": timestamp,
+    }
+
+
 @record
 class RegisterInstance:
     """Register an agent instance (and its agent, version and schema version)."""
@@ -157,28 +206,26 @@ class RegisterInstance:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.instance_id}-register"
+        return _REGISTER_KEY(self.instance_id)
+
+    def fields(self) -> JSONDict:
+        """Every field of its wire item but the operation and the instance's id and key."""
+        fields: JSONDict = {"agent_version": dict(self.agent_version)}
+        if self.agent_schema_version is not None:
+            fields["agent_schema_version"] = dict(self.agent_schema_version)
+        fields["update_current_version"] = self.update_current_version
+        if self.agent_id is not None:
+            fields["agent_id"] = self.agent_id
+        if self.environment_id is not None:
+            fields["environment_id"] = self.environment_id
+        if self.purpose is not None:
+            fields["purpose"] = self.purpose
+        if self.external_identifier is not None:
+            fields["external_identifier"] = self.external_identifier
+        return fields
 
     def to_bulk_item(self) -> JSONDict:
-        # Fields read and tested one by one: a root call of @traced registers an instance.
-        item: JSONDict = {
-            "_type": self.kind,
-            "idempotency_key": self.idempotency_key,
-            "id": self.instance_id,
-            "agent_version": dict(self.agent_version),
-        }
-        if self.agent_schema_version is not None:
-            item["agent_schema_version"] = dict(self.agent_schema_version)
-        item["update_current_version"] = self.update_current_version
-        if self.agent_id is not None:
-            item["agent_id"] = self.agent_id
-        if self.environment_id is not None:
-            item["environment_id"] = self.environment_id
-        if self.purpose is not None:
-            item["purpose"] = self.purpose
-        if self.external_identifier is not None:
-            item["external_identifier"] = self.external_identifier
-        return item
+        return register_item(self.instance_id, self.fields())
 
 
 @record
@@ -191,15 +238,10 @@ class StartInstance:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.instance_id}-start"
+        return _START_KEY(self.instance_id)
 
     def to_bulk_item(self) -> JSONDict:
-        return {
-            "_type": self.kind,
-            "idempotency_key": self.idempotency_key,
-            "agent_instance_id": self.instance_id,
-            "timestamp": iso_from_ns(self.timestamp_ns),
-        }
+        return start_item(self.instance_id, iso_from_ns(self.timestamp_ns))
 
 
 @record
@@ -213,16 +255,10 @@ class FinishInstance:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.instance_id}-finish"
+        return _FINISH_KEY(self.instance_id)
 
     def to_bulk_item(self) -> JSONDict:
-        return {
-            "_type": self.kind,
-            "idempotency_key": self.idempotency_key,
-            "agent_instance_id": self.instance_id,
-            "status": self.status,
-            "timestamp": iso_from_ns(self.timestamp_ns),
-        }
+        return finish_item(self.instance_id, self.status, iso_from_ns(self.timestamp_ns))
 
 
 @record

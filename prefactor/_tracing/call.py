@@ -26,7 +26,7 @@ from typing import Any
 
 from prefactor._errors import PrefactorTerminatedError, SchemaValidationError
 from prefactor._ids import SEQUENCE
-from prefactor._records import FinishInstance, FinishStatus, Violation, span_create_item
+from prefactor._records import FinishStatus, Violation, finish_item, span_create_item
 from prefactor._tracing.capture import ATOMIC
 from prefactor._tracing.context import CURRENT_SPAN
 from prefactor._tracing.guard import DELIBERATE, contain
@@ -289,9 +289,10 @@ class RootCall(CallSpan):
         if not self.carries:
             return [item]
         inst = self.instance
-        register, start = inst.tracer.opening(inst)
-        finish = FinishInstance(inst.id, instance_status(self.status), self.finished)
-        return [register.to_bulk_item(), start.to_bulk_item(), item, finish.to_bulk_item()]
+        register, start = inst.tracer.opening_items(inst)
+        # The instance finishes when its span does: the same moment, formatted once.
+        ended = item["details"]["finished_at"]
+        return [register, start, item, finish_item(inst.id, instance_status(self.status), ended)]
 
 
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})

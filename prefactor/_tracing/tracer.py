@@ -24,11 +24,15 @@ from prefactor._ids import generate_pfid, is_pfid, partition_for
 from prefactor._records import (
     FinishInstance,
     FinishStatus,
+    JSONDict,
     Record,
     RecordQuality,
     RegisterInstance,
     StartInstance,
     Violation,
+    iso_from_ns,
+    register_item,
+    start_item,
 )
 from prefactor._schemas.registry import SchemaRegistry
 from prefactor._schemas.validation import fast_accepts
@@ -163,6 +167,9 @@ class Tracer:
         self._violations = 0
         self._unregistered = 0
         self._version_cache: tuple[str, dict[str, Any]] | None = None
+        # A deferred instance's registration fields, by its schema version and agent: see
+        # opening_items.
+        self._opening_fields: tuple[object, str | None, JSONDict] | None = None
         # The agent version of a root call outside any agent (one per call): shared, and
         # read-only, so that registering it copies nothing.
         self.unversioned: Mapping[str, Any] = MappingProxyType(
@@ -288,6 +295,19 @@ class Tracer:
             ),
             StartInstance(inst.id, inst.opened_at),
         )
+
+    def opening_items(self, inst: InstanceState) -> tuple[JSONDict, JSONDict]:
+        """The wire items of :meth:`opening`'s records, without the records.
+
+        A root call's registration differs from the last one only in the
+        instance's id while the schema version is the same object: its other
+        fields are made once, from the first of these instances, and shared.
+        """
+        shared = self._opening_fields
+        if shared is None or shared[0] is not inst.version or shared[1] != inst.agent_id:
+            fields = self.opening(inst)[0].fields()
+            shared = self._opening_fields = (inst.version, inst.agent_id, fields)
+        return register_item(inst.id, shared[2]), start_item(inst.id, iso_from_ns(inst.opened_at))
 
     def announce(self, inst: InstanceState) -> None:
         """Queue a deferred instance's registration and start now, unless already claimed."""

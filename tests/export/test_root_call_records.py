@@ -200,6 +200,48 @@ def test_quality_recorded_inside_a_root_call_goes_after_its_registration(
     assert len(spans_of(server, summary["id"])) == 1
 
 
+def test_a_root_call_after_the_registry_changed_registers_the_new_schema_version(
+    server: Server, traced_to: Callable[..., Tracer]
+) -> None:
+    # Root calls share their registration's fields while the schema version stays the
+    # same: a span type registered in between (a decorated function's first call does
+    # it) must reach the next call's registration, and the store must know it.
+    transport = server.transport()
+    tracer = traced_to(HttpSink(api_config(), transport=transport))
+    assert step(1) == 2
+    assert tracer.flush(10)
+
+    @traced(name="roots_late")
+    def late(n: int) -> int:
+        return n
+
+    assert late(2) == 2
+    assert step(3) == 4
+    assert tracer.flush(10)
+    registers = [
+        item for item in transport.bulk_items() if item["_type"] == "agent_instances/register"
+    ]
+    assert len({item["id"] for item in registers}) == 3
+    names = [
+        {entry["name"] for entry in item["agent_schema_version"]["span_type_schemas"]}
+        for item in registers
+    ]
+    assert names == [
+        {"function:roots_step"},
+        {"function:roots_step", "function:roots_late"},
+        {"function:roots_step", "function:roots_late"},
+    ]
+    assert tracer.stats()["rejected"] == 0
+    stored = {
+        span["schema_name"]: span
+        for summary in instances(server)
+        for span in spans_of(server, summary["id"])
+    }
+    # Under the first schema version the store would flag the span type as unknown.
+    assert not stored["function:roots_late"]["schema_violations"]
+    assert stored["function:roots_late"]["result_payload"] == {"value": 2}
+
+
 def test_a_refused_registration_counts_its_root_call_once(
     server: Server, traced_to: Callable[..., Tracer], caplog: pytest.LogCaptureFixture
 ) -> None:
