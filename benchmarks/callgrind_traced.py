@@ -20,10 +20,11 @@ runtime's ``build_tracer``, ``CURRENT_SPAN``, ``SpanState`` and ``traced``.
 Variants: ``plain-sync``/``plain-async`` (undecorated), ``sync-*``/``async-*``
 with ``lenient``, ``strict`` or ``nocheck`` (validation off): a traced
 four-argument function or coroutine called inside an open span.
-``self-lenient`` is ``sync-lenient`` for a module-level function whose first
-parameter is named ``self``: one that may become a method, so ``@traced``
-wraps it with wrapt (see ``prefactor._tracing.decorator``) where a plain
-function is a closure.
+``root-lenient`` is ``sync-lenient`` called outside any span: each call the
+root of an instance of its own. ``self-lenient`` is ``sync-lenient`` for a
+module-level function whose first parameter is named ``self``: one that may
+become a method, so ``@traced`` wraps it with wrapt (see
+``prefactor._tracing.decorator``) where a plain function is a closure.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ VARIANTS = [
     "sync-lenient",
     "sync-strict",
     "self-lenient",
+    "root-lenient",
     "plain-async",
     "async-lenient",
     "async-strict",
@@ -96,7 +98,7 @@ def run_loop(variant: str, calls: int) -> None:
     # The cyclic collector runs when allocations (of any thread) cross a threshold;
     # left on, where its passes fall would move the counts by several percent.
     gc.disable()
-    token = CURRENT_SPAN.set(state)
+    token = CURRENT_SPAN.set(None if kind == "root" else state)
     if is_async:
 
         async def loop() -> None:
