@@ -83,6 +83,32 @@ def test_a_value_the_encoder_refuses_sets_aside_only_its_span(
     assert store.get_instance(instance)["details"]["status"] == "complete"
 
 
+def test_values_the_encoder_refuses_in_a_long_batch_set_aside_only_their_spans(
+    destination: tuple[Sink, Store],
+) -> None:
+    # A batch is encoded a run of items at a time: spans the encoder refuses in two
+    # different runs, one of them the last, cost only themselves, and every other item
+    # is sent in its order (the instance's finish last).
+    sink, store = destination
+    instance = generate_pfid()
+    ok, bad = {"ok": True}, {"n": 2**70}
+    records, good = batch_with(instance, *[ok] * 150, bad, *[ok] * 105, bad, *[ok] * 3)
+    exporter = Exporter(sink)
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    exporter.close()
+    stats = exporter.stats()
+    assert (stats.sent, stats.rejected, dict(stats.dropped)) == (
+        len(records) - 4,
+        0,
+        {"unencodable": 4},
+    )
+    assert set(stored_spans(store, instance)) == {create.span_id for create in good}
+    assert len(good) == 258
+    assert store.get_instance(instance)["details"]["status"] == "complete"
+
+
 def test_a_record_whose_wire_form_raises_is_set_aside_alone(
     destination: tuple[Sink, Store],
 ) -> None:

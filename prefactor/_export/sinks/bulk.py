@@ -6,16 +6,19 @@ are not. A :class:`BulkSink` records the failed item as rejected and sends the
 rest again, so one bad item costs one extra request, never the batch, and no
 retry: retries are for transient failures only.
 
-Each item is built once, and the batch is JSON-encoded once, as one request
-body (:func:`bulk_body`), before anything is sent: one encoder call and one
-buffer per batch, not per item. An item that cannot be written (its
-record's ``to_bulk_item()`` raises, or the JSON encoder refuses one of its
-values) is set aside then, dropped as ``unencodable``, and the rest of the
-batch goes on. While the batch waits for its answer, the sink holds only that
-body (bytes, which the garbage collector does not track) and the items'
-keys; the items are decoded from the body again only when part of the batch
-has to be sent on its own (after an item was refused, or through a single
-endpoint).
+Each item is built once and JSON-encoded once, before anything is sent, into
+one request body for the batch. Items are encoded a run of them at a time
+(one encoder call per run of :data:`_ENCODE_EVERY`), and each run's dicts are
+freed as soon as it is encoded: a whole batch's items alive at once would set
+off the garbage collector several times per batch and age every object alive
+then, records still queued included, into generations whose collections cost
+far more. An item that cannot be written (its record's ``to_bulk_item()``
+raises, or the JSON encoder refuses one of its values) is set aside then,
+dropped as ``unencodable``, and the rest of the batch goes on. While the batch
+waits for its answer, the sink holds only that body (bytes, which the garbage
+collector does not track) and the items' keys; the items are decoded from the
+body again only when part of the batch has to be sent on its own (after an
+item was refused, or through a single endpoint).
 
 When a transient failure stops a batch part way, the sink raises
 :class:`~prefactor._export.base.TransientExportError` naming the records still
@@ -114,6 +117,14 @@ def coalesce(batch: Sequence[Record]) -> Coalesced:
     return Coalesced(units, merged)
 
 
+_ENCODE_EVERY = 128
+"""How many items a batch builds before it encodes them (see the module docstring).
+
+The collector runs when 700 more containers have been allocated than freed:
+a run of items (a few dicts each) stays well under that, and costs about as
+little per item as one encoder call for the whole batch."""
+
+
 def bulk_body(items: Sequence[JSONDict]) -> bytes:
     """The bulk request ``{"items": [...]}``: every item encoded in one call, into one buffer.
 
@@ -168,6 +179,43 @@ def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[str,
     if not _encodable(unit, items, batch, dropped):
         return None
     return items[0]["idempotency_key"], orjson.dumps(form)
+
+
+def _encode(run: _Delivery, items: list[JSONDict], parts: list[bytes | memoryview]) -> None:
+    """Encode ``items``, the last of ``run``'s units and keys, in one call; add it to ``parts``.
+
+    ``parts`` is the body to be: its opening, then the encoded runs of items
+    (as views: they are copied once, when the parts are joined) and commas.
+    The rare unit JSON cannot carry is set aside: its items leave ``items``
+    (in place), and its entries ``run``'s units and keys; the rest are encoded.
+    """
+    try:
+        _add(parts, orjson.dumps(items))
+        return
+    except orjson.JSONEncodeError:
+        pass
+    first = len(run.units) - len(items)
+    units, keys, built = run.units[first:], run.keys[first:], items[:]
+    del run.units[first:], run.keys[first:], items[:]
+    start = 0
+    while start < len(units):  # a unit's items are side by side
+        end = start + 1
+        while end < len(units) and units[end] is units[start]:
+            end += 1
+        if _encodable(units[start], built[start:end], run.batch, run.dropped):
+            run.units.extend(units[start:end])
+            run.keys.extend(keys[start:end])
+            items.extend(built[start:end])
+        start = end
+    if items:
+        _add(parts, orjson.dumps(items))
+
+
+def _add(parts: list[bytes | memoryview], encoded: bytes) -> None:
+    """Add a JSON array of items to ``parts``, without its brackets (a comma before it)."""
+    if len(parts) > 1:
+        parts.append(b",")
+    parts.append(memoryview(encoded)[1:-1])
 
 
 @dataclass(slots=True)
@@ -325,7 +373,10 @@ class BulkSink(ABC):
         """
         run = _Delivery(batch)
         units, keys = run.units, run.keys
-        items: list[JSONDict] = []
+        keep = self.keeps_items
+        kept: list[JSONDict] = []
+        parts: list[bytes | memoryview] = [b'{"items":[']
+        items: list[JSONDict] = []  # built, not encoded yet: the last of units and keys
         for unit in batch.units:
             made = _built(unit, batch, run.dropped)
             if isinstance(made, dict):  # the usual record: one item
@@ -337,25 +388,19 @@ class BulkSink(ABC):
                     units.append(unit)
                     keys.append(item["idempotency_key"])
                 items.extend(made)
-        if self.keeps_items:
-            run.items = items
-        try:
-            run.body = bulk_body(items)
-        except orjson.JSONEncodeError:  # rare: find the units JSON cannot carry, encode the rest
-            kept: list[int] = []
-            start = 0
-            while start < len(units):  # a unit's items are side by side
-                end = start + 1
-                while end < len(units) and units[end] is units[start]:
-                    end += 1
-                if _encodable(units[start], items[start:end], batch, run.dropped):
-                    kept.extend(range(start, end))
-                start = end
-            run.units = [units[index] for index in kept]
-            run.keys = [keys[index] for index in kept]
-            items = [items[index] for index in kept]
-            run.items = items if self.keeps_items else None
-            run.body = bulk_body(items)
+            if len(items) >= _ENCODE_EVERY:
+                _encode(run, items, parts)
+                if keep:
+                    kept.extend(items)
+                items = []
+        if items:
+            _encode(run, items, parts)
+            if keep:
+                kept.extend(items)
+        if keep:
+            run.items = kept
+        parts.append(b"]}")
+        run.body = b"".join(parts)
         return run
 
     async def _send_from(self, run: _Delivery, start: int) -> int:
