@@ -52,6 +52,8 @@ class _Snapshot:
     digest: list[str] = field(default_factory=list, compare=False)
     # Span type -> its sides' fast checks, filled lazily (same benign race).
     fast: dict[str, tuple[Any, Any]] = field(default_factory=dict, compare=False)
+    # The register body under the content hash (see current_schema_version), filled lazily.
+    body: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
 
 # Snapshot sections and their names in an ``agent_schema_version`` body.
@@ -252,6 +254,20 @@ class SchemaRegistry:
             external_id if external_id is not None else self._identifier(snap, "auto")
         )
         return body
+
+    def current_schema_version(self) -> dict[str, Any]:
+        """:meth:`to_agent_schema_version` under :meth:`version_identifier`, made once per change.
+
+        The same object until something is registered: for callers on a hot
+        path (each root call of ``@traced`` registers an instance with it),
+        which must treat it as read-only.
+        """
+        snap = self._snap
+        if not snap.body:
+            body = self._content(snap)
+            body["external_identifier"] = self._identifier(snap, "auto")
+            snap.body.append(body)
+        return snap.body[0]
 
     def merge(self, other: SchemaRegistry) -> None:
         """Add every definition of ``other``; identical schemas and span types are fine.

@@ -166,7 +166,6 @@ class Tracer:
         self._warned: set[tuple[str, str]] = set()
         self._violations = 0
         self._unregistered = 0
-        self._version_cache: tuple[str, dict[str, Any]] | None = None
         # A deferred instance's registration fields, by its schema version and agent: see
         # opening_items.
         self._opening_fields: tuple[object, str | None, JSONDict] | None = None
@@ -195,12 +194,7 @@ class Tracer:
 
     def schema_version(self) -> dict[str, Any]:
         """The default registry as an ``agent_schema_version`` body, rebuilt only on change."""
-        ident = self.registry.version_identifier()
-        cached = self._version_cache
-        if cached is None or cached[0] != ident:
-            cached = (ident, self.registry.to_agent_schema_version(ident))
-            self._version_cache = cached
-        return cached[1]
+        return self.registry.current_schema_version()
 
     def new_instance(
         self,

@@ -112,6 +112,19 @@ def test_to_agent_schema_version_without_id_uses_the_content_hash() -> None:
     assert body["external_identifier"] == registry.version_identifier()
 
 
+def test_current_schema_version_is_one_object_until_something_is_registered() -> None:
+    registry = make_registry()
+    first = registry.current_schema_version()
+    assert first == registry.to_agent_schema_version(None)
+    assert registry.current_schema_version() is first
+    registry.register_type("agent:other", PARAMS)
+    second = registry.current_schema_version()
+    assert second is not first
+    assert second == registry.to_agent_schema_version(None)
+    assert second["external_identifier"] != first["external_identifier"]
+    assert "agent:other" not in {entry["name"] for entry in first["span_type_schemas"]}
+
+
 def test_version_identifier_is_auto_prefix_and_sixteen_hex_digits() -> None:
     ident = make_registry().version_identifier()
     prefix, digest = ident.split("-")
