@@ -17,6 +17,7 @@ from prefactor._export._internal import set_raise_internal_errors
 from prefactor._export.base import Sink
 from prefactor._export.exporter import Exporter
 from prefactor._export.sinks import HttpSink, LocalSink, MemorySink
+from prefactor._export.stats import ExportStats
 from prefactor._ids import generate_pfid
 from prefactor._records import CreateSpan, JSONDict, Lazy, Record, Violation, iso_from_ns
 from prefactor.server.store import Store
@@ -59,6 +60,16 @@ def batch_with(instance: str, *payloads: Any) -> tuple[list[Record], list[Create
     return records, good
 
 
+def exported(sink: Sink, records: list[Record]) -> ExportStats:
+    """Export ``records`` through a new exporter over ``sink``, flushed and closed: its stats."""
+    exporter = Exporter(sink)
+    for record in records:
+        exporter.submit(record)
+    assert exporter.flush(10)
+    exporter.close()
+    return exporter.stats()
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -72,12 +83,7 @@ def test_a_value_the_encoder_refuses_sets_aside_only_its_span(
     sink, store = destination
     instance = generate_pfid()
     records, good = batch_with(instance, {"ok": True}, bad, {"ok": True})
-    exporter = Exporter(sink)
-    for record in records:
-        exporter.submit(record)
-    assert exporter.flush(10)
-    exporter.close()
-    stats = exporter.stats()
+    stats = exported(sink, records)
     assert (stats.sent, stats.rejected, dict(stats.dropped)) == (7, 0, {"unencodable": 2})
     assert set(stored_spans(store, instance)) == {create.span_id for create in good}
     assert store.get_instance(instance)["details"]["status"] == "complete"
@@ -93,12 +99,7 @@ def test_values_the_encoder_refuses_in_a_long_batch_set_aside_only_their_spans(
     instance = generate_pfid()
     ok, bad = {"ok": True}, {"n": 2**70}
     records, good = batch_with(instance, *[ok] * 150, bad, *[ok] * 105, bad, *[ok] * 3)
-    exporter = Exporter(sink)
-    for record in records:
-        exporter.submit(record)
-    assert exporter.flush(10)
-    exporter.close()
-    stats = exporter.stats()
+    stats = exported(sink, records)
     assert (stats.sent, stats.rejected, dict(stats.dropped)) == (
         len(records) - 4,
         0,
@@ -116,12 +117,7 @@ def test_a_record_whose_wire_form_raises_is_set_aside_alone(
     sink, store = destination
     instance = generate_pfid()
     records, good = batch_with(instance, {"ok": True}, Broken(), {"ok": True})
-    exporter = Exporter(sink)
-    for record in records:
-        exporter.submit(record)
-    assert exporter.flush(10)
-    exporter.close()
-    assert dict(exporter.stats().dropped) == {"unencodable": 2}
+    assert dict(exported(sink, records).dropped) == {"unencodable": 2}
     assert set(stored_spans(store, instance)) == {create.span_id for create in good}
     assert store.get_instance(instance)["details"]["status"] == "complete"
 
@@ -158,16 +154,11 @@ def test_a_set_aside_record_is_logged_with_its_kind_and_key(
 def test_the_memory_sink_keeps_the_records_it_could_write() -> None:
     set_raise_internal_errors(False)
     sink = MemorySink()
-    exporter = Exporter(sink)
-    instance = generate_pfid()
-    records, _ = batch_with(instance, {"ok": True}, Broken())
-    for record in records:
-        exporter.submit(record)
-    assert exporter.flush(10)
-    exporter.close()
+    records, _ = batch_with(generate_pfid(), {"ok": True}, Broken())
+    stats = exported(sink, records)
     broken = records[4]
     assert sink.records == [r for r in records if r is not broken]
-    assert dict(exporter.stats().dropped) == {"unencodable": 1}
+    assert dict(stats.dropped) == {"unencodable": 1}
 
 
 @pytest.mark.parametrize(
