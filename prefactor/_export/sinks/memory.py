@@ -64,6 +64,9 @@ class MemorySink:
 
         One per record, except that a record carrying several items (the root
         span of a ``@traced`` call, with its instance's) gives each of them.
+        The list is a copy; the items are not, and are to be read only: the
+        registrations of root calls share their agent version and schema
+        version with the tracer, which sends them with every such call.
         """
         with self._lock:
             return list(self._items)
