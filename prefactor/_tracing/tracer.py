@@ -166,9 +166,9 @@ class Tracer:
         self._warned: set[tuple[str, str]] = set()
         self._violations = 0
         self._unregistered = 0
-        # A deferred instance's registration fields, by its schema version and agent: see
-        # opening_items.
-        self._opening_fields: tuple[object, str | None, JSONDict] | None = None
+        # A deferred instance's registration fields, by its schema version (its agent and
+        # environment are this tracer's): see opening_items.
+        self._opening_fields: tuple[object, JSONDict] | None = None
         # The agent version of a root call outside any agent (one per call): shared, and
         # read-only, so that registering it copies nothing.
         self.unversioned: Mapping[str, Any] = MappingProxyType(
@@ -298,10 +298,9 @@ class Tracer:
         fields are made once, from the first of these instances, and shared.
         """
         shared = self._opening_fields
-        if shared is None or shared[0] is not inst.version or shared[1] != inst.agent_id:
-            fields = self.opening(inst)[0].fields()
-            shared = self._opening_fields = (inst.version, inst.agent_id, fields)
-        return register_item(inst.id, shared[2]), start_item(inst.id, iso_from_ns(inst.opened_at))
+        if shared is None or shared[0] is not inst.version:
+            shared = self._opening_fields = (inst.version, self.opening(inst)[0].fields())
+        return register_item(inst.id, shared[1]), start_item(inst.id, iso_from_ns(inst.opened_at))
 
     def announce(self, inst: InstanceState) -> None:
         """Queue a deferred instance's registration and start now, unless already claimed."""

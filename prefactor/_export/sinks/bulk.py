@@ -181,19 +181,32 @@ def wire_form(unit: Record, batch: Coalesced, dropped: list[Drop]) -> tuple[str,
     return items[0]["idempotency_key"], orjson.dumps(form)
 
 
-def _encode(run: _Delivery, items: list[JSONDict], parts: list[bytes | memoryview]) -> None:
+def _encode(
+    run: _Delivery,
+    items: list[JSONDict],
+    parts: list[bytes | memoryview],
+    kept: list[JSONDict] | None,
+) -> None:
     """Encode ``items``, the last of ``run``'s units and keys, in one call; add it to ``parts``.
 
     ``parts`` is the body to be: its opening, then the encoded runs of items
     (as views: they are copied once, when the parts are joined) and commas.
+    The items encoded are added to ``kept``, for a sink that keeps them.
     The rare unit JSON cannot carry is set aside: its items leave ``items``
     (in place), and its entries ``run``'s units and keys; the rest are encoded.
     """
     try:
         _add(parts, orjson.dumps(items))
-        return
     except orjson.JSONEncodeError:
-        pass
+        _set_aside_unencodable(run, items)
+        if items:
+            _add(parts, orjson.dumps(items))
+    if kept is not None:
+        kept.extend(items)
+
+
+def _set_aside_unencodable(run: _Delivery, items: list[JSONDict]) -> None:
+    """Drop from ``items`` (the last of ``run``'s) the units JSON cannot carry, in place."""
     first = len(run.units) - len(items)
     units, keys, built = run.units[first:], run.keys[first:], items[:]
     del run.units[first:], run.keys[first:], items[:]
@@ -207,8 +220,6 @@ def _encode(run: _Delivery, items: list[JSONDict], parts: list[bytes | memoryvie
             run.keys.extend(keys[start:end])
             items.extend(built[start:end])
         start = end
-    if items:
-        _add(parts, orjson.dumps(items))
 
 
 def _add(parts: list[bytes | memoryview], encoded: bytes) -> None:
@@ -373,8 +384,7 @@ class BulkSink(ABC):
         """
         run = _Delivery(batch)
         units, keys = run.units, run.keys
-        keep = self.keeps_items
-        kept: list[JSONDict] = []
+        kept: list[JSONDict] | None = [] if self.keeps_items else None
         parts: list[bytes | memoryview] = [b'{"items":[']
         items: list[JSONDict] = []  # built, not encoded yet: the last of units and keys
         for unit in batch.units:
@@ -389,16 +399,11 @@ class BulkSink(ABC):
                     keys.append(item["idempotency_key"])
                 items.extend(made)
             if len(items) >= _ENCODE_EVERY:
-                _encode(run, items, parts)
-                if keep:
-                    kept.extend(items)
+                _encode(run, items, parts, kept)
                 items = []
         if items:
-            _encode(run, items, parts)
-            if keep:
-                kept.extend(items)
-        if keep:
-            run.items = kept
+            _encode(run, items, parts, kept)
+        run.items = kept
         parts.append(b"]}")
         run.body = b"".join(parts)
         return run
